@@ -1,0 +1,87 @@
+# ftps-kit: the single entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV    ?= $(CURDIR)/.venv
+PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Every failing step says which one it was.
+step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
+
+.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: host venv ## Install host packages (apt, podman config) and the controller venv; idempotent
+
+host: ## Host packages and podman configuration for the lab
+	$(call step,host packages and podman configuration)
+	bash lab/setup-host.sh || { echo "make: step 'host' (lab/setup-host.sh) failed" >&2; exit 1; }
+
+venv: $(VENV)/.stamp ## The controller virtualenv (Python 3.12+, ansible-core, test tools)
+
+$(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
+	$(call step,controller virtualenv)
+	test -x $(PY) || "$$(bash lab/find-python.sh)" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' -e ./src
+	touch $@
+
+lab-images: setup ## Build the Debian 12 and 13 lab images (cached by recipe hash)
+	$(call step,lab images)
+	bash lab/build-image.sh bookworm || { echo "make: step 'lab-images' (bookworm) failed" >&2; exit 1; }
+	bash lab/build-image.sh trixie || { echo "make: step 'lab-images' (trixie) failed" >&2; exit 1; }
+
+lab: lab-images ## Bring up the lab: Debian 12 + 13 servers and a client on their own network
+	$(call step,lab up)
+	bash lab/lab.sh up
+
+lab-down: ## Remove the lab's containers and network (only ours)
+	$(call step,lab down)
+	bash lab/lab.sh down
+
+lint: venv ## ruff, yamllint, ansible-lint (production profile)
+	$(call step,lint)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src library module_utils tests || { echo "run: ruff format src library module_utils tests" >&2; exit 1; }
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint
+
+unit: venv ## Unit tests (no hosts, no network)
+	$(call step,unit tests)
+	$(BIN)/pytest -q tests/unit
+
+integration: venv ## Integration tests: ftpsd on loopback driven by real clients
+	$(call step,integration tests)
+	$(BIN)/pytest -q tests/integration
+
+pytest: venv ## Unit + integration tests in one run (its summary closes `make test`)
+	$(call step,unit + integration tests)
+	$(BIN)/pytest tests/unit tests/integration
+
+molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, verify, destroy
+	$(call step,molecule)
+	bash lab/molecule-all.sh
+
+test: lint unit molecule pytest ## lint + unit + molecule + (unit + integration); what CI runs
+
+bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale
+	$(call step,benchmarks)
+	$(BIN)/python -m tests.bench
+
+wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), built once
+	$(call step,wheelhouse)
+	bash lab/wheelhouse.sh
+
+demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, print a summary
+	$(call step,demo)
+	$(BIN)/ansible-playbook -i inventories/lab playbooks/site.yml
+
+clean: ## Remove the venv, caches and wheelhouse (not the lab images)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse
