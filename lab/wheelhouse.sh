@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make wheelhouse`: the wheels the lab's servers install ftpsd from (Debian 12 = Python 3.11,
+# Debian 13 = Python 3.13, both x86_64 here). The build itself is the ftps_server role's
+# build-wheelhouse.sh, the same script the role runs on the controller for other fleets.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+machine="$(uname -m)"
+targets=("${@:-3.11-$machine}")
+(($#)) || targets=("3.11-$machine" "3.13-$machine")
+exec bash "$root/roles/ftps_server/files/build-wheelhouse.sh" \
+  --src "$root/src" --out "$root/files/wheelhouse" "${targets[@]}"

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Build the wheels ftpsd's hosts install from, once, on the controller: ftpsd (from the repo's
+# src/) and every dependency, as binary wheels for each target Python and CPU, so servers need
+# no package index (air-gapped fleets work). The one implementation: `make wheelhouse`
+# (lab/wheelhouse.sh) and the ftps_server role (a run_once task on the controller) both call it.
+#
+# usage: build-wheelhouse.sh --src DIR --out DIR TARGET...
+#   TARGET  <python version>-<machine>, e.g. 3.11-x86_64 (Debian 12), 3.13-x86_64 (Debian 13)
+#   writes  OUT/common/   pure-Python wheels built here (ftpsd, pyftpdlib: PyPI has no wheel)
+#           OUT/TARGET/   everything one host installs: pip install --no-index --find-links
+# Idempotent: a target whose inputs (the ftpsd sources, the pins, this script) are unchanged is
+# skipped. The last line says `wheelhouse: changed` or `wheelhouse: unchanged` (Ansible reads it).
+# Environment: PYTHON (the controller's python with pip; default python3), FTPSD_PINS (extra
+# requirement pins, default: pyftpdlib and pyOpenSSL at the versions the controller has).
+set -euo pipefail
+
+die() { echo "build-wheelhouse: $*" >&2; exit 1; }
+
+src="" out="" targets=()
+while (($#)); do
+  case "$1" in
+    --src) src="${2:?--src needs a directory}"; shift 2 ;;
+    --out) out="${2:?--out needs a directory}"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -*) die "unknown option $1" ;;
+    *) targets+=("$1"); shift ;;
+  esac
+done
+[[ -n "$src" && -f "$src/pyproject.toml" ]] || die "--src must be the ftpsd source directory (with pyproject.toml), got '${src}'"
+[[ -n "$out" ]] || die "--out is required"
+((${#targets[@]})) || die "name at least one TARGET such as 3.11-x86_64"
+
+PYTHON="$(command -v "${PYTHON:-python3}")" || die "no python3 on PATH; set PYTHON"
+pip=("$PYTHON" -m pip --disable-pip-version-check)
+"${pip[@]}" --version >/dev/null 2>&1 || die "'$PYTHON -m pip' does not work; set PYTHON to a python with pip"
+
+# Pins: the versions the controller runs its tests with, so hosts run what was tested.
+pin() { "$PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
+if [[ -z "${FTPSD_PINS:-}" ]]; then
+  FTPSD_PINS=""
+  for dist in pyftpdlib pyOpenSSL; do
+    version="$(pin "$dist")"
+    FTPSD_PINS+="${dist}${version:+==$version} "
+  done
+fi
+
+mkdir -p "$out/common"
+out="$(cd "$out" && pwd)"
+# What a wheelhouse depends on: the ftpsd sources, the pins and this script.
+inputs_hash="$(
+  {
+    (cd "$src" && find . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
+    echo "$FTPSD_PINS"
+    sha256sum <"$0"
+  } | sha256sum | cut -d' ' -f1
+)"
+
+changed=0
+common_stamp="$out/common/.inputs"
+if [[ "$(cat "$common_stamp" 2>/dev/null)" != "$inputs_hash" ]]; then
+  echo "build-wheelhouse: building pure-Python wheels (ftpsd, ${FTPSD_PINS% })"
+  tmp="$(mktemp -d "$out/.common.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  # pyftpdlib ships only an sdist; it is pure Python, so one wheel serves every target.
+  # shellcheck disable=SC2086  # FTPSD_PINS is a space-separated list of requirements
+  "${pip[@]}" wheel -q --no-deps -w "$tmp" "$src" $(tr ' ' '\n' <<<"$FTPSD_PINS" | grep -i '^pyftpdlib')
+  rm -rf "$out/common"
+  mv "$tmp" "$out/common"
+  trap - EXIT
+  echo "$inputs_hash" >"$common_stamp"
+  changed=1
+fi
+ftpsd_wheel="$(find "$out/common" -maxdepth 1 -name 'ftpsd-*.whl' | head -n1)"
+[[ -n "$ftpsd_wheel" ]] || die "no ftpsd wheel was built in $out/common"
+
+for target in "${targets[@]}"; do
+  [[ "$target" =~ ^([0-9]+)\.([0-9]+)-([A-Za-z0-9_]+)$ ]] || die "target '$target' is not <python version>-<machine>, e.g. 3.11-x86_64"
+  pyver="${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" abi="cp${BASH_REMATCH[1]}${BASH_REMATCH[2]}" machine="${BASH_REMATCH[3]}"
+  dir="$out/$target"
+  if [[ "$(cat "$dir/.inputs" 2>/dev/null)" == "$inputs_hash" ]]; then
+    echo "build-wheelhouse: $target up to date"
+    continue
+  fi
+  echo "build-wheelhouse: downloading binary wheels for Python $pyver on $machine"
+  platforms=()
+  # glibc 2.17 (manylinux2014) .. 2.36 (Debian 12; Debian 13 has 2.41 and accepts all of them).
+  for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_${machine}"); done
+  platforms+=(--platform "manylinux2014_${machine}")
+  tmp="$(mktemp -d "$out/.$target.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  # shellcheck disable=SC2086  # FTPSD_PINS is a space-separated list of requirements
+  "${pip[@]}" download -q --only-binary=:all: --python-version "$pyver" --implementation cp \
+    --abi "$abi" --abi abi3 --abi none "${platforms[@]}" \
+    --find-links "$out/common" -d "$tmp" "$ftpsd_wheel" $FTPSD_PINS \
+    || die "pip could not fetch wheels for $target (is PyPI reachable from the controller?)"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  trap - EXIT
+  echo "$inputs_hash" >"$dir/.inputs"
+  changed=1
+done
+
+if ((changed)); then echo "wheelhouse: changed"; else echo "wheelhouse: unchanged"; fi
