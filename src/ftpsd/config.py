@@ -1,0 +1,345 @@
+"""The daemon's TOML configuration (``/etc/ftpsd/ftpsd.toml``): schema, defaults, validation.
+
+Two levels of checking:
+
+* :func:`parse_config` checks the document alone (types, ranges, unknown keys, ports).
+* :func:`check_config` also checks what the document points at: the certificate, key and chain
+  (readable, key matches certificate, not expired) and the users file.
+
+Both report every problem as one line; ``ftpsd check-config PATH`` prints them and exits 1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
+
+
+class ConfigError(ValueError):
+    """One or more configuration problems; ``problems`` holds one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[str, ...] = ("0.0.0.0",)  # noqa: S104 - a server binds all addresses by default
+    control_port: int = 21
+    implicit_port: int = 990
+    passive_ports: tuple[int, int] = (50000, 50099)
+    masquerade_address: str = ""
+    workers: int = 0
+    banner: str = "ftpsd ready"
+    max_connections: int = 512
+    max_connections_per_ip: int = 20
+    idle_timeout: int = 300
+    data_timeout: int = 300
+    login_failure_delay: float = 1.0
+    ban_after_failures: int = 5
+    ban_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    certfile: str = "/etc/ftps-kit/pki/current/cert.pem"
+    keyfile: str = "/etc/ftps-kit/pki/current/key.pem"
+    chainfile: str = "/etc/ftps-kit/pki/current/chain.pem"
+    min_version: str = "TLSv1.2"
+    tls13: bool = True
+    ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
+    require_session_reuse: bool = True
+
+
+@dataclass(frozen=True)
+class UsersConfig:
+    file: str = "/etc/ftpsd/users.json"
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+    xferlog: str = "/var/log/ftpsd/xferlog"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    users: UsersConfig = field(default_factory=UsersConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    path: str = ""
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "tls": TLSConfig,
+    "users": UsersConfig,
+    "logging": LoggingConfig,
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_port(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= 65535
+
+
+class _Checker:
+    """Collects problems; each ``need`` adds one line when its condition is false."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def need(self, ok: bool, where: str, message: str) -> bool:
+        if not ok:
+            self.problems.append(f"{where}: {message}")
+        return ok
+
+
+def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0912 - one branch per key
+    out: dict[str, Any] = {}
+    listen = s.get("listen", list(ServerConfig.listen))
+    if c.need(
+        isinstance(listen, list) and listen and all(isinstance(a, str) for a in listen),
+        "server.listen",
+        "must be a non-empty list of IP address strings",
+    ):
+        for addr in listen:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                c.need(False, "server.listen", f"{addr!r} is not an IP address")
+        c.need(len(set(listen)) == len(listen), "server.listen", "lists an address twice")
+        out["listen"] = tuple(listen)
+    for key in ("control_port",):
+        value = s.get(key, getattr(ServerConfig, key))
+        if c.need(_is_port(value), f"server.{key}", f"must be a port 1-65535, got {value!r}"):
+            out[key] = value
+    implicit = s.get("implicit_port", ServerConfig.implicit_port)
+    if c.need(
+        implicit == 0 or _is_port(implicit),
+        "server.implicit_port",
+        f"must be a port 1-65535 or 0 (off), got {implicit!r}",
+    ):
+        out["implicit_port"] = implicit
+    pasv = s.get("passive_ports", list(ServerConfig.passive_ports))
+    if c.need(
+        isinstance(pasv, list) and len(pasv) == 2 and all(_is_port(p) for p in pasv),
+        "server.passive_ports",
+        f"must be [first, last], two ports 1-65535, got {pasv!r}",
+    ) and c.need(pasv[0] <= pasv[1], "server.passive_ports", f"range is inverted: {pasv[0]} > {pasv[1]}"):
+        out["passive_ports"] = (pasv[0], pasv[1])
+    if "control_port" in out and "implicit_port" in out:
+        c.need(
+            out["control_port"] != out["implicit_port"],
+            "server.implicit_port",
+            f"equals control_port ({out['control_port']})",
+        )
+    if "passive_ports" in out:
+        lo, hi = out["passive_ports"]
+        for key in ("control_port", "implicit_port"):
+            port = out.get(key)
+            if port:
+                c.need(
+                    not lo <= port <= hi,
+                    "server.passive_ports",
+                    f"range {lo}-{hi} overlaps {key} {port}",
+                )
+    masq = s.get("masquerade_address", "")
+    if c.need(isinstance(masq, str), "server.masquerade_address", "must be a string"):
+        if masq:
+            try:
+                c.need(
+                    ipaddress.ip_address(masq).version == 4,
+                    "server.masquerade_address",
+                    "must be an IPv4 address (PASV replies carry IPv4 only)",
+                )
+            except ValueError:
+                c.need(False, "server.masquerade_address", f"{masq!r} is not an IP address")
+        out["masquerade_address"] = masq
+    banner = s.get("banner", ServerConfig.banner)
+    if c.need(
+        isinstance(banner, str) and "\n" not in banner and "\r" not in banner and len(banner) <= 200,
+        "server.banner",
+        "must be a single-line string of at most 200 characters",
+    ):
+        out["banner"] = banner
+    ints = {
+        "workers": (0, 256, "0 (one per core) to 256"),
+        "max_connections": (1, 1_000_000, "1 or more"),
+        "max_connections_per_ip": (0, 1_000_000, "0 (unlimited) or more"),
+        "idle_timeout": (1, 86_400, "1-86400 seconds"),
+        "data_timeout": (1, 86_400, "1-86400 seconds"),
+        "ban_after_failures": (0, 1_000_000, "0 (off) or more"),
+        "ban_seconds": (0, 31_536_000, "0-31536000 seconds"),
+    }
+    for key, (lo, hi, what) in ints.items():
+        value = s.get(key, getattr(ServerConfig, key))
+        if c.need(
+            _is_int(value) and lo <= value <= hi, f"server.{key}", f"must be an integer {what}, got {value!r}"
+        ):
+            out[key] = value
+    delay = s.get("login_failure_delay", ServerConfig.login_failure_delay)
+    if c.need(
+        isinstance(delay, int | float) and not isinstance(delay, bool) and 0 <= delay <= 60,
+        "server.login_failure_delay",
+        f"must be a number of seconds 0-60, got {delay!r}",
+    ):
+        out["login_failure_delay"] = float(delay)
+    if out.get("max_connections") and out.get("max_connections_per_ip"):
+        c.need(
+            out["max_connections_per_ip"] <= out["max_connections"],
+            "server.max_connections_per_ip",
+            f"exceeds max_connections ({out['max_connections']})",
+        )
+    return out
+
+
+def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("certfile", "keyfile"):
+        value = s.get(key, getattr(TLSConfig, key))
+        if c.need(isinstance(value, str) and os.path.isabs(value), f"tls.{key}", "must be an absolute path"):
+            out[key] = value
+    chain = s.get("chainfile", TLSConfig.chainfile)
+    if c.need(
+        isinstance(chain, str) and (chain == "" or os.path.isabs(chain)),
+        "tls.chainfile",
+        'must be an absolute path or "" (no chain)',
+    ):
+        out["chainfile"] = chain
+    minv = s.get("min_version", TLSConfig.min_version)
+    if c.need(
+        minv in TLS_VERSIONS, "tls.min_version", f"must be one of {', '.join(TLS_VERSIONS)}, got {minv!r}"
+    ):
+        out["min_version"] = minv
+    for key in ("tls13", "require_session_reuse"):
+        value = s.get(key, getattr(TLSConfig, key))
+        if c.need(isinstance(value, bool), f"tls.{key}", f"must be true or false, got {value!r}"):
+            out[key] = value
+    if out.get("min_version") == "TLSv1.3" and out.get("tls13") is False:
+        c.need(False, "tls.tls13", "is false but min_version is TLSv1.3: no protocol version left")
+    ciphers = s.get("ciphers", TLSConfig.ciphers)
+    if c.need(
+        isinstance(ciphers, str) and ciphers.strip() != "", "tls.ciphers", "must be a non-empty string"
+    ):
+        from OpenSSL import SSL
+
+        try:
+            SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(ciphers.encode("ascii"))
+        except (SSL.Error, UnicodeEncodeError):
+            c.need(False, "tls.ciphers", f"OpenSSL accepts no cipher from {ciphers!r}")
+        else:
+            out["ciphers"] = ciphers
+    return out
+
+
+def _check_users(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
+    value = s.get("file", UsersConfig.file)
+    if c.need(isinstance(value, str) and os.path.isabs(value), "users.file", "must be an absolute path"):
+        return {"file": value}
+    return {}
+
+
+def _check_logging(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    level = s.get("level", LoggingConfig.level)
+    if c.need(level in LOG_LEVELS, "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}"):
+        out["level"] = level
+    xferlog = s.get("xferlog", LoggingConfig.xferlog)
+    if c.need(
+        isinstance(xferlog, str) and (xferlog == "" or os.path.isabs(xferlog)),
+        "logging.xferlog",
+        'must be an absolute path or "" (off)',
+    ):
+        out["xferlog"] = xferlog
+    return out
+
+
+_SECTION_CHECKS = {
+    "server": _check_server,
+    "tls": _check_tls,
+    "users": _check_users,
+    "logging": _check_logging,
+}
+
+
+def parse_config(data: dict[str, Any], path: str = "") -> Config:
+    """Validate a parsed TOML document; returns a Config or raises ConfigError (all problems)."""
+    c = _Checker()
+    for key in sorted(set(data) - set(_SECTIONS)):
+        c.need(False, key, "unknown section" if isinstance(data[key], dict) else "unknown key")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        raw = data.get(name, {})
+        if not c.need(isinstance(raw, dict), name, "must be a table"):
+            continue
+        known = {f.name for f in fields(cls)}
+        for key in sorted(set(raw) - known):
+            c.need(False, f"{name}.{key}", "unknown key")
+        values = _SECTION_CHECKS[name](c, raw)
+        sections[name] = values
+    if c.problems:
+        raise ConfigError(c.problems)
+    return Config(
+        server=ServerConfig(**sections["server"]),
+        tls=TLSConfig(**sections["tls"]),
+        users=UsersConfig(**sections["users"]),
+        logging=LoggingConfig(**sections["logging"]),
+        path=path,
+    )
+
+
+def load_config(path: str) -> Config:
+    """Read and validate the TOML file (document level only)."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_config(data, path=path)
+
+
+def check_config(path: str) -> tuple[Config | None, list[str]]:
+    """Full check: the document, the TLS material and the users file. Returns (config, problems)."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, exc.problems
+    problems: list[str] = []
+    from ftpsd.passwd import UsersFileError, load_users
+    from ftpsd.tls import TLSMaterialError, build_context, load_material
+
+    try:
+        material = load_material(config.tls)
+    except TLSMaterialError as exc:
+        problems.extend(exc.problems)
+    else:
+        try:
+            build_context(config.tls, material)
+        except TLSMaterialError as exc:
+            problems.extend(exc.problems)
+    if not os.path.exists(config.users.file):
+        problems.append(f"users.file: {config.users.file} does not exist")
+    else:
+        try:
+            load_users(config.users.file)
+        except UsersFileError as exc:
+            problems.append(f"users.file: {exc}")
+    if config.logging.xferlog:
+        directory = os.path.dirname(config.logging.xferlog)
+        if not os.path.isdir(directory):
+            problems.append(f"logging.xferlog: directory {directory} does not exist")
+    return config, problems
