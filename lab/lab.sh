@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The demo lab: two Debian servers and a client, booted with systemd, on their own network.
+#   lab/lab.sh up      create what is missing; reuse our healthy containers (so a second
+#                      `make demo` converges with changed=0); remove our stale leftovers first
+#   lab/lab.sh down    remove our containers and network (only ours, by name)
+#   lab/lab.sh status  show them
+# Names and addresses match inventories/lab/hosts.yml.
+set -euo pipefail
+
+network=ftpskit-lab
+subnet=10.213.0.0/24
+gateway=10.213.0.1
+# name image address
+hosts=(
+  "ftpskit-deb12 localhost/ftpskit-debian:12 10.213.0.12"
+  "ftpskit-deb13 localhost/ftpskit-debian:13 10.213.0.13"
+  "ftpskit-client localhost/ftpskit-debian:13 10.213.0.20"
+)
+boot_timeout=90
+step="preflight"
+
+fail() { trap - EXIT; echo "lab: step '$step' failed: $*" >&2; exit 1; }
+trap 'rc=$?; [[ $rc -eq 0 ]] || echo "lab: step '"'"'$step'"'"' failed (exit $rc)" >&2' EXIT
+
+container_ok() { # name image address: running, from the current image, at the address
+  local name=$1 image=$2 address=$3 state img want_img ip
+  state=$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null) || return 1
+  [[ $state == running ]] || return 1
+  img=$(podman container inspect --format '{{.Image}}' "$name")
+  want_img=$(podman image inspect --format '{{.Id}}' "$image")
+  [[ $img == "$want_img" ]] || return 1
+  ip=$(podman container inspect --format "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$name" 2>/dev/null) \
+    || return 1
+  [[ $ip == "$address" ]]
+}
+
+remove_containers() {
+  local entry name
+  for entry in "${hosts[@]}"; do
+    read -r name _ <<<"$entry"
+    if podman container exists "$name"; then
+      podman rm -f -t 5 "$name" >/dev/null
+      echo "lab: removed container $name"
+    fi
+  done
+}
+
+up() {
+  local entry name image address state waited
+  step="images"
+  for entry in "${hosts[@]}"; do
+    read -r _ image _ <<<"$entry"
+    podman image exists "$image" || fail "$image missing (run: make lab-images)"
+  done
+
+  step="network"
+  if podman network exists "$network"; then
+    if [[ $(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network") != "$subnet" ]]; then
+      echo "lab: network $network has another subnet: recreating it"
+      remove_containers
+      podman network rm -f "$network" >/dev/null
+    fi
+  fi
+  if ! podman network exists "$network"; then
+    podman network create --subnet "$subnet" --gateway "$gateway" "$network" >/dev/null \
+      || fail "podman network create $network ($subnet)"
+    echo "lab: created network $network ($subnet)"
+  fi
+
+  for entry in "${hosts[@]}"; do
+    read -r name image address <<<"$entry"
+    step="container $name"
+    if container_ok "$name" "$image" "$address"; then
+      echo "lab: $name ($address) running, reused"
+      continue
+    fi
+    if podman container exists "$name"; then
+      podman rm -f -t 5 "$name" >/dev/null
+      echo "lab: removed stale $name"
+    fi
+    podman run -d --name "$name" --hostname "$name" \
+      --network "$network" --ip "$address" \
+      --systemd=always --cap-add NET_ADMIN,NET_RAW \
+      --label ftpskit.lab=true \
+      "$image" >/dev/null || fail "podman run $name"
+    echo "lab: started $name ($address) from $image"
+  done
+
+  for entry in "${hosts[@]}"; do
+    read -r name _ address <<<"$entry"
+    step="boot $name"
+    waited=0
+    until state=$(podman exec "$name" systemctl is-system-running 2>/dev/null) \
+      || [[ $state == degraded ]]; do
+      ((waited < boot_timeout)) || fail "$name: systemd not running after ${boot_timeout}s (state '${state:-?}')"
+      sleep 1
+      ((waited += 1))
+    done
+    if [[ $state == degraded ]]; then
+      echo "lab: warning: $name is degraded; failed units:" >&2
+      podman exec "$name" systemctl --failed --no-legend >&2 || true
+    fi
+    echo "lab: $name $address systemd $state"
+  done
+  step="done"
+}
+
+down() {
+  step="remove containers"
+  remove_containers
+  step="remove network"
+  if podman network exists "$network"; then
+    podman network rm -f "$network" >/dev/null || fail "podman network rm $network"
+    echo "lab: removed network $network"
+  fi
+  step="done"
+}
+
+status() {
+  step="status"
+  podman ps -a --filter label=ftpskit.lab=true \
+    --format '{{.Names}}\t{{.Status}}\t{{.Image}}'
+}
+
+[[ $(id -u) -eq 0 ]] || fail "must run as root (rootful podman)"
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: lab/lab.sh up|down|status" >&2; exit 2 ;;
+esac
