@@ -1,0 +1,346 @@
+"""Process model, listeners, reload and shutdown.
+
+* The configuration, TLS material and users are validated before anything binds (fail fast).
+* Listeners: explicit FTPS on ``control_port`` and implicit FTPS on ``implicit_port`` for each
+  ``listen`` address, bound once in the parent.
+* ``workers`` processes (0 = one per core) are forked after binding and share the listening
+  sockets. The parent supervises: it restarts a crashed worker, forwards SIGHUP to every worker
+  and SIGTERM/SIGINT for a clean shutdown. With one worker no fork happens.
+* SIGHUP in a worker re-reads the configuration, the certificate/key/chain (``current``
+  resolved once), the users file and the TLS policy. Only if everything validates is the new
+  state swapped in; sessions in flight keep the context and users they started with. A failed
+  reload logs every problem and keeps serving the old state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pyftpdlib.ioloop import IOLoop
+from pyftpdlib.servers import FTPServer
+
+from ftpsd.authorizer import FtpsdAuthorizer
+from ftpsd.config import Config, ConfigError, check_config
+from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.passwd import load_users
+from ftpsd.tls import build_context, load_material
+
+log = logging.getLogger("ftpsd")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_LEVELS[level])
+    # pyftpdlib logs every command at INFO; keep its chatter at warning unless debugging.
+    logging.getLogger("pyftpdlib").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+@dataclass
+class Loaded:
+    config: Config
+    context: object
+    authorizer: FtpsdAuthorizer
+    fingerprint: str
+    directory: str
+    users: int
+
+
+def load_everything(path: str) -> Loaded:
+    """Validate and load config, TLS material and users; raises ConfigError listing problems."""
+    config, problems = check_config(path)
+    if problems or config is None:
+        raise ConfigError(problems)
+    material = load_material(config.tls)
+    context = build_context(config.tls, material)
+    users = load_users(config.users.file)
+    return Loaded(
+        config=config,
+        context=context,
+        authorizer=FtpsdAuthorizer(users),
+        fingerprint=material.fingerprint,
+        directory=material.directory,
+        users=len(users),
+    )
+
+
+class FtpsdServer(FTPServer):
+    """One listener. All listeners of a process share one ``ip_map`` (per-IP limit)."""
+
+    def _accept_new_cons(self) -> bool:
+        # Count control sessions, not every socket in the loop (data channels, listeners).
+        return len(self.ip_map) <= self.max_cons
+
+
+class Worker:
+    """The state of one serving process."""
+
+    def __init__(self, config_path: str, loaded: Loaded, listeners: list) -> None:
+        self.config_path = config_path
+        self.servers: list[FtpsdServer] = []
+        self.runtime = Runtime()
+        self._hup = False
+        self._stop = False
+        self.apply(loaded, first=True)  # handlers need their TLS context before a server exists
+        self.servers = _servers(listeners)
+        self._apply_limits(loaded.config)
+        self.ioloop = self.servers[0].ioloop
+
+    def apply(self, loaded: Loaded, first: bool = False) -> None:
+        config = loaded.config
+        s = config.server
+        if not first and self.config_path:
+            old = self.listen_signature
+            if (s.listen, s.control_port, s.implicit_port) != old:
+                log.warning("reload: listen/control_port/implicit_port changes need a restart; ignored")
+        self.listen_signature = (s.listen, s.control_port, s.implicit_port)
+        for cls in (FtpsdHandler,):
+            cls.ssl_context = loaded.context
+            cls.authorizer = loaded.authorizer
+            cls.require_session_reuse = config.tls.require_session_reuse
+            cls.banner = s.banner
+            cls.timeout = s.idle_timeout
+            cls.auth_failed_timeout = s.login_failure_delay
+            cls.passive_ports = list(range(s.passive_ports[0], s.passive_ports[1] + 1))
+            cls.masquerade_address = s.masquerade_address or None
+            cls.runtime = self.runtime
+        FtpsdDTPHandler.timeout = s.data_timeout
+        self.runtime.ban_after_failures = s.ban_after_failures
+        self.runtime.ban_seconds = s.ban_seconds
+        self._apply_limits(config)
+        self._open_xferlog(config.logging.xferlog)
+        logging.getLogger().setLevel(_LEVELS[config.logging.level])
+        log.info(
+            "%s: certificate sha256=%s from %s, %d users, TLS min %s tls13=%s session_reuse=%s",
+            "loaded" if first else "reloaded",
+            loaded.fingerprint,
+            loaded.directory,
+            loaded.users,
+            config.tls.min_version,
+            config.tls.tls13,
+            config.tls.require_session_reuse,
+        )
+
+    def _apply_limits(self, config: Config) -> None:
+        for server in self.servers:
+            server.max_cons = config.server.max_connections
+            server.max_cons_per_ip = config.server.max_connections_per_ip
+
+    def _open_xferlog(self, path: str) -> None:
+        old = self.runtime.xferlog
+        self.runtime.xferlog = None
+        if path:
+            try:
+                self.runtime.xferlog = open(path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+            except OSError as err:
+                log.error("cannot open xferlog %s: %s", path, err)
+        if old is not None:
+            old.close()
+
+    def reload(self) -> None:
+        try:
+            loaded = load_everything(self.config_path)
+        except (ConfigError, ValueError) as exc:
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            for line in problems:
+                log.error("reload failed, keeping the current configuration: %s", line)
+            return
+        self.apply(loaded)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self._hup = True
+        else:
+            self._stop = True
+
+    def serve(self) -> int:
+        signal.signal(signal.SIGHUP, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.runtime.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+        self.runtime.waker = Waker(self.ioloop)
+        for server in self.servers:
+            host, port = server.address
+            log.info(
+                "listening on %s:%s (%s FTPS)",
+                host,
+                port,
+                "implicit" if server.handler.implicit else "explicit",
+            )
+        timeout = 0.5
+        try:
+            while not self._stop:
+                soonest = self.ioloop.loop(timeout, blocking=False)
+                timeout = 0.5 if soonest is None else max(0.0, min(soonest, 0.5))
+                if self._hup:
+                    self._hup = False
+                    self.reload()
+        finally:
+            log.info("shutting down (pid %d)", os.getpid())
+            self.runtime.pool.shutdown(wait=False, cancel_futures=True)
+            self.ioloop.close()
+            if self.runtime.xferlog is not None:
+                self.runtime.xferlog.close()
+        return 0
+
+
+def _bind(loaded: Loaded) -> list[tuple[socket.socket, type[FtpsdHandler]]]:
+    """Bind every listener (plain sockets; each process builds its own loop around them)."""
+    s = loaded.config.server
+    listeners: list[tuple[socket.socket, type[FtpsdHandler]]] = []
+    for address in s.listen:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        ports: list[tuple[int, type[FtpsdHandler]]] = [(s.control_port, FtpsdHandler)]
+        if s.implicit_port:
+            ports.append((s.implicit_port, FtpsdImplicitHandler))
+        for port, handler in ports:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((address, port))
+            except OSError as exc:
+                sock.close()
+                raise OSError(exc.errno, f"cannot bind {address}:{port}: {exc.strerror}") from None
+            sock.listen(512)
+            sock.setblocking(False)
+            listeners.append((sock, handler))
+    return listeners
+
+
+def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[FtpsdServer]:
+    """This process's loop and one FtpsdServer per listener, sharing one ip_map."""
+    ioloop = IOLoop.instance()
+    ip_map: list[str] = []
+    servers = []
+    for sock, handler in listeners:
+        server = FtpsdServer(sock, handler, ioloop=ioloop, backlog=512)
+        server.ip_map = ip_map
+        servers.append(server)
+    return servers
+
+
+def _supervise(config_path: str, loaded: Loaded, workers: int) -> int:  # noqa: PLR0912, PLR0915 - one supervisor loop
+    """Fork ``workers`` processes sharing the bound listeners; forward signals; restart crashes."""
+    children: dict[int, int] = {}
+    stopping = False
+    hup = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping, hup
+        if signum == signal.SIGHUP:
+            hup = True
+        else:
+            stopping = True
+
+    # Handlers first, so a signal between fork and the child's own setup is not lost.
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    started: dict[int, float] = {}
+
+    def spawn(index: int) -> int | None:
+        pid = os.fork()
+        if pid == 0:
+            return index
+        children[pid] = index
+        started[pid] = time.monotonic()
+        return None
+
+    # Listeners are bound in the parent (fail fast, one bind), then inherited by each worker,
+    # which builds its own IO loop (an epoll set must not be shared across fork()).
+    listeners = _bind(loaded)
+    for index in range(workers):
+        if spawn(index) is not None:
+            return _child(config_path, loaded, listeners, restarted=False)
+    log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
+    restarts = 0
+    exit_code = 0
+    while children:
+        if hup:
+            hup = False
+            log.info("SIGHUP: forwarding to workers %s", sorted(children))
+            for pid in children:
+                os.kill(pid, signal.SIGHUP)
+        if stopping:
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.2)
+            continue
+        index = children.pop(pid, None)
+        lived = time.monotonic() - started.pop(pid, 0.0)
+        if index is None or stopping:
+            continue
+        log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, status)
+        restarts += 1
+        if lived < 5 and restarts > 3:
+            log.error("workers die right after starting; giving up")
+            stopping = True
+            exit_code = 1
+            continue
+        if restarts > 100:
+            log.error("too many worker restarts; giving up")
+            stopping = True
+            exit_code = 1
+            continue
+        time.sleep(0.5)
+        if spawn(index) is not None:
+            return _child(config_path, loaded, listeners, restarted=True)
+    for sock, _ in listeners:
+        sock.close()
+    log.info("supervisor: all workers exited")
+    return exit_code
+
+
+def _child(config_path: str, loaded: Loaded, listeners: list, *, restarted: bool) -> int:
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    worker = Worker(config_path, loaded, listeners)
+    if restarted:
+        # The parent's copy may predate reloads: a replacement worker reads the files again.
+        worker.reload()
+    try:
+        code = worker.serve()
+    finally:
+        logging.shutdown()
+    os._exit(code)
+
+
+def run(config_path: str) -> int:
+    setup_logging("info")
+    try:
+        loaded = load_everything(config_path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            log.error("%s", line)
+        return 1
+    setup_logging(loaded.config.logging.level)
+    workers = loaded.config.server.workers or os.cpu_count() or 1
+    try:
+        if workers == 1:
+            return Worker(config_path, loaded, _bind(loaded)).serve()
+        return _supervise(config_path, loaded, workers)
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1

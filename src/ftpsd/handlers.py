@@ -1,0 +1,417 @@
+"""The control-channel handlers: explicit FTPS (AUTH TLS) and implicit FTPS (TLS from byte one).
+
+Policy on top of pyftpdlib's ``TLS_FTPHandler``:
+
+* TLS before ``USER``/``PASS`` (530 otherwise), ``PROT P`` before any data command, ``PROT C``
+  refused (534); session reuse enforced on data connections by :mod:`ftpsd.dtp`.
+* Password checks run in a thread pool (scrypt costs ~60 ms) so logins never stall the loop.
+* A failed login is answered after ``login_failure_delay``; ``ban_after_failures`` failures
+  from one address within ``ban_seconds`` ban it for ``ban_seconds``.
+* Per-user connection cap and rate limit; upload-only users cannot overwrite.
+* Uploads go to a temporary name in the target directory and are renamed into place only when
+  complete (see ``commit_upload``).
+* Every session captures the TLS context and the users snapshot current when it started, so a
+  reload never disturbs sessions in flight.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from OpenSSL import SSL
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.ioloop import AsyncChat
+
+from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
+from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.tls import session_reused
+
+log = logging.getLogger("ftpsd")
+auth_log = logging.getLogger("ftpsd.auth")
+tls_log = logging.getLogger("ftpsd.tls")
+
+UPLOAD_SUFFIX = ".ftpsd-part"
+
+
+class Waker(AsyncChat):
+    """Runs callbacks posted from worker threads on the IO loop (self-pipe pattern)."""
+
+    def __init__(self, ioloop) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._pending: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        super().__init__(self._reader, ioloop=ioloop)
+
+    def post(self, func, *args: Any) -> None:
+        with self._lock:
+            self._pending.append((func, args))
+        # A full pipe means the reader already has wake-ups queued.
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._reader.recv(4096)
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                func, args = self._pending.popleft()
+            try:
+                func(*args)
+            except Exception:
+                log.exception("callback from the password-check pool failed")
+
+    handle_read_event = handle_read
+
+    def close(self) -> None:
+        super().close()
+        self._writer.close()
+
+
+@dataclass
+class Runtime:
+    """Per-process mutable state shared by all sessions of a worker."""
+
+    ban_after_failures: int = 5
+    ban_seconds: int = 600
+    failures: dict[str, collections.deque] = field(default_factory=dict)
+    bans: dict[str, float] = field(default_factory=dict)
+    user_sessions: collections.Counter = field(default_factory=collections.Counter)
+    xferlog: Any = None
+    pool: ThreadPoolExecutor | None = None
+    waker: Waker | None = None
+
+    def banned(self, ip: str) -> bool:
+        until = self.bans.get(ip)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self.bans[ip]
+            return False
+        return True
+
+    def record_failure(self, ip: str) -> bool:
+        """Count a failed login; True if the address is now banned."""
+        if not self.ban_after_failures:
+            return False
+        now = time.monotonic()
+        window = self.failures.setdefault(ip, collections.deque())
+        window.append(now)
+        while window and window[0] < now - self.ban_seconds:
+            window.popleft()
+        if len(window) >= self.ban_after_failures:
+            self.bans[ip] = now + self.ban_seconds
+            del self.failures[ip]
+            return True
+        return False
+
+
+def _xferlog_name(path: str) -> str:
+    return "".join("_" if ch.isspace() else ch for ch in path)
+
+
+class FtpsdHandler(TLS_FTPHandler):
+    """Explicit FTPS: plain greeting, then AUTH TLS before anything else."""
+
+    # Set by ftpsd.daemon from the configuration (and swapped on reload).
+    runtime: Runtime = Runtime()
+    authorizer: FtpsdAuthorizer = FtpsdAuthorizer([])
+    ssl_context: SSL.Context | None = None
+    require_session_reuse = True
+    tls_control_required = True
+    tls_data_required = True
+    dtp_handler = FtpsdDTPHandler
+    abstracted_fs = JailedFS
+    permit_foreign_addresses = False  # data connections only from the control peer (no FXP)
+    permit_privileged_ports = False
+    use_sendfile = False
+    max_login_attempts = 3
+    implicit = False
+
+    def __init__(self, conn, server, ioloop=None) -> None:
+        self.user_max_rate = 0
+        self._user_counted = ""
+        self._uploads: dict[str, str] = {}
+        self._greeted = False
+        self._checking_password = False
+        super().__init__(conn, server, ioloop)
+        # Snapshot the policy current at connect time: a reload must not change it mid-session.
+        self.require_session_reuse = type(self).require_session_reuse
+        self.runtime = type(self).runtime
+
+    @classmethod
+    def get_ssl_context(cls) -> SSL.Context:
+        if cls.ssl_context is None:
+            raise ValueError("ftpsd: no TLS context loaded")
+        return cls.ssl_context
+
+    # --- connection --------------------------------------------------------------------
+    def handle(self) -> None:
+        if self.runtime.banned(self.remote_ip):
+            auth_log.warning("refused %s: address banned after failed logins", self.remote_ip)
+            self.respond("421 Too many failed logins from your address; try again later.")
+            self.close_when_done()
+            return
+        if self.implicit:
+            self.on_connect()
+            self.secure_connection(self.ssl_context)
+            return
+        super().handle()
+
+    def handle_ssl_established(self) -> None:
+        conn = self.socket
+        tls_log.info(
+            "%s:%s control TLS %s %s session_reused=%s",
+            self.remote_ip,
+            self.remote_port,
+            conn.get_protocol_version_name(),
+            conn.get_cipher_name(),
+            "yes" if session_reused(conn) else "no",
+        )
+        if self.implicit and not self._greeted:
+            self._greeted = True
+            self.respond(f"220 {self.banner}")
+
+    def log_data_tls(self, conn: SSL.Connection, reused: bool) -> None:
+        tls_log.info(
+            "%s:%s user=%s data TLS %s %s session_reused=%s",
+            self.remote_ip,
+            self.remote_port,
+            self.username or "-",
+            conn.get_protocol_version_name(),
+            conn.get_cipher_name(),
+            "yes" if reused else "no",
+        )
+
+    def close(self) -> None:
+        if not self._closed:
+            self._release_user()
+            for temp in list(self._uploads):
+                self._discard_upload(temp)
+        super().close()
+
+    # --- command policy ----------------------------------------------------------------
+    def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        if cmd in ("USER", "PASS") and not self._ssl_established:
+            msg = "TLS required: send AUTH TLS before USER/PASS."
+            self.respond("530 " + msg)
+            self.log_cmd(cmd, args[0] if args else "", 530, msg)
+            return
+        if cmd in ("PASV", "EPSV", "PORT", "EPRT") and self.tls_data_required and not self._prot:
+            msg = "TLS required on the data channel: send PBSZ 0 and PROT P first."
+            self.respond("521 " + msg)
+            self.log_cmd(cmd, args[0] if args else "", 521, msg)
+            return
+        super().process_command(cmd, *args, **kwargs)
+
+    def ftp_PROT(self, line: str) -> None:
+        if line.upper() == "C" and self.tls_data_required and isinstance(self.socket, SSL.Connection):
+            self.respond("534 PROT C refused by policy: data connections must be protected (PROT P).")
+            return
+        super().ftp_PROT(line)
+
+    # --- authentication ----------------------------------------------------------------
+    def ftp_USER(self, line: str) -> None:
+        if self._checking_password:
+            self.respond("503 Password check in progress.")
+            return
+        super().ftp_USER(line)
+
+    def ftp_PASS(self, line: str) -> None:
+        if self.authenticated:
+            self.respond("503 User already authenticated.")
+            return
+        if not self.username:
+            self.respond("503 Login with USER first.")
+            return
+        # The users snapshot current now serves this session until it ends.
+        self.authorizer = type(self).authorizer
+        username, authorizer, runtime = self.username, self.authorizer, self.runtime
+        if runtime.pool is None or runtime.waker is None:
+            self._password_checked(username, line, authorizer.check_password(username, line))
+            return
+        self._checking_password = True
+        self.del_channel()
+
+        def done(future) -> None:
+            try:
+                ok = future.result()
+            except Exception:
+                log.exception("password check failed")
+                ok = False
+            runtime.waker.post(self._password_checked, username, line, ok)
+
+        runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
+
+    def _password_checked(self, username: str, password: str, ok: bool) -> None:
+        self._checking_password = False
+        if self._closed:
+            return
+        self.add_channel()
+        if ok:
+            user = self.authorizer.get_user(username)
+            cap = user.max_connections if user else 0
+            if cap and self.runtime.user_sessions[username] >= cap:
+                auth_log.warning(
+                    "login refused user=%s ip=%s: %d sessions already open (max_connections)",
+                    username,
+                    self.remote_ip,
+                    cap,
+                )
+                self.username = ""
+                self.respond("421 Too many sessions for this user; try again later.")
+                self.close_when_done()
+                return
+            auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
+            self.runtime.user_sessions[username] += 1
+            self._user_counted = username
+            self.user_max_rate = user.max_rate if user else 0
+            self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
+            return
+        banned = self.runtime.record_failure(self.remote_ip)
+        auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
+        if banned:
+            auth_log.warning(
+                "banned ip=%s for %ss after %d failed logins",
+                self.remote_ip,
+                self.runtime.ban_seconds,
+                self.runtime.ban_after_failures,
+            )
+            self.username = ""
+            self.respond("421 Too many failed logins; your address is banned for a while.")
+            self.close_when_done()
+            return
+        self.handle_auth_failed("Authentication failed.", password)
+
+    def _release_user(self) -> None:
+        if self._user_counted:
+            counter = self.runtime.user_sessions
+            counter[self._user_counted] -= 1
+            if counter[self._user_counted] <= 0:
+                del counter[self._user_counted]
+            self._user_counted = ""
+
+    def flush_account(self) -> None:
+        self._release_user()
+        self.user_max_rate = 0
+        super().flush_account()
+
+    # --- uploads: temporary name, committed on success -----------------------------------
+    def ftp_STOR(self, file: str, mode: str = "w"):
+        user = self.authorizer.get_user(self.username)
+        if user is not None and user.perm == "upload" and os.path.lexists(file):
+            self.respond("550 Upload-only account: existing files cannot be overwritten.")
+            return None
+        if mode != "w" or self._restart_position:
+            # APPE and resumed STOR write in place; they never truncate what exists.
+            return super().ftp_STOR(file, mode)
+        if os.path.isdir(file):
+            self.respond("550 Is a directory.")
+            return None
+        directory, name = os.path.split(file)
+        temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}")
+        self._uploads[temp] = file
+        result = super().ftp_STOR(temp, mode)
+        if result is None:
+            self._uploads.pop(temp, None)
+            self._remove_quietly(temp)
+        return file if result else None
+
+    def commit_upload(self, file_obj) -> str | None:
+        """Called by the DTP on a clean end of upload, before the reply. None = committed."""
+        temp = file_obj.name
+        final = self._uploads.pop(temp, None)
+        try:
+            if not file_obj.closed:
+                file_obj.flush()
+                os.fsync(file_obj.fileno())
+                file_obj.close()
+            if final is not None:
+                os.replace(temp, final)
+        except OSError as err:
+            self._remove_quietly(temp)
+            log.warning("upload of %s not committed: %s", final or temp, err)
+            if err.errno in (28, 122):  # ENOSPC, EDQUOT
+                return "452 Insufficient storage space; upload discarded."
+            return f"451 Upload not stored: {err.strerror}."
+        return None
+
+    def _discard_upload(self, temp: str) -> None:
+        if temp in self._uploads:
+            del self._uploads[temp]
+            self._remove_quietly(temp)
+
+    @staticmethod
+    def _remove_quietly(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.warning("cannot remove partial upload %s: %s", path, err)
+
+    def on_incomplete_file_received(self, file: str) -> None:
+        if file in self._uploads:
+            self._discard_upload(file)
+            log.info("%s:%s incomplete upload discarded", self.remote_ip, self.remote_port)
+
+    # --- logs --------------------------------------------------------------------------
+    def log_transfer(self, cmd, filename, receive, completed, elapsed, bytes) -> None:  # noqa: PLR0917 - pyftpdlib API
+        final = filename
+        if receive and filename.endswith(UPLOAD_SUFFIX):
+            directory, temp_name = os.path.split(filename)
+            final = os.path.join(directory, temp_name[1:].rsplit(".", 2)[0])
+        super().log_transfer(cmd, final, receive, completed, elapsed, bytes)
+        xfer = self.runtime.xferlog
+        if xfer is None:
+            return
+        # xferlog(5): time, seconds, host, bytes, file, type, action, direction, mode, user,
+        # service, auth method, auth user id, completion.
+        line = "%s %d %s %d %s %s _ %s r %s ftp 0 * %s\n" % (  # noqa: UP031 - xferlog's fixed layout
+            time.strftime("%a %b %d %H:%M:%S %Y", time.localtime()),
+            max(1, round(elapsed)),
+            self.remote_ip,
+            bytes,
+            _xferlog_name(final),
+            "b" if self._current_type == "i" else "a",
+            "i" if receive else "o",
+            self.username or "-",
+            "c" if completed else "i",
+        )
+        try:
+            xfer.write(line)
+            xfer.flush()
+        except OSError as err:
+            log.warning("cannot write xferlog: %s", err)
+
+
+class FtpsdImplicitHandler(FtpsdHandler):
+    """Implicit FTPS (port 990): the TLS handshake comes first, then the 220 greeting."""
+
+    implicit = True
+
+    def ftp_AUTH(self, line: str) -> None:
+        self.respond("503 Already using TLS (implicit FTPS).")
+
+    def handle_failed_ssl_handshake(self) -> None:
+        self.log("implicit FTPS: TLS handshake failed")
+        self.close()
