@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Run Molecule scenarios (make molecule): `molecule test` for every scenario under molecule/
+# (default first, then by name), or only those named on the command line:
+#   lab/molecule-all.sh                 every scenario
+#   lab/molecule-all.sh default pki     these, in this order
+#   lab/molecule-all.sh --network       only create the shared network (for `molecule converge`
+#                                       and friends run by hand)
+# FTPSKIT_KEEP=1 keeps a failed scenario's containers for `molecule login -s SCENARIO -h HOST`.
+# Before each scenario it creates the shared network if missing and removes that scenario's
+# own leftover containers (by name: a run killed earlier leaves them behind). Prints the time
+# of each scenario; on failure names the scenario and the Molecule step that failed.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+network=ftpskit-molecule
+subnet=10.213.8.0/24
+gateway=10.213.8.1
+images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
+
+cd "$root"
+export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
+export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
+
+die() { echo "molecule-all: $*" >&2; exit 1; }
+
+ensure_network() {
+  if podman network exists "$network"; then
+    local have
+    have=$(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network")
+    [[ $have == "$subnet" ]] && return 0
+    # Created by Molecule itself (a run by hand before this script): recreate it if unused.
+    podman network rm "$network" >/dev/null 2>&1 \
+      || die "step 'network': $network has subnet '$have', not $subnet, and is in use; remove its containers first"
+  fi
+  podman network create --subnet "$subnet" --gateway "$gateway" "$network" >/dev/null \
+    || die "step 'network': podman network create $network ($subnet) failed"
+  echo "molecule-all: created network $network ($subnet)"
+}
+
+# The container names a scenario uses: its platforms, as Molecule resolves them.
+scenario_containers() {
+  molecule list -s "$1" --format plain 2>/dev/null | awk 'NR > 0 && $2 == "podman" { print $1 }' || true
+}
+
+scenarios=()
+if [[ ${1:-} == --network ]]; then
+  ensure_network
+  exit 0
+elif (($#)); then
+  scenarios=("$@")
+else
+  [[ -f molecule/default/molecule.yml ]] && scenarios+=(default)
+  for f in molecule/*/molecule.yml; do
+    s=$(basename "$(dirname "$f")")
+    [[ $s == default ]] || scenarios+=("$s")
+  done
+fi
+((${#scenarios[@]})) || die "step 'discover': no scenario under molecule/"
+for s in "${scenarios[@]}"; do
+  [[ -f molecule/$s/molecule.yml ]] || die "step 'discover': molecule/$s/molecule.yml not found"
+done
+for image in "${images[@]}"; do
+  podman image exists "$image" || die "step 'images': $image missing (run: make lab-images)"
+done
+ensure_network
+
+total_start=$SECONDS
+declare -A elapsed
+for s in "${scenarios[@]}"; do
+  echo
+  echo "==> molecule scenario '$s'"
+  start=$SECONDS
+  for c in $(scenario_containers "$s"); do
+    if podman container exists "$c"; then
+      podman rm -f -t 5 "$c" >/dev/null
+      echo "molecule-all: removed leftover container $c"
+    fi
+  done
+  log=$(mktemp)
+  set +e
+  destroy=always
+  [[ ${FTPSKIT_KEEP:-0} == 1 ]] && destroy=never
+  molecule test -s "$s" --destroy "$destroy" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  elapsed[$s]=$((SECONDS - start))
+  if ((rc != 0)); then
+    # Molecule logs "[<scenario> > <action>] Executed: Failed" for the step that failed.
+    failed_step=$(grep -aoE "\[${s} > [a-z_]+\] .*Executed: Failed" "$log" | head -n1 \
+      | sed -E 's/^\[[^>]*> ([a-z_]+)\].*/\1/' || true)
+    rm -f "$log"
+    die "scenario '$s' failed at step '${failed_step:-unknown}' (exit $rc) after ${elapsed[$s]} s"
+  fi
+  rm -f "$log"
+  echo "molecule-all: scenario '$s' passed in ${elapsed[$s]} s"
+done
+
+echo
+echo "molecule-all: all scenarios passed in $((SECONDS - total_start)) s:"
+for s in "${scenarios[@]}"; do
+  printf '  %-20s %4d s\n' "$s" "${elapsed[$s]}"
+done

@@ -1,0 +1,74 @@
+"""Fixtures for the testinfra tests of a Molecule scenario: the scenario's hosts by group.
+
+testinfra's `host` fixture runs a test once per host of the verifier's `--hosts` (every platform,
+see .config/molecule/config.yml). These fixtures select hosts by their Molecule group instead:
+
+- `server`: parametrized, one test per host of `ftps_servers`;
+- `servers`: all of them, as a list (for tests that compare servers);
+- `client`: the (first) host of `ftps_clients`, to drive real clients against the servers;
+- `host_name(host)`: the inventory name of a testinfra host (also its DNS name on the network).
+
+Groups come from Molecule's generated inventory ($MOLECULE_INVENTORY_FILE), so a scenario that
+declares other platforms gets the right hosts without touching the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+import testinfra
+import yaml
+
+SERVERS_GROUP = "ftps_servers"
+CLIENTS_GROUP = "ftps_clients"
+
+
+def _groups() -> dict[str, list[str]]:
+    inventory_file = os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not inventory_file:
+        pytest.exit("MOLECULE_INVENTORY_FILE is not set: run these tests through `molecule verify`", 2)
+    inventory = yaml.safe_load(pathlib.Path(inventory_file).read_text()) or {}
+    return {
+        group: sorted((body or {}).get("hosts") or {})
+        for group, body in inventory.items()
+        if isinstance(body, dict)
+    }
+
+
+GROUPS = _groups()
+SERVERS = GROUPS.get(SERVERS_GROUP, [])
+CLIENTS = GROUPS.get(CLIENTS_GROUP, [])
+
+
+def get_host(name: str) -> testinfra.host.Host:
+    """A testinfra host for a container of this scenario (podman exec, no Ansible round trip)."""
+    return testinfra.get_host(f"podman://{name}")
+
+
+def host_name(host: testinfra.host.Host) -> str:
+    """The inventory (= container = DNS) name of a testinfra host."""
+    return host.backend.get_hostname()
+
+
+# An empty group must fail loudly, not silently skip every test that uses it.
+@pytest.fixture(params=SERVERS or [None])
+def server(request: pytest.FixtureRequest) -> testinfra.host.Host:
+    if request.param is None:
+        pytest.fail(f"no host in group {SERVERS_GROUP}")
+    return get_host(request.param)
+
+
+@pytest.fixture
+def servers() -> list[testinfra.host.Host]:
+    if not SERVERS:
+        pytest.fail(f"no host in group {SERVERS_GROUP}")
+    return [get_host(name) for name in SERVERS]
+
+
+@pytest.fixture
+def client() -> testinfra.host.Host:
+    if not CLIENTS:
+        pytest.fail(f"no host in group {CLIENTS_GROUP}")
+    return get_host(CLIENTS[0])
