@@ -184,7 +184,9 @@ def render_fields(assessment: Assessment, width: int) -> str:
 
 
 def _wrap_row(label: str, value: str, width: int) -> list[str]:
-    wrapped = textwrap.wrap(value, max(20, width - 12), break_long_words=True, break_on_hyphens=False) or [""]
+    wrapped = textwrap.wrap(value, max(20, width - 12), break_long_words=False, break_on_hyphens=False) or [
+        ""
+    ]
     return [f"{label if i == 0 else '':<12}{part}" for i, part in enumerate(wrapped)]
 
 
