@@ -28,9 +28,10 @@ venv: $(VENV)/.stamp ## The controller virtualenv (Python 3.12+, ansible-core, t
 
 $(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
 	$(call step,controller virtualenv)
-	test -x $(PY) || "$$(bash lab/find-python.sh)" -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' -e ./src
+	test -x $(PY) || { py=$$(bash lab/find-python.sh) && "$$py" -m venv $(VENV); } \
+		|| { echo "make: step 'venv' failed: no Python >= 3.12 for the venv" >&2; exit 1; }
+	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src \
+		|| { echo "make: step 'venv' failed: pip install" >&2; exit 1; }
 	touch $@
 
 lab-images: setup ## Build the Debian 12 and 13 lab images (cached by recipe hash)
@@ -40,16 +41,16 @@ lab-images: setup ## Build the Debian 12 and 13 lab images (cached by recipe has
 
 lab: lab-images ## Bring up the lab: Debian 12 + 13 servers and a client on their own network
 	$(call step,lab up)
-	bash lab/lab.sh up
+	bash lab/lab.sh up || { echo "make: step 'lab' (lab/lab.sh up) failed" >&2; exit 1; }
 
 lab-down: ## Remove the lab's containers and network (only ours)
 	$(call step,lab down)
-	bash lab/lab.sh down
+	bash lab/lab.sh down || { echo "make: step 'lab-down' (lab/lab.sh down) failed" >&2; exit 1; }
 
 lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(call step,lint)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src library module_utils tests || { echo "run: ruff format src library module_utils tests" >&2; exit 1; }
+	$(BIN)/ruff format --check src library module_utils tests molecule || { echo "run: ruff format src library module_utils tests molecule" >&2; exit 1; }
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 
@@ -67,9 +68,9 @@ pytest: venv ## Unit + integration tests in one run (its summary closes `make te
 
 molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, verify, destroy
 	$(call step,molecule)
-	bash lab/molecule-all.sh
+	bash lab/molecule-all.sh || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: lint unit molecule pytest ## lint + unit + molecule + (unit + integration); what CI runs
+test: setup lint unit molecule pytest ## setup, lint, unit, molecule, then unit + integration (its summary ends the output); what CI runs
 
 bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale
 	$(call step,benchmarks)
