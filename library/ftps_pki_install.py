@@ -142,12 +142,13 @@ def main() -> None:
             "required_names": {"type": "list", "elements": "str", "default": []},
             "trust_store": {"type": "path", "default": "/etc/ssl/certs/ca-certificates.crt"},
         },
-        mutually_exclusive=[("certificate", "self_signed")],
         supports_check_mode=True,
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
     params = module.params
+    if params["certificate"] and params["self_signed"]:
+        module.fail_json(msg="certificate and self_signed=true are mutually exclusive")
     try:
         result = install(
             Store(params["pki_dir"], params["group"]),

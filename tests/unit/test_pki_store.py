@@ -1,0 +1,199 @@
+"""module_utils/ftps_pki host side: request → sign → install, generations, check mode, rejection."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pathlib
+import stat
+
+import pytest
+from ansible.module_utils import ftps_pki as pki
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> pki.CertificateAuthority:
+    authority = pki.CertificateAuthority(str(tmp_path_factory.mktemp("ca") / "ca"))
+    authority.create("ecdsa-p384", "test CA", 3650)
+    return authority
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pki.Store:
+    # Unprivileged test runs cannot chown to root: keep ownership as is, test modes and layout.
+    monkeypatch.setattr(pki.os, "chown", lambda *a, **k: None)
+    monkeypatch.setattr(pki.os, "fchown", lambda *a, **k: None)
+    return pki.Store(str(tmp_path / "pki"), grp.getgrgid(os.getgid()).gr_name)
+
+
+WANT = {"common_name": "srv1", "sans": ["srv1", "10.0.0.1"], "key_type": "ecdsa-p256"}
+
+
+def _request(store, ca, check_mode=False, **over):
+    args = {
+        **WANT,
+        "renew_before_days": 30,
+        "rotate_key": True,
+        "force": False,
+        "issuer": ca.cert,
+        "self_signed": False,
+        "check_mode": check_mode,
+        **over,
+    }
+    return pki.request(store, **args)
+
+
+def _converge(store, ca, **over):
+    """One role run for an internal_ca host: request, batched sign, install."""
+    req = _request(store, ca, **over)
+    signed = pki.sign_batch(ca, [{"host": "srv1", "csr": req["csr"], "sans": WANT["sans"]}], 90)
+    cert = signed["certificates"].get("srv1", "")
+    result = pki.install(store, certificate=cert, chain=pki.cert_to_pem(ca.cert), required_names=WANT["sans"])
+    return req, result
+
+
+def _tree(root: str) -> list[str]:
+    return (
+        sorted(str(p.relative_to(root)) for p in pathlib.Path(root).rglob("*"))
+        if os.path.exists(root)
+        else []
+    )
+
+
+def test_first_run_issues_and_second_run_changes_nothing(store, ca) -> None:
+    req, res = _converge(store, ca)
+    assert req["changed"] and req["reasons"] == ["missing: no current certificate"]
+    assert res["changed"] and res["facts"]["sans"] == ["DNS:srv1", "IP:10.0.0.1"]
+    req2, res2 = _converge(store, ca)
+    assert not req2["changed"] and not req2["reissue"] and not res2["changed"]
+    assert res2["facts"]["fingerprint_sha256"] == res["facts"]["fingerprint_sha256"]
+
+
+def test_layout_modes_and_symlinks(store, ca) -> None:
+    _, first = _converge(store, ca)
+    _, second = _converge(store, ca, force=True)
+    root = pathlib.Path(store.root)
+    current, previous = root / "current", root / "previous"
+    assert current.is_symlink() and not os.path.isabs(os.readlink(current))
+    assert os.readlink(current).startswith("gen-") and os.readlink(previous).startswith("gen-")
+    assert str(previous.resolve()) == first["facts"]["paths"]["generation"]
+    assert str(current.resolve()) == second["facts"]["paths"]["generation"]
+    assert stat.S_IMODE((current / "key.pem").stat().st_mode) == 0o640
+    assert stat.S_IMODE(root.stat().st_mode) == 0o750
+    for name in ("cert.pem", "chain.pem", "fullchain.pem"):
+        assert stat.S_IMODE((current / name).stat().st_mode) == 0o644
+    assert not (root / "pending").exists()
+    # a third generation drops the oldest: only current + previous stay
+    _converge(store, ca, force=True)
+    assert len([p for p in root.iterdir() if p.name.startswith("gen-")]) == 2
+
+
+def test_check_mode_on_a_fresh_host_writes_nothing(store, ca) -> None:
+    req = _request(store, ca, check_mode=True)
+    assert req["changed"] and req["reissue"] and req["csr"] == ""
+    res = pki.install(store, certificate="", check_mode=True)
+    assert res["facts"] == {}
+    assert _tree(store.root) == []
+
+
+def test_check_mode_with_a_certificate_validates_and_writes_nothing(store, ca) -> None:
+    req = _request(store, ca)
+    cert = pki.sign_batch(ca, [{"host": "srv1", "csr": req["csr"], "sans": WANT["sans"]}], 90)
+    before = _tree(store.root)
+    res = pki.install(
+        store,
+        certificate=cert["certificates"]["srv1"],
+        chain=pki.cert_to_pem(ca.cert),
+        required_names=WANT["sans"],
+        check_mode=True,
+    )
+    assert res["changed"] and res["diff"]["before"] == {} and res["diff"]["after"]["sans"]
+    assert _tree(store.root) == before
+
+
+@pytest.mark.parametrize(
+    ("over", "reason", "new_key"),
+    [
+        ({"renew_before_days": 100}, "expiring", True),
+        ({"force": True}, "forced", True),
+        ({"sans": ["srv1", "10.0.0.1", "ftp.example.org"]}, "sans", True),
+        ({"key_type": "ecdsa-p384"}, "key type", True),
+        ({"renew_before_days": 100, "rotate_key": False}, "expiring", False),
+    ],
+)
+def test_reissue_rotates_the_key(store, ca, over, reason, new_key) -> None:
+    _, first = _converge(store, ca)
+    sans = over.get("sans", WANT["sans"])
+    req = _request(store, ca, **over)
+    assert req["reasons"][0].startswith(reason)
+    cert = pki.sign_batch(ca, [{"host": "srv1", "csr": req["csr"], "sans": sans}], 90)["certificates"]["srv1"]
+    res = pki.install(store, certificate=cert, chain=pki.cert_to_pem(ca.cert), required_names=sans)
+    assert res["changed"]
+    assert (res["facts"]["spki_sha256"] != first["facts"]["spki_sha256"]) is new_key
+    assert res["facts"]["fingerprint_sha256"] != first["facts"]["fingerprint_sha256"]
+
+
+def test_pending_key_and_csr_are_reused_until_signed(store, ca) -> None:
+    first = _request(store, ca)
+    again = _request(store, ca)
+    assert first["changed"] and not again["changed"]
+    assert again["csr"] == first["csr"]
+    assert stat.S_IMODE(os.stat(os.path.join(store.root, "pending", "key.pem")).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("case", ["foreign_key", "chain", "names", "garbage"])
+def test_rejected_certificate_leaves_the_current_generation_serving(store, ca, case, tmp_path) -> None:
+    _, good = _converge(store, ca)
+    before = _tree(store.root)
+    other = pki.CertificateAuthority(str(tmp_path / "other"))
+    other.create("ecdsa-p256", "other CA", 30)
+    key = store.current_key()
+    chain = pki.cert_to_pem(ca.cert)
+    required = WANT["sans"]
+    if case == "foreign_key":
+        key = pki.generate_private_key("ecdsa-p256")
+    if case == "chain":
+        chain = pki.cert_to_pem(other.cert)
+    if case == "names":
+        required = ["srv2"]
+    cert = pki.issue_certificate(
+        key.public_key(), "srv1", WANT["sans"], issuer_cert=ca.cert, issuer_key=ca.key, validity_days=60
+    )
+    pem = "garbage" if case == "garbage" else pki.cert_to_pem(cert)
+    with pytest.raises(pki.PKIError):
+        pki.install(store, certificate=pem, chain=chain, required_names=required)
+    assert _tree(store.root) == before
+    assert store.facts()["fingerprint_sha256"] == good["facts"]["fingerprint_sha256"]
+
+
+def test_provided_certificate_and_key(store, ca) -> None:
+    key = pki.generate_private_key("rsa-2048")
+    cert = pki.issue_certificate(
+        key.public_key(),
+        "ftp.example.org",
+        ["ftp.example.org"],
+        issuer_cert=ca.cert,
+        issuer_key=ca.key,
+        validity_days=60,
+    )
+    args = {
+        "certificate": pki.cert_to_pem(cert),
+        "chain": pki.cert_to_pem(ca.cert),
+        "private_key": pki.key_to_pem(key).decode(),
+        "required_names": ["ftp.example.org"],
+    }
+    assert pki.install(store, **args)["changed"]
+    assert not pki.install(store, **args)["changed"]
+    wrong = {**args, "private_key": pki.key_to_pem(pki.generate_private_key("rsa-2048")).decode()}
+    with pytest.raises(pki.PKIError, match="does not match"):
+        pki.install(store, **wrong)
+
+
+def test_self_signed(store, ca) -> None:
+    req = _request(store, ca, issuer=None, self_signed=True)
+    assert req["reissue"]
+    res = pki.install(store, self_signed=True, common_name="srv1", sans=WANT["sans"], validity_days=90)
+    assert res["changed"] and res["facts"]["issuer"] == res["facts"]["subject"]
+    req2 = _request(store, ca, issuer=None, self_signed=True)
+    assert not req2["reissue"]
+    assert not pki.install(store, self_signed=True, common_name="srv1", sans=WANT["sans"])["changed"]
