@@ -184,7 +184,12 @@ class Worker:
         timeout = 0.5
         try:
             while not self._stop:
-                soonest = self.ioloop.loop(timeout, blocking=False)
+                try:
+                    soonest = self.ioloop.loop(timeout, blocking=False)
+                except Exception:
+                    # One session's bug must not take every other session down with it.
+                    log.exception("unhandled error in the IO loop; continuing")
+                    soonest = 0.0
                 timeout = 0.5 if soonest is None else max(0.0, min(soonest, 0.5))
                 if self._hup:
                     self._hup = False

@@ -15,13 +15,13 @@ creation, so overriding ``handle_read`` needs ``handle_read_event`` re-aliased i
 from __future__ import annotations
 
 import errno
+import os
 
 from OpenSSL import SSL
 from pyftpdlib.exceptions import _FileReadWriteError
 from pyftpdlib.handlers import ThrottledDTPHandler
 from pyftpdlib.handlers.ftps.ssl import SSLConnectionMixin
 from pyftpdlib.log import logger
-from pyftpdlib.utils import strerror
 
 from ftpsd.tls import session_reused
 
@@ -119,10 +119,14 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         try:
             raise  # noqa: PLE0704 - re-raise the exception being handled to classify it
         except _FileReadWriteError as err:
-            if err.errno in _DISK_FULL:
+            # pyftpdlib wraps the original OSError as the only argument (errno stays None).
+            cause = err.args[0] if err.args and isinstance(err.args[0], OSError) else err.__cause__
+            code = getattr(cause, "errno", None)
+            if code in _DISK_FULL:
                 reply = "452 Insufficient storage space; upload discarded."
             else:
-                reply = f"426 {strerror(err)}; transfer aborted."
+                reason = os.strerror(code) if isinstance(code, int) else "I/O error"
+                reply = f"426 {reason}; transfer aborted."
         except Exception:
             self.log_exception(self)
             reply = "426 Internal error; transfer aborted."

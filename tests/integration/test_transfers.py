@@ -1,0 +1,161 @@
+"""Transfers: integrity, atomic uploads, interrupted uploads, disk full, the xferlog."""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import hashlib
+import io
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.conftest import Server
+
+
+def _parts(home) -> list[str]:
+    return [p.name for p in home.iterdir() if p.name.endswith(".ftpsd-part")]
+
+
+def _wait_no_parts(home, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _parts(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _parts(home) == []
+
+
+def test_round_trip_checksums(server: Server) -> None:
+    data = os.urandom(8 * 1024 * 1024 + 123)
+    ftp = server.client()
+    ftp.storbinary("STOR blob.bin", io.BytesIO(data))
+    got = io.BytesIO()
+    ftp.retrbinary("RETR blob.bin", got.write)
+    ftp.quit()
+    assert hashlib.sha256(got.getvalue()).digest() == hashlib.sha256(data).digest()
+    assert (server.homes["alice"] / "blob.bin").read_bytes() == data
+    assert _parts(server.homes["alice"]) == []
+
+
+def test_upload_lands_under_a_temporary_name_until_complete(server: Server) -> None:
+    home = server.homes["alice"]
+    (home / "doc.bin").write_bytes(b"old version")
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR doc.bin")
+    conn.sendall(b"n" * 200_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # Mid-upload: the real name still holds the old file; the new bytes go to a temp name.
+    assert (home / "doc.bin").read_bytes() == b"old version"
+    assert len(_parts(home)) == 1
+    conn.sendall(b"n" * 100_000)
+    conn.unwrap()
+    conn.close()
+    ftp.voidresp()
+    ftp.quit()
+    assert (home / "doc.bin").read_bytes() == b"n" * 300_000
+    assert _parts(home) == []
+
+
+@pytest.mark.parametrize("how", ["data-connection-cut", "whole-client-gone"])
+def test_interrupted_upload_keeps_original(server: Server, how: str) -> None:
+    home = server.homes["alice"]
+    original = os.urandom(50_000)
+    (home / "keep.bin").write_bytes(original)
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR keep.bin")
+    conn.sendall(os.urandom(150_000))
+    # No TLS close_notify: the connection just ends, as when a client is killed.
+    conn.close()
+    if how == "data-connection-cut":
+        with pytest.raises(ftplib.error_temp, match=r"^426"):
+            ftp.voidresp()
+        ftp.quit()
+    else:
+        ftp.sock.close()
+    _wait_no_parts(home)
+    server.wait_log("incomplete upload discarded")
+    assert (home / "keep.bin").read_bytes() == original
+
+
+def test_interrupted_new_upload_leaves_nothing(server: Server) -> None:
+    home = server.homes["alice"]
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR fresh.bin")
+    conn.sendall(b"x" * 100_000)
+    conn.close()
+    with pytest.raises(ftplib.error_temp, match=r"^426"):
+        ftp.voidresp()
+    ftp.quit()
+    _wait_no_parts(home)
+    assert not (home / "fresh.bin").exists()
+
+
+def test_disk_full_gives_452_and_no_partial_file(server: Server) -> None:
+    home = server.homes["alice"]
+    (home / "keep.bin").write_bytes(b"original")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "ftpsd-test", str(home)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        (home / "keep.bin").write_bytes(b"original")
+        ftp = server.client()
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("STOR keep.bin")
+        # The server drops the data connection when the disk fills; the client may see a reset.
+        with contextlib.suppress(OSError):
+            for _ in range(48):
+                conn.sendall(os.urandom(64 * 1024))
+            conn.unwrap()
+        conn.close()
+        with pytest.raises(ftplib.error_temp, match=r"^452"):
+            ftp.voidresp()
+        ftp.quit()
+        _wait_no_parts(home)
+        assert (home / "keep.bin").read_bytes() == b"original"
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(home)], capture_output=True, check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+
+
+XFERLOG = re.compile(
+    r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} (?P<secs>\d+) (?P<host>\S+) (?P<bytes>\d+) (?P<file>\S+) "
+    r"(?P<type>[ab]) _ (?P<dir>[oi]) r (?P<user>\S+) ftp 0 \* (?P<status>[ci])$"
+)
+
+
+def test_xferlog_lines(server: Server) -> None:
+    home = server.homes["alice"]
+    (home / "down.bin").write_bytes(b"d" * 4096)
+    ftp = server.client()
+    ftp.retrbinary("RETR down.bin", lambda _: None)
+    ftp.storbinary("STOR my file.bin", io.BytesIO(b"u" * 1000))
+    ftp.quit()
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while len(lines) < 2 and time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            lines = server.xferlog.read_text().splitlines()
+        time.sleep(0.05)
+    matches = [XFERLOG.match(line) for line in lines]
+    assert all(matches), lines
+    down, up = (m.groupdict() for m in matches if m)
+    assert (down["file"], down["bytes"], down["dir"], down["user"], down["status"]) == (
+        str(home / "down.bin"),
+        "4096",
+        "o",
+        "alice",
+        "c",
+    )
+    assert (up["file"], up["bytes"], up["dir"], up["status"]) == (str(home / "my_file.bin"), "1000", "i", "c")
+    assert up["host"] == "127.0.0.1"
