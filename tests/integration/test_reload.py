@@ -1,0 +1,224 @@
+"""SIGHUP reload (certificate, users, TLS policy), worker processes, clean SIGTERM."""
+
+from __future__ import annotations
+
+import ftplib
+import hashlib
+import io
+import json
+import os
+import re
+import ssl
+import time
+
+import pytest
+
+from tests.certs import Issued
+from tests.integration.conftest import PASSWORDS, Server
+
+
+def _fp(issued: Issued) -> str:
+    return issued.fingerprint.replace(":", "").lower()
+
+
+def _write_random(path, size: int) -> str:
+    digest = hashlib.sha256()
+    block = os.urandom(1024 * 1024)
+    with open(path, "wb") as handle:
+        for i in range(size // len(block)):
+            chunk = i.to_bytes(8, "big") + block[8:]  # every MiB differs
+            digest.update(chunk)
+            handle.write(chunk)
+    return digest.hexdigest()
+
+
+def _reload_and_wait(server: Server, new: Issued) -> None:
+    count = server.log().count("reloaded: certificate")
+    server.reload()
+    server.wait_log(f"reloaded: certificate sha256={new.fingerprint}", count=1)
+    server.wait_log("reloaded: certificate", count=count + server.workers)
+
+
+def _retr_with_reload(server: Server, size_mb: int) -> None:
+    expected = _write_random(server.homes["alice"] / "big.bin", size_mb * 1024 * 1024)
+    old = server.cert
+    ftp = server.client()
+    digest = hashlib.sha256()
+    state = {"bytes": 0, "reloaded": None}
+
+    def on_chunk(chunk: bytes) -> None:
+        digest.update(chunk)
+        state["bytes"] += len(chunk)
+        if state["reloaded"] is None and state["bytes"] >= 8 * 1024 * 1024:
+            new = server.rotate()
+            _reload_and_wait(server, new)
+            # While this transfer is still running, a new session already sees the new cert.
+            assert server.served_fingerprint() == _fp(new)
+            state["reloaded"] = new
+
+    ftp.retrbinary("RETR big.bin", on_chunk, blocksize=256 * 1024)
+    assert state["reloaded"] is not None, "the reload did not happen mid-transfer"
+    assert state["bytes"] == size_mb * 1024 * 1024
+    assert digest.hexdigest() == expected
+    # The in-flight session keeps working on its old TLS context (data connections resume it).
+    assert ftp.sock.getpeercert(binary_form=True) is not None
+    assert hashlib.sha256(ftp.sock.getpeercert(binary_form=True)).hexdigest() == _fp(old)
+    buf = io.BytesIO()
+    (server.homes["alice"] / "small.txt").write_bytes(b"after reload")
+    ftp.retrbinary("RETR small.txt", buf.write)
+    assert buf.getvalue() == b"after reload"
+    assert all(ftp.data_sessions_reused)
+    ftp.quit()
+
+
+@pytest.mark.slow
+def test_reload_during_200mb_download(server: Server) -> None:
+    _retr_with_reload(server, 200)
+
+
+def test_reload_during_upload(server: Server) -> None:
+    size = 48 * 1024 * 1024
+    data = os.urandom(1024 * 1024) * 48
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR up.bin")
+    new = None
+    for offset in range(0, size, 1024 * 1024):
+        conn.sendall(data[offset : offset + 1024 * 1024])
+        if offset == 8 * 1024 * 1024:
+            new = server.rotate()
+            _reload_and_wait(server, new)
+    conn.unwrap()
+    conn.close()
+    ftp.voidresp()
+    ftp.quit()
+    assert new is not None
+    assert (
+        hashlib.sha256((server.homes["alice"] / "up.bin").read_bytes()).digest()
+        == hashlib.sha256(data).digest()
+    )
+    assert server.served_fingerprint() == _fp(new)
+
+
+def _broken(server: Server, kind: str) -> Issued:
+    if kind == "key-mismatch":
+        return server.rotate(server.ca.issue(), key_from=server.ca.issue())
+    if kind == "expired":
+        return server.rotate(server.ca.issue(expired=True))
+    if kind == "garbage-cert":
+        issued = server.rotate()
+        (server.pki / "current" / "cert.pem").write_text("not a certificate\n")
+        return issued
+    if kind == "missing-key":
+        issued = server.rotate()
+        (server.pki / "current" / "key.pem").unlink()
+        return issued
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["key-mismatch", "expired", "garbage-cert", "missing-key"])
+def test_broken_certificate_at_reload_keeps_old(server: Server, kind: str) -> None:
+    old = server.cert
+    session = server.client()
+    failures = server.log().count("reload failed")
+    _broken(server, kind)
+    server.reload()
+    log = server.wait_log("reload failed", count=failures + 1)
+    assert re.search(r"reload failed, keeping the current configuration: tls\.", log)
+    assert server.served_fingerprint() == _fp(old)
+    session.retrlines("LIST", lambda _: None)  # sessions in flight unaffected
+    session.quit()
+    # Fixing the material and reloading again works.
+    good = server.rotate()
+    _reload_and_wait(server, good)
+    assert server.served_fingerprint() == _fp(good)
+
+
+def test_broken_config_at_reload_keeps_old(server: Server) -> None:
+    original = server.config_path.read_text()
+    server.config_path.write_text(original.replace("[server]", "[server]\nbogus = 1"))
+    server.reload()
+    assert "server.bogus: unknown key" in server.wait_log("server.bogus: unknown key")
+    server.client().quit()
+    server.config_path.write_text(original)
+
+
+def test_reload_users(server: Server) -> None:
+    bob = server.client("bob")
+    users_path = server.root / "users.json"
+    doc = json.loads(users_path.read_text())
+    alice = next(u for u in doc["users"] if u["name"] == "alice")
+    doc["users"] = [u for u in doc["users"] if u["name"] != "bob"]
+    doc["users"].append(dict(alice, name="erin"))
+    users_path.write_text(json.dumps(doc))
+    server.reload()
+    server.wait_log("reloaded: certificate")
+    ftp = server.client(login=False)
+    ftp.login("erin", PASSWORDS["alice"])  # new user works
+    ftp.quit()
+    ftp = server.client(login=False)
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        ftp.login("bob", PASSWORDS["bob"])  # removed user refused
+    ftp.close()
+    # bob's session in flight keeps its permissions until it ends.
+    bob.retrlines("LIST", lambda _: None)
+    bob.quit()
+
+
+def test_reload_tls_policy(server: Server) -> None:
+    assert server.client().sock.version() == "TLSv1.3"
+    text = server.config_path.read_text()
+    server.config_path.write_text(text.replace("[tls]\n", "[tls]\ntls13 = false\n"))
+    server.reload()
+    server.wait_log("tls13=False")
+    ftp = server.client()
+    assert ftp.sock.version() == "TLSv1.2"
+    buf = io.BytesIO()
+    (server.homes["alice"] / "x").write_bytes(b"x")
+    ftp.retrbinary("RETR x", buf.write)
+    assert ftp.data_sessions_reused == [True]  # TLS 1.2 session-id resumption works too
+    ftp.quit()
+
+
+def test_workers_all_reload_and_serve(make_server) -> None:
+    server = make_server(workers=2)
+    log = server.log()
+    pids = set(re.findall(r"ftpsd\[(\d+)\] INFO ftpsd: listening on", log))
+    assert len(pids) == 2
+    new = server.rotate()
+    server.reload()
+    log = server.wait_log("reloaded: certificate", count=2)
+    reloaded = set(
+        re.findall(rf"ftpsd\[(\d+)\] INFO ftpsd: reloaded: certificate sha256={new.fingerprint}", log)
+    )
+    assert reloaded == pids
+    for _ in range(6):
+        assert server.served_fingerprint() == _fp(new)
+    ftp = server.client()
+    buf = io.BytesIO()
+    (server.homes["alice"] / "w").write_bytes(b"w" * 100_000)
+    ftp.retrbinary("RETR w", buf.write)
+    assert buf.getvalue() == b"w" * 100_000
+    ftp.quit()
+    assert server.stop() == 0
+
+
+def test_sigterm_clean_shutdown(server: Server) -> None:
+    ftp = server.client()
+    assert server.stop() == 0
+    assert "shutting down" in server.log()
+    with pytest.raises((EOFError, OSError, ssl.SSLError, ftplib.Error)):
+        ftp.voidcmd("NOOP")
+
+
+def test_start_refuses_bad_material(make_server, tmp_path) -> None:
+    from tests.integration.conftest import build_server
+
+    server = build_server(tmp_path / "bad")
+    server.rotate(server.ca.issue(expired=True))
+    with pytest.raises(RuntimeError, match="expired"):
+        server.start()
+    server.stop()
+    assert server.proc is not None
+    assert server.proc.returncode == 1
+    time.sleep(0)
