@@ -12,6 +12,9 @@
 # skipped. The last line says `wheelhouse: changed` or `wheelhouse: unchanged` (Ansible reads it).
 # Environment: PYTHON (the controller's python with pip; default python3), FTPSD_PINS (extra
 # requirement pins, default: pyftpdlib and pyOpenSSL at the versions the controller has).
+# pip evaluates dependency markers (`python_version < "3.13"`) with the interpreter that runs
+# it, whatever --python-version says, so each target is resolved by a controller interpreter of
+# that version when one exists (python3.X on PATH, /usr/bin, pyenv), else by PYTHON with a warning.
 set -euo pipefail
 
 die() { echo "build-wheelhouse: $*" >&2; exit 1; }
@@ -73,6 +76,17 @@ fi
 ftpsd_wheel="$(find "$out/common" -maxdepth 1 -name 'ftpsd-*.whl' | head -n1)"
 [[ -n "$ftpsd_wheel" ]] || die "no ftpsd wheel was built in $out/common"
 
+# A controller interpreter of version $1 with a working pip, or nothing.
+interpreter_for() {
+  local candidate
+  for candidate in "$(command -v "python$1" 2>/dev/null)" "/usr/bin/python$1" \
+    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1"; do
+    [[ -n "$candidate" && -x "$candidate" ]] || continue
+    "$candidate" -m pip --version >/dev/null 2>&1 && { echo "$candidate"; return 0; }
+  done
+  return 0
+}
+
 for target in "${targets[@]}"; do
   [[ "$target" =~ ^([0-9]+)\.([0-9]+)-([A-Za-z0-9_]+)$ ]] || die "target '$target' is not <python version>-<machine>, e.g. 3.11-x86_64"
   pyver="${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" abi="cp${BASH_REMATCH[1]}${BASH_REMATCH[2]}" machine="${BASH_REMATCH[3]}"
@@ -81,7 +95,13 @@ for target in "${targets[@]}"; do
     echo "build-wheelhouse: $target up to date"
     continue
   fi
-  echo "build-wheelhouse: downloading binary wheels for Python $pyver on $machine"
+  resolver="$(interpreter_for "$pyver")"
+  if [[ -z "$resolver" ]]; then
+    resolver="$PYTHON"
+    echo "build-wheelhouse: warning: no Python $pyver with pip on the controller; resolving with $PYTHON," \
+      "so dependencies behind python_version markers may be missing for $target" >&2
+  fi
+  echo "build-wheelhouse: downloading binary wheels for Python $pyver on $machine (resolver: $resolver)"
   platforms=()
   # glibc 2.17 (manylinux2014) .. 2.36 (Debian 12; Debian 13 has 2.41 and accepts all of them).
   for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_${machine}"); done
@@ -89,7 +109,7 @@ for target in "${targets[@]}"; do
   tmp="$(mktemp -d "$out/.$target.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   # shellcheck disable=SC2086  # FTPSD_PINS is a space-separated list of requirements
-  "${pip[@]}" download -q --only-binary=:all: --python-version "$pyver" --implementation cp \
+  "$resolver" -m pip --disable-pip-version-check download -q --only-binary=:all: --python-version "$pyver" --implementation cp \
     --abi "$abi" --abi abi3 --abi none "${platforms[@]}" \
     --find-links "$out/common" -d "$tmp" "$ftpsd_wheel" $FTPSD_PINS \
     || die "pip could not fetch wheels for $target (is PyPI reachable from the controller?)"
