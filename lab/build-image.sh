@@ -79,8 +79,9 @@ mkdir -p "$rootfs" "$debs"
 log=$cache/debootstrap-$suite.log
 if ! debootstrap --variant=minbase --include="$packages" --cache-dir="$debs" \
   "$suite" "$rootfs" "$mirror" >"$log" 2>&1; then
-  tail -n 20 "$log" >&2
-  [[ -f $rootfs/debootstrap/debootstrap.log ]] && tail -n 20 "$rootfs/debootstrap/debootstrap.log" >&2
+  # debootstrap's inner log (dpkg errors) first, then its own messages (E: ...) last.
+  [[ -f $rootfs/debootstrap/debootstrap.log ]] && tail -n 15 "$rootfs/debootstrap/debootstrap.log" >&2
+  tail -n 10 "$log" >&2
   fail "debootstrap $suite from $mirror (full log: $log)"
 fi
 echo "build-image[$suite]: debootstrap done in $((SECONDS - start)) s"
