@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from ftpsd.config import TLSConfig
 
@@ -130,11 +130,11 @@ def build_context(tls: TLSConfig, material: TLSMaterial) -> SSL.Context:
             | SSL.OP_CIPHER_SERVER_PREFERENCE
         )
         ctx.set_cipher_list(tls.ciphers.encode("ascii"))
-        ctx.use_certificate(crypto.X509.from_cryptography(material.cert))
-        ctx.use_privatekey(crypto.PKey.from_cryptography_key(material.key))
+        ctx.use_certificate(material.cert)
+        ctx.use_privatekey(material.key)
         for extra in material.chain:
             if extra.fingerprint(hashes.SHA256()) != material.cert.fingerprint(hashes.SHA256()):
-                ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+                ctx.add_extra_chain_cert(extra)
         ctx.check_privatekey()
         # Resumption on data connections: server-side cache (TLS 1.2 session ids) and tickets
         # (TLS 1.3, and TLS 1.2 clients that ask); both bound to this context, so after a reload

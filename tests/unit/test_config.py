@@ -1,0 +1,234 @@
+"""ftpsd configuration validation: one clear line per problem (ftpsd.config, check-config CLI)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from ftpsd.config import ConfigError, check_config, parse_config
+from ftpsd.passwd import dump_users, hash_password
+from tests.certs import TestCA, point_current, write_generation
+
+
+def _problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.problems
+
+
+def test_defaults_match_design() -> None:
+    config = parse_config({})
+    assert config.server.control_port == 21
+    assert config.server.implicit_port == 990
+    assert config.server.passive_ports == (50000, 50099)
+    assert config.server.workers == 0
+    assert config.tls.min_version == "TLSv1.2"
+    assert config.tls.tls13 is True
+    assert config.tls.ciphers == "ECDHE+AESGCM:ECDHE+CHACHA20"
+    assert config.tls.require_session_reuse is True
+    assert config.tls.certfile == "/etc/ftps-kit/pki/current/cert.pem"
+    assert config.users.file == "/etc/ftpsd/users.json"
+    assert config.logging.xferlog == "/var/log/ftpsd/xferlog"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"bogus": {}}, "bogus: unknown section"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"server": {"colour": "red"}}, "server.colour: unknown key"),
+        ({"tls": {"cert": "/x"}}, "tls.cert: unknown key"),
+        ({"server": {"control_port": 0}}, "server.control_port: must be a port 1-65535, got 0"),
+        ({"server": {"control_port": 70000}}, "server.control_port: must be a port 1-65535, got 70000"),
+        ({"server": {"control_port": "21"}}, "server.control_port: must be a port 1-65535, got '21'"),
+        ({"server": {"control_port": True}}, "server.control_port: must be a port 1-65535, got True"),
+        (
+            {"server": {"implicit_port": -1}},
+            "server.implicit_port: must be a port 1-65535 or 0 (off), got -1",
+        ),
+        ({"server": {"implicit_port": 21}}, "server.implicit_port: equals control_port (21)"),
+        (
+            {"server": {"passive_ports": [50099, 50000]}},
+            "server.passive_ports: range is inverted: 50099 > 50000",
+        ),
+        ({"server": {"passive_ports": [50000]}}, "server.passive_ports: must be [first, last]"),
+        ({"server": {"passive_ports": [0, 10]}}, "server.passive_ports: must be [first, last]"),
+        (
+            {"server": {"passive_ports": [1, 100]}},
+            "server.passive_ports: range 1-100 overlaps control_port 21",
+        ),
+        (
+            {"server": {"passive_ports": [900, 1000]}},
+            "server.passive_ports: range 900-1000 overlaps implicit_port 990",
+        ),
+        ({"server": {"listen": []}}, "server.listen: must be a non-empty list"),
+        ({"server": {"listen": ["example.com"]}}, "server.listen: 'example.com' is not an IP address"),
+        ({"server": {"listen": ["127.0.0.1", "127.0.0.1"]}}, "server.listen: lists an address twice"),
+        (
+            {"server": {"masquerade_address": "nat.example"}},
+            "server.masquerade_address: 'nat.example' is not an IP",
+        ),
+        ({"server": {"masquerade_address": "::1"}}, "server.masquerade_address: must be an IPv4 address"),
+        ({"server": {"workers": -1}}, "server.workers: must be an integer 0 (one per core) to 256, got -1"),
+        ({"server": {"max_connections": 0}}, "server.max_connections: must be an integer 1 or more, got 0"),
+        (
+            {"server": {"max_connections": 5, "max_connections_per_ip": 6}},
+            "server.max_connections_per_ip: exceeds",
+        ),
+        ({"server": {"idle_timeout": 0}}, "server.idle_timeout: must be an integer 1-86400 seconds, got 0"),
+        (
+            {"server": {"login_failure_delay": -1}},
+            "server.login_failure_delay: must be a number of seconds 0-60",
+        ),
+        ({"server": {"ban_after_failures": 1.5}}, "server.ban_after_failures: must be an integer"),
+        ({"server": {"banner": "two\nlines"}}, "server.banner: must be a single-line string"),
+        ({"tls": {"certfile": "relative.pem"}}, "tls.certfile: must be an absolute path"),
+        ({"tls": {"chainfile": "chain.pem"}}, 'tls.chainfile: must be an absolute path or "" (no chain)'),
+        (
+            {"tls": {"min_version": "TLSv1.1"}},
+            "tls.min_version: must be one of TLSv1.2, TLSv1.3, got 'TLSv1.1'",
+        ),
+        (
+            {"tls": {"min_version": "TLSv1.3", "tls13": False}},
+            "tls.tls13: is false but min_version is TLSv1.3",
+        ),
+        ({"tls": {"tls13": "yes"}}, "tls.tls13: must be true or false, got 'yes'"),
+        ({"tls": {"require_session_reuse": 1}}, "tls.require_session_reuse: must be true or false, got 1"),
+        ({"tls": {"ciphers": "NOT-A-CIPHER"}}, "tls.ciphers: OpenSSL accepts no cipher from 'NOT-A-CIPHER'"),
+        ({"tls": {"ciphers": ""}}, "tls.ciphers: must be a non-empty string"),
+        ({"users": {"file": "users.json"}}, "users.file: must be an absolute path"),
+        (
+            {"logging": {"level": "loud"}},
+            "logging.level: must be one of debug, info, warning, error, got 'loud'",
+        ),
+        ({"logging": {"xferlog": "x.log"}}, 'logging.xferlog: must be an absolute path or "" (off)'),
+        ({"server": []}, "server: must be a table"),
+    ],
+)
+def test_document_problems(data: dict, expected: str) -> None:
+    problems = _problems(data)
+    assert any(p.startswith(expected) for p in problems), problems
+    assert all("\n" not in p for p in problems)
+
+
+def test_every_problem_is_reported() -> None:
+    problems = _problems(
+        {"server": {"control_port": 0, "passive_ports": [2, 1], "x": 1}, "tls": {"min_version": "SSLv3"}}
+    )
+    assert len(problems) == 4, problems
+
+
+@pytest.fixture
+def layout(tmp_path: pathlib.Path):
+    """A valid config with real PKI material and users file; returns (config path, pki dir, ca)."""
+    ca = TestCA()
+    pki = tmp_path / "pki"
+    point_current(pki, write_generation(pki, "gen-1", ca.issue(), ca))
+    (tmp_path / "home").mkdir()
+    dump_users(
+        [{"name": "alice", "hash": hash_password("pw", "pbkdf2-sha256"), "home": str(tmp_path / "home")}],
+        str(tmp_path / "users.json"),
+    )
+    config = tmp_path / "ftpsd.toml"
+    config.write_text(
+        f"""[server]
+listen = ["127.0.0.1"]
+control_port = 2121
+implicit_port = 2990
+passive_ports = [40000, 40010]
+[tls]
+certfile = "{pki}/current/cert.pem"
+keyfile = "{pki}/current/key.pem"
+chainfile = "{pki}/current/chain.pem"
+[users]
+file = "{tmp_path}/users.json"
+[logging]
+xferlog = "{tmp_path}/xferlog"
+"""
+    )
+    return config, pki, ca
+
+
+def test_check_config_ok(layout) -> None:
+    config, _, _ = layout
+    parsed, problems = check_config(str(config))
+    assert problems == []
+    assert parsed is not None
+    assert parsed.server.control_port == 2121
+
+
+def _break(kind: str, config: pathlib.Path, pki: pathlib.Path, ca: TestCA) -> None:
+    current = pki / "current"
+    if kind == "expired":
+        point_current(pki, write_generation(pki, "gen-2", ca.issue(expired=True), ca))
+    elif kind == "key-mismatch":
+        (current / "key.pem").write_bytes((pki / "other.pem").read_bytes())
+    elif kind == "missing-key":
+        (current / "key.pem").unlink()
+    elif kind == "garbage-cert":
+        (current / "cert.pem").write_text("junk")
+    elif kind == "missing-users":
+        (config.parent / "users.json").unlink()
+    elif kind == "bad-users":
+        (config.parent / "users.json").write_text('{"version": 1, "users": [{"name": "-x"}]}')
+    elif kind == "toml-syntax":
+        config.write_text("[server\n")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("expired", "tls.certfile: .* expired on "),
+        ("key-mismatch", "tls.keyfile: .* does not match the certificate"),
+        ("missing-key", "tls.keyfile: cannot read .*: No such file or directory"),
+        ("garbage-cert", "tls.certfile: .* holds no PEM certificate"),
+        ("missing-users", "users.file: .* does not exist"),
+        ("bad-users", "users.file: .*user '-x': field 'name' must not start with '-'"),
+        ("toml-syntax", "not valid TOML"),
+    ],
+)
+def test_check_config_cli_reports_one_line(layout, kind: str, expected: str) -> None:
+    config, pki, ca = layout
+    from tests.certs import key_pem
+
+    (pki / "other.pem").write_bytes(key_pem(ca.issue()))
+    _break(kind, config, pki, ca)
+    result = subprocess.run(
+        [sys.executable, "-m", "ftpsd", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    import re
+
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def test_check_config_cli_ok(layout) -> None:
+    config, _, _ = layout
+    result = subprocess.run(
+        [sys.executable, "-m", "ftpsd", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+
+
+def test_material_is_read_from_one_resolved_directory(layout) -> None:
+    """cert, key and chain come from the directory `current` pointed at when the load began."""
+    from ftpsd.tls import resolve_paths
+
+    config, pki, _ = layout
+    parsed, _ = check_config(str(config))
+    assert parsed is not None
+    directory, cert, key, chain = resolve_paths(parsed.tls)
+    assert directory == str((pki / "gen-1").resolve())
+    assert {pathlib.Path(p).parent for p in (cert, key, chain)} == {pki / "gen-1"}
