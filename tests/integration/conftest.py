@@ -213,16 +213,26 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
         entry.update(user_fields.get(name, {}))
         users.append(entry)
     dump_users(users, str(tmp / "users.json"))
-    port = free_port()
+    passive = _free_range()
+
+    def outside_passive() -> int:
+        while True:
+            candidate = free_port()
+            if not passive[0] <= candidate <= passive[1]:
+                return candidate
+
+    port = outside_passive()
     implicit_port = options.pop("implicit_port", None)
     if implicit_port is None:
-        implicit_port = free_port()
+        implicit_port = outside_passive()
+        while implicit_port == port:
+            implicit_port = outside_passive()
     tls_keys = {"min_version", "tls13", "ciphers", "require_session_reuse"}
     server = {
         "listen": ["127.0.0.1"],
         "control_port": port,
         "implicit_port": implicit_port,
-        "passive_ports": list(_free_range()),
+        "passive_ports": list(passive),
         "workers": 1,
         "idle_timeout": 60,
         "data_timeout": 60,
