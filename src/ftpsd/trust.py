@@ -190,12 +190,18 @@ def _wrap_row(label: str, value: str, width: int) -> list[str]:
     return [f"{label if i == 0 else '':<12}{part}" for i, part in enumerate(wrapped)]
 
 
+def _provenance(saved: dict[str, Any]) -> str:
+    """``accepted 2026-...`` for a person's answer, ``from <source>`` for a pin the kit wrote."""
+    if saved.get("accepted_at"):
+        return f"accepted {saved['accepted_at']}"
+    return f"from {saved.get('source') or 'the pin file'}"
+
+
 def render_side_by_side(saved: dict[str, Any], fields: dict[str, Any], width: int) -> str:
     """Saved and presented fields in two columns; rows that differ are marked with ``!``."""
     label_width = 12
     column = max(24, (width - label_width - 5) // 2)
-    accepted = saved.get("accepted_at", "?")
-    header = f"  {'':<{label_width}}{'SAVED (accepted ' + accepted + ')':<{column}} | PRESENTED NOW"
+    header = f"  {'':<{label_width}}{'SAVED (' + _provenance(saved) + ')':<{column}} | PRESENTED NOW"
     lines = [header, "  " + "-" * (label_width + 2 * column + 3)]
     saved_rows = dict(rows(saved))
     for label, new in rows(fields):
@@ -377,8 +383,10 @@ def main(  # noqa: PLR0911 - one return per documented exit code
         if found.status == "trusted_ca":
             return EXIT_TRUSTED
         if found.status == "pinned":
-            accepted_at = (found.saved or {}).get("accepted_at")
-            print(f"It matches the certificate you accepted for {name} on {accepted_at}.", file=stdout)
+            print(
+                f"It matches the certificate saved for {name} ({_provenance(found.saved or {})}).",
+                file=stdout,
+            )
             return EXIT_TRUSTED
         interactive = bool(getattr(stdin, "isatty", lambda: False)())
         if found.status == "changed":

@@ -75,7 +75,7 @@ def test_scripted_accept_remember_and_refuse_a_change(certs, tmp_path, implicit:
 
         code, out = run(target, *flags)
         assert code == trust.EXIT_TRUSTED
-        assert "It matches the certificate you accepted" in out
+        assert "It matches the certificate saved for 127.0.0.1:" in out
 
         srv.use_certificate(*certs["files"]["second"])
         for extra in ([], ["--yes"]):  # --yes trusts unknown servers, never a changed certificate
@@ -228,7 +228,7 @@ def test_person_accepts_once_is_not_asked_again_and_is_warned_on_rotation(certs,
         screen = terminal.wait_for("EXIT=")
         assert "EXIT=0" in screen
         assert "(yes/no)?" not in screen
-        assert "It matches the certificate you accepted" in screen
+        assert "It matches the certificate saved for 127.0.0.1:" in screen and "(accepted 20" in screen
 
         # 3. The server's certificate is rotated: warning, old and new side by side; the person refuses.
         srv.use_certificate(*certs["files"]["second"])

@@ -205,3 +205,9 @@ def test_side_by_side_marks_only_differing_rows(two_certs) -> None:
     assert "Subject" not in marked and "Issuer" not in marked  # same CA, same names
     same = render_side_by_side(PinStore("/nonexistent/x.json").put("h", 21, b), b, 120)
     assert not any(line.startswith("!") for line in same.splitlines())
+
+
+def test_side_by_side_names_where_a_kit_pin_came_from(two_certs) -> None:
+    a, b = two_certs
+    kit_pin = {"fingerprint_sha256": a["fingerprint_sha256"], "source": "ftps_pki_certificate of ftp1"}
+    assert "SAVED (from ftps_pki_certificate of ftp1)" in render_side_by_side(kit_pin, b, 120)
