@@ -31,6 +31,7 @@ from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError, check_config
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.limits import SharedLimits
 from ftpsd.passwd import load_users
 from ftpsd.tls import build_context, load_material
 
@@ -79,21 +80,47 @@ def load_everything(path: str) -> Loaded:
 
 
 class FtpsdServer(FTPServer):
-    """One listener. All listeners of a process share one ``ip_map`` (per-IP limit)."""
+    """One listener. Session limits are daemon-wide (SharedLimits), not per process."""
 
-    def _accept_new_cons(self) -> bool:
-        # Count control sessions, not every socket in the loop (data channels, listeners).
-        return len(self.ip_map) <= self.max_cons
+    def handle_accepted(self, sock, addr) -> FtpsdHandler | None:
+        handler = None
+        try:
+            handler = self.handler(sock, self, ioloop=self.ioloop)
+            if not handler.connected:
+                return None
+            runtime = handler.runtime
+            refused = runtime.limits.connect(
+                addr[0], self.max_cons, self.max_cons_per_ip, runtime.ban_seconds
+            )
+            if refused == "total":
+                handler.handle_max_cons()
+                return None
+            if refused == "per_ip":
+                handler.handle_max_cons_per_ip()
+                return None
+            handler._counted_ip = addr[0]
+            runtime.sessions.add(handler)
+            try:
+                handler.handle()
+            except Exception:
+                handler.handle_error()
+            return handler
+        except Exception:
+            log.exception("accepting a connection from %s failed", addr[0] if addr else "?")
+            if handler is not None:
+                handler.close()
+            return None
 
 
 class Worker:
     """The state of one serving process."""
 
-    def __init__(self, config_path: str, loaded: Loaded, listeners: list) -> None:
+    def __init__(self, config_path: str, loaded: Loaded, listeners: list, limits: SharedLimits) -> None:
         self.config_path = config_path
         self.servers: list[FtpsdServer] = []
-        self.runtime = Runtime()
+        self.runtime = Runtime(limits=limits)
         self._hup = False
+        self._recount = False
         self._stop = False
         self.apply(loaded, first=True)  # handlers need their TLS context before a server exists
         self.servers = _servers(listeners)
@@ -164,11 +191,14 @@ class Worker:
     def _on_signal(self, signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
             self._hup = True
+        elif signum == signal.SIGUSR1:
+            self._recount = True
         else:
             self._stop = True
 
     def serve(self) -> int:
         signal.signal(signal.SIGHUP, self._on_signal)
+        signal.signal(signal.SIGUSR1, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.runtime.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
@@ -191,6 +221,9 @@ class Worker:
                     log.exception("unhandled error in the IO loop; continuing")
                     soonest = 0.0
                 timeout = 0.5 if soonest is None else max(0.0, min(soonest, 0.5))
+                if self._recount:
+                    self._recount = False
+                    self.runtime.reregister()
                 if self._hup:
                     self._hup = False
                     self.reload()
@@ -240,7 +273,7 @@ def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[
     return servers
 
 
-def _supervise(config_path: str, loaded: Loaded, workers: int) -> int:  # noqa: PLR0912, PLR0915 - one supervisor loop
+def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLimits) -> int:  # noqa: PLR0912, PLR0915 - one supervisor loop
     """Fork ``workers`` processes sharing the bound listeners; forward signals; restart crashes."""
     children: dict[int, int] = {}
     stopping = False
@@ -272,7 +305,7 @@ def _supervise(config_path: str, loaded: Loaded, workers: int) -> int:  # noqa: 
     listeners = _bind(loaded)
     for index in range(workers):
         if spawn(index) is not None:
-            return _child(config_path, loaded, listeners, restarted=False)
+            return _child(config_path, loaded, listeners, limits, restarted=False)
     log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
     restarts = 0
     exit_code = 0
@@ -298,6 +331,11 @@ def _supervise(config_path: str, loaded: Loaded, workers: int) -> int:  # noqa: 
         if index is None or stopping:
             continue
         log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, status)
+        # Its sessions are gone but still counted: zero the counts, survivors re-register theirs.
+        limits.reset_sessions()
+        for survivor in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(survivor, signal.SIGUSR1)
         restarts += 1
         if lived < 5 and restarts > 3:
             log.error("workers die right after starting; giving up")
@@ -311,17 +349,23 @@ def _supervise(config_path: str, loaded: Loaded, workers: int) -> int:  # noqa: 
             continue
         time.sleep(0.5)
         if spawn(index) is not None:
-            return _child(config_path, loaded, listeners, restarted=True)
+            return _child(config_path, loaded, listeners, limits, restarted=True)
     for sock, _ in listeners:
         sock.close()
     log.info("supervisor: all workers exited")
     return exit_code
 
 
-def _child(config_path: str, loaded: Loaded, listeners: list, *, restarted: bool) -> int:
-    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+def _child(
+    config_path: str, loaded: Loaded, listeners: list, limits: SharedLimits, *, restarted: bool
+) -> int:
+    # Until the worker installs its own handlers: a reload or recount request arriving now is
+    # dropped rather than killing the new worker (SIG_DFL for both terminates).
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    worker = Worker(config_path, loaded, listeners)
+    worker = Worker(config_path, loaded, listeners, limits)
     if restarted:
         # The parent's copy may predate reloads: a replacement worker reads the files again.
         worker.reload()
@@ -342,10 +386,11 @@ def run(config_path: str) -> int:
         return 1
     setup_logging(loaded.config.logging.level)
     workers = loaded.config.server.workers or os.cpu_count() or 1
+    limits = SharedLimits()  # before fork: every worker shares it
     try:
         if workers == 1:
-            return Worker(config_path, loaded, _bind(loaded)).serve()
-        return _supervise(config_path, loaded, workers)
+            return Worker(config_path, loaded, _bind(loaded), limits).serve()
+        return _supervise(config_path, loaded, workers, limits)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

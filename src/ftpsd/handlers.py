@@ -34,6 +34,7 @@ from pyftpdlib.ioloop import AsyncChat
 
 from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
 from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.limits import SharedLimits
 from ftpsd.tls import session_reused
 
 log = logging.getLogger("ftpsd")
@@ -89,40 +90,27 @@ class Waker(AsyncChat):
 
 @dataclass
 class Runtime:
-    """Per-process mutable state shared by all sessions of a worker."""
+    """Per-process state shared by all sessions of a worker; counters live in SharedLimits."""
 
+    limits: SharedLimits = field(default_factory=lambda: SharedLimits(slots=64))
     ban_after_failures: int = 5
     ban_seconds: int = 600
-    failures: dict[str, collections.deque] = field(default_factory=dict)
-    bans: dict[str, float] = field(default_factory=dict)
-    user_sessions: collections.Counter = field(default_factory=collections.Counter)
+    sessions: set = field(default_factory=set)
     xferlog: Any = None
     pool: ThreadPoolExecutor | None = None
     waker: Waker | None = None
 
     def banned(self, ip: str) -> bool:
-        until = self.bans.get(ip)
-        if until is None:
-            return False
-        if until <= time.monotonic():
-            del self.bans[ip]
-            return False
-        return True
+        return self.limits.banned(ip, self.ban_seconds)
 
     def record_failure(self, ip: str) -> bool:
         """Count a failed login; True if the address is now banned."""
-        if not self.ban_after_failures:
-            return False
-        now = time.monotonic()
-        window = self.failures.setdefault(ip, collections.deque())
-        window.append(now)
-        while window and window[0] < now - self.ban_seconds:
-            window.popleft()
-        if len(window) >= self.ban_after_failures:
-            self.bans[ip] = now + self.ban_seconds
-            del self.failures[ip]
-            return True
-        return False
+        return self.limits.record_failure(ip, self.ban_after_failures, self.ban_seconds)
+
+    def reregister(self) -> None:
+        """After SharedLimits.reset_sessions(): count this worker's live sessions again."""
+        for handler in list(self.sessions):
+            self.limits.register(handler.remote_ip, handler._user_counted or None)
 
 
 def _xferlog_name(path: str) -> str:
@@ -150,6 +138,7 @@ class FtpsdHandler(TLS_FTPHandler):
     def __init__(self, conn, server, ioloop=None) -> None:
         self.user_max_rate = 0
         self._user_counted = ""
+        self._counted_ip = ""
         self._uploads: dict[str, str] = {}
         self._greeted = False
         self._checking_password = False
@@ -207,6 +196,10 @@ class FtpsdHandler(TLS_FTPHandler):
             self._release_user()
             for temp in list(self._uploads):
                 self._discard_upload(temp)
+            if self._counted_ip:
+                self.runtime.sessions.discard(self)
+                self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
+                self._counted_ip = ""
         super().close()
 
     # --- command policy ----------------------------------------------------------------
@@ -270,7 +263,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if ok:
             user = self.authorizer.get_user(username)
             cap = user.max_connections if user else 0
-            if cap and self.runtime.user_sessions[username] >= cap:
+            if not self.runtime.limits.user_login(username, cap):
                 auth_log.warning(
                     "login refused user=%s ip=%s: %d sessions already open (max_connections)",
                     username,
@@ -282,7 +275,6 @@ class FtpsdHandler(TLS_FTPHandler):
                 self.close_when_done()
                 return
             auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
-            self.runtime.user_sessions[username] += 1
             self._user_counted = username
             self.user_max_rate = user.max_rate if user else 0
             self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
@@ -304,10 +296,7 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def _release_user(self) -> None:
         if self._user_counted:
-            counter = self.runtime.user_sessions
-            counter[self._user_counted] -= 1
-            if counter[self._user_counted] <= 0:
-                del counter[self._user_counted]
+            self.runtime.limits.user_logout(self._user_counted)
             self._user_counted = ""
 
     def flush_account(self) -> None:

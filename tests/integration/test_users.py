@@ -5,7 +5,9 @@ from __future__ import annotations
 import ftplib
 import io
 import os
+import re
 import select
+import signal
 import socket
 import time
 
@@ -272,3 +274,61 @@ def test_rate_limit(make_server) -> None:
     ftp = server.client()
     assert _retr(ftp, "big.bin") == data
     ftp.quit()
+
+
+def _refused(server: Server, user: str = "alice") -> bool:
+    try:
+        server.client(user).quit()
+    except (ftplib.error_temp, EOFError, OSError):
+        return True
+    return False
+
+
+def test_limits_are_daemon_wide_across_workers(make_server) -> None:
+    """Connections land on either worker; the per-IP limit still counts them all."""
+    server = make_server(workers=2, max_connections_per_ip=2)
+    held = [server.client(), server.client()]
+    assert all(_refused(server) for _ in range(4))
+    for ftp in held:
+        ftp.quit()
+
+
+def test_ban_is_daemon_wide_across_workers(make_server) -> None:
+    server = make_server(workers=2, ban_after_failures=2, login_failure_delay=0.0)
+    for _ in range(2):
+        ftp = server.client(login=False)
+        with pytest.raises((ftplib.error_perm, ftplib.error_temp, EOFError, OSError)):
+            ftp.login("alice", "wrong")
+        ftp.close()
+    server.wait_log("banned ip=127.0.0.1")
+    assert all(_refused(server) for _ in range(4))
+
+
+def test_crashed_worker_sessions_are_uncounted(make_server) -> None:
+    server = make_server(workers=2, max_connections_per_ip=2)
+    held = [server.client(), server.client()]
+    assert _refused(server)
+    # Kill a worker that owns at least one of the held sessions.
+    victim = int(re.findall(r"ftpsd\[(\d+)\] INFO ftpsd.auth: login ok", server.log())[0])
+    os.kill(victim, signal.SIGKILL)
+    server.wait_log(f"(pid {victim}) died")
+    server.wait_log("listening on", count=3 * 2)  # the replacement worker is up
+    alive = []
+    for ftp in held:
+        try:
+            ftp.voidcmd("NOOP")
+            alive.append(ftp)
+        except (ftplib.Error, EOFError, OSError):
+            ftp.close()
+    # The dead worker's sessions no longer count: exactly the free slots can be used again.
+    deadline = time.monotonic() + 10
+    extra = []
+    while len(alive) + len(extra) < 2 and time.monotonic() < deadline:
+        try:
+            extra.append(server.client())
+        except (ftplib.error_temp, EOFError, OSError):
+            time.sleep(0.2)
+    assert len(alive) + len(extra) == 2
+    assert _refused(server)
+    for ftp in alive + extra:
+        ftp.quit()

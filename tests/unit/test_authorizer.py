@@ -139,3 +139,84 @@ def test_jail_refuses_open_and_chdir_through_symlinks(jail: JailedFS) -> None:
         jail.chdir(jail.ftp2fs("escape-dir"))
     with jail.open(jail.ftp2fs("sub/f.txt"), "rb") as handle:
         assert handle.read() == b"in"
+
+
+# -- SharedLimits: daemon-wide connection counts and bans -------------------------------------
+
+
+def test_limits_total_and_per_ip() -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=128)
+    assert limits.connect("192.0.2.1", 3, 2, 600) is None
+    assert limits.connect("192.0.2.1", 3, 2, 600) is None
+    assert limits.connect("192.0.2.1", 3, 2, 600) == "per_ip"
+    assert limits.connect("2001:db8::1", 3, 2, 600) is None
+    assert limits.connect("192.0.2.9", 3, 2, 600) == "total"
+    limits.disconnect("192.0.2.1", 600)
+    assert limits.sessions("192.0.2.1") == 1
+    assert limits.connect("192.0.2.9", 3, 2, 600) is None
+    assert limits.sessions() == 3
+
+
+@pytest.mark.parametrize(("threshold", "bans_at"), [(1, 1), (3, 3), (0, None)])
+def test_limits_ban_after_failures(threshold: int, bans_at: int | None) -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=128)
+    results = [limits.record_failure("198.51.100.7", threshold, 600) for _ in range(4)]
+    assert (results.index(True) + 1 if True in results else None) == bans_at
+    assert limits.banned("198.51.100.7", 600) is (bans_at is not None)
+    assert not limits.banned("198.51.100.8", 600)
+
+
+def test_limits_failures_outside_the_window_do_not_count() -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=128)
+    assert not limits.record_failure("198.51.100.7", 2, 0.0)  # window 0: every failure is the first
+    assert not limits.record_failure("198.51.100.7", 2, 0.0)
+
+
+def test_limits_user_cap_and_reset() -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=128)
+    assert limits.user_login("dave", 1)
+    assert not limits.user_login("dave", 1)
+    assert limits.user_login("alice", 0)
+    limits.user_logout("dave")
+    assert limits.user_login("dave", 1)
+    limits.connect("192.0.2.1", 0, 0, 600)
+    limits.reset_sessions()
+    assert limits.sessions() == 0
+    assert limits.user_login("dave", 1)
+    limits.register("192.0.2.1", "dave")
+    assert limits.sessions("192.0.2.1") == 1
+    assert not limits.user_login("dave", 2)
+
+
+def test_limits_shared_across_fork() -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=128)
+    pid = os.fork()
+    if pid == 0:  # child: count a session and a ban, then leave without cleanup handlers
+        limits.connect("192.0.2.1", 0, 0, 600)
+        limits.record_failure("192.0.2.66", 1, 600)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert limits.sessions("192.0.2.1") == 1
+    assert limits.banned("192.0.2.66", 600)
+
+
+def test_limits_fail_open_when_table_is_full() -> None:
+    from ftpsd.limits import SharedLimits
+
+    limits = SharedLimits(slots=4)
+    for i in range(4):
+        assert limits.connect(f"192.0.2.{i}", 0, 1, 600) is None
+    # No slot left for a fifth address: it is let in (counted in the total) rather than locked out.
+    assert limits.connect("192.0.2.200", 0, 1, 600) is None
+    assert limits.sessions() == 5
