@@ -232,3 +232,63 @@ def test_material_is_read_from_one_resolved_directory(layout) -> None:
     directory, cert, key, chain = resolve_paths(parsed.tls)
     assert directory == str((pki / "gen-1").resolve())
     assert {pathlib.Path(p).parent for p in (cert, key, chain)} == {pki / "gen-1"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "versions"),
+    [
+        ({}, ("TLSv1.2", "TLSv1.3")),
+        ({"tls13": False}, ("TLSv1.2",)),
+        ({"min_version": "TLSv1.3"}, ("TLSv1.3",)),
+    ],
+)
+def test_tls_context_policy(layout, overrides: dict, versions: tuple[str, ...]) -> None:
+    """The context carries the policy: versions, no compression, no renegotiation, server order."""
+    import dataclasses
+    import socket
+    import ssl
+
+    from OpenSSL import SSL
+
+    from ftpsd.tls import build_context, load_material
+
+    config, _, _ = layout
+    parsed, _ = check_config(str(config))
+    assert parsed is not None
+    tls = dataclasses.replace(parsed.tls, **overrides)
+    ctx = build_context(tls, load_material(tls))
+    options = ctx.set_options(0)  # returns the options in force
+    for flag in (SSL.OP_NO_COMPRESSION, SSL.OP_NO_RENEGOTIATION, SSL.OP_CIPHER_SERVER_PREFERENCE):
+        assert options & flag
+    for version in ("TLSv1.2", "TLSv1.3"):
+        client_ctx = ssl.create_default_context()
+        client_ctx.check_hostname = False
+        client_ctx.verify_mode = ssl.CERT_NONE
+        client_ctx.minimum_version = client_ctx.maximum_version = getattr(
+            ssl.TLSVersion, version.replace(".", "_")
+        )
+        a, b = socket.socketpair()
+        server = SSL.Connection(ctx, a)
+        server.set_accept_state()
+        b.settimeout(10)  # the server side stays blocking: pyOpenSSL would raise WantRead on a timeout
+        import threading
+
+        result: dict = {}
+
+        def serve(server=server, result=result) -> None:
+            try:
+                server.do_handshake()
+                result["ok"] = True
+            except (SSL.Error, OSError):
+                result["ok"] = False
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with client_ctx.wrap_socket(b) as tls_sock:
+                negotiated = tls_sock.version()
+        except (ssl.SSLError, OSError):
+            negotiated = None
+        thread.join(5)
+        a.close()
+        assert (negotiated == version) is (version in versions), (version, negotiated)
