@@ -13,11 +13,13 @@ in the total, but has no per-IP limit or ban - the limits fail open rather than 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import ipaddress
 import mmap
 import multiprocessing
 import struct
+import tempfile
 import time
 
 SLOTS = 8192
@@ -34,13 +36,33 @@ def _key(ip: str) -> bytes:
         return hashlib.sha256(ip.encode()).digest()[:16]
 
 
+class _FileLock:
+    """Fallback lock: a POSIX record lock on an unlinked temporary file, inherited by fork().
+
+    Record locks belong to a process, so they exclude the other workers; within one worker only
+    the IO loop thread touches the limits.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the daemon
+
+    def __enter__(self) -> None:
+        fcntl.lockf(self._file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.lockf(self._file, fcntl.LOCK_UN)
+
+
 class SharedLimits:
     """Process-shared counters; create before forking workers."""
 
     def __init__(self, slots: int = SLOTS) -> None:
         self.slots = slots
         self._map = mmap.mmap(-1, _HEADER.size + slots * _SLOT.size)
-        self._lock = multiprocessing.Lock()
+        try:
+            self._lock = multiprocessing.Lock()
+        except OSError:  # no POSIX semaphores (e.g. /dev/shm unavailable in a sandbox)
+            self._lock = _FileLock()
 
     # -- slot access (call with the lock held) -------------------------------------------
     def _offset(self, index: int) -> int:

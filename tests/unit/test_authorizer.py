@@ -220,3 +220,20 @@ def test_limits_fail_open_when_table_is_full() -> None:
     # No slot left for a fifth address: it is let in (counted in the total) rather than locked out.
     assert limits.connect("192.0.2.200", 0, 1, 600) is None
     assert limits.sessions() == 5
+
+
+def test_limits_file_lock_fallback_excludes_forked_workers() -> None:
+    """Without POSIX semaphores the record-lock fallback still serialises the workers."""
+    from ftpsd import limits as limits_module
+
+    limits = limits_module.SharedLimits(slots=16)
+    limits._lock = limits_module._FileLock()
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(300):
+            limits.connect("192.0.2.1", 0, 0, 600)
+        os._exit(0)
+    for _ in range(300):
+        limits.connect("192.0.2.1", 0, 0, 600)
+    os.waitpid(pid, 0)
+    assert limits.sessions("192.0.2.1") == 600
