@@ -403,3 +403,16 @@ def test_validate_server_certificate(ca, other_ca, case: str, message: str | Non
     else:
         with pytest.raises(pki.PKIError, match=message):
             pki.validate_server_certificate(cert, chain, required)
+
+
+@pytest.mark.parametrize("ca_key_type", ["rsa-3072", "ecdsa-p256", "ecdsa-p384"])
+def test_signature_check_per_ca_key_type(tmp_path, ca_key_type: str) -> None:
+    authority = pki.CertificateAuthority(str(tmp_path / "ca"))
+    authority.create(ca_key_type, "CA", 30)
+    cert = _issue(authority, pki.generate_private_key("ecdsa-p256"))
+    assert pki.signed_by(cert, authority.cert)
+    pki.verify_chain(cert, [authority.cert])
+    # same name, different key: a re-created CA does not verify the old certificates
+    again = pki.CertificateAuthority(str(tmp_path / "ca2"))
+    again.create(ca_key_type, "CA", 30)
+    assert not pki.signed_by(cert, again.cert)
