@@ -1,0 +1,307 @@
+"""``python -m tests.bench`` (``make bench``): ftpsd vs vsftpd vs stock pyftpdlib, FTPS on loopback.
+
+A benchmark, not a test: nothing asserts a time. One run starts all three servers (each in its
+own cpuacct cgroup, data on a private tmpfs), interleaves them rep by rep so background noise
+hits each alike, takes medians, and writes a Markdown table with the exact command to
+docs/benchmark.md. ``--quick`` is a smoke run (small sizes, one rep, prints only).
+Needs root (tmpfs, cgroups, a local user for vsftpd's PAM login).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tests.bench import clients as C
+from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, make_random_file, openssl_speed
+from tests.bench.env import sha256_file as sha
+from tests.bench.report import render
+from tests.bench.servers import SERVERS, Server
+
+GIB = 1 << 30
+MIB = 1 << 20
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 64 MiB, 50 small files, 10 sessions, 1 rep"
+    )
+    p.add_argument("--reps", type=int, help="repetitions (default 5; medians are reported)")
+    p.add_argument("--size-mib", type=int, help="large transfer size in MiB (default 1024)")
+    p.add_argument("--small-count", type=int, help="number of small files (default 500)")
+    p.add_argument("--small-size", type=int, default=4096, help="small file size in bytes (default 4096)")
+    p.add_argument("--sessions", type=int, help="concurrent sessions (default 50)")
+    p.add_argument("--session-mib", type=int, help="MiB each concurrent session downloads (default 32)")
+    p.add_argument("--idle", type=int, help="idle sessions for the memory measure (default 50)")
+    p.add_argument("--servers", default="ftpsd,vsftpd,pyftpdlib", help="comma list (default all three)")
+    p.add_argument("--clients", default="py,curl", help="comma list of py,curl (default both)")
+    p.add_argument("--only", default="", help="comma list of measures: dl,ul,small,conc,idle (default all)")
+    p.add_argument("--output", help="Markdown file to write (default docs/benchmark.md; none with --quick)")
+    p.add_argument("--max-minutes", type=float, default=25.0, help="stop starting reps after this long")
+    p.add_argument(
+        "--curl-small",
+        action="store_true",
+        help="also time small files with curl (off: curl 7.88 idles 0.2-1 s on many data connects)",
+    )
+    p.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
+    a = p.parse_args(argv)
+    quick = a.quick
+    a.reps = a.reps or (1 if quick else 5)
+    a.size_mib = a.size_mib or (64 if quick else 1024)
+    a.small_count = a.small_count or (50 if quick else 500)
+    a.sessions = a.sessions or (10 if quick else 50)
+    a.session_mib = a.session_mib or (4 if quick else 32)
+    a.idle = a.idle or (10 if quick else 50)
+    a.servers = [s for s in a.servers.split(",") if s]
+    a.clients = [c for c in a.clients.split(",") if c]
+    a.only = set(a.only.split(",")) - {""} or {"dl", "ul", "small", "conc", "idle"}
+    if a.output is None and not quick:
+        a.output = str(REPO / "docs" / "benchmark.md")
+    for s in a.servers:
+        if s not in SERVERS:
+            p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
+    for c in a.clients:
+        if c not in ("py", "curl"):
+            p.error(f"unknown client {c!r}; choose py or curl")
+    return a
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, env: BenchEnv) -> None:
+        self.a = args
+        self.env = env
+        self.values: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (measure, client, server)
+        self.errors: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        self.small = [f"s{i:04d}.bin" for i in range(args.small_count)]
+
+    def log(self, msg: str) -> None:
+        print(f"bench {time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    # -- data -------------------------------------------------------------------------------------
+    def make_data(self) -> None:
+        data = self.env.data
+        data.mkdir()
+        (data / "small").mkdir()
+        self.log(f"data: {self.a.size_mib} MiB, {self.a.small_count} x {self.a.small_size} B, "
+                 f"{self.a.session_mib} MiB for sessions")  # fmt: skip
+        self.sum_big = make_random_file(data / "big.bin", self.a.size_mib * MIB)
+        self.sum_conc = make_random_file(data / "conc.bin", self.a.session_mib * MIB)
+        self.sum_small = {n: make_random_file(data / "small" / n, self.a.small_size) for n in self.small}
+        self.out = self.env.mountpoint / "client"
+        self.out.mkdir()
+
+    def populate(self, server: Server) -> None:
+        """Hard links: every server serves the same bytes without copying them on tmpfs."""
+        home = server.home
+        home.mkdir(parents=True, exist_ok=True)
+        for name in ("big.bin", "conc.bin"):
+            os.link(self.env.data / name, home / name)
+        for n in self.small:
+            os.link(self.env.data / "small" / n, home / n)
+
+    # -- recording --------------------------------------------------------------------------------
+    def measured(self, key: tuple[str, str, str], server: Server, fn, nbytes_hint: int = 0):
+        """Run fn with the server's cgroup CPU counter read around it; errors are recorded."""
+        cpu0 = server.cpu_seconds()
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as exc:
+            self.errors[key].append(f"{type(exc).__name__}: {exc}"[:300])
+            self.log(f"  {key}: FAILED {exc!s:.200}")
+            return None
+        wall = time.perf_counter() - t0
+        return result, wall, server.cpu_seconds() - cpu0
+
+    def verify(self, key, path: Path, expect: str) -> bool:
+        ok = path.exists() and sha(path) == expect
+        if not ok:
+            self.errors[key].append(f"checksum mismatch: {path.name}")
+            self.log(f"  {key}: CHECKSUM MISMATCH {path}")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return ok
+
+    # -- measures ---------------------------------------------------------------------------------
+    def large(self, server: Server, t: C.Target, client: str) -> None:
+        """Throughput = bytes / transfer time (data connection to 226); CPU over the same span for
+        the Python client, over the whole curl run (one login included) for curl."""
+        size = self.a.size_mib * MIB
+        session = None
+        if client == "py":
+            try:
+                session = C.PyTransfer(t)
+            except Exception as exc:
+                self.errors[("dl", client, server.name)].append(f"login: {type(exc).__name__}: {exc}"[:300])
+                return
+        try:
+            for measure in ("dl", "ul"):
+                if measure not in self.a.only:
+                    continue
+                key = (measure, client, server.name)
+                if measure == "dl":
+                    local, expect = self.out / "big.bin", self.out / "big.bin"
+                    fn = session.get if session else lambda r, lo: C.curl_download(t, r, lo)
+                    r = self.measured(key, server, lambda fn=fn, local=local: fn("big.bin", local))
+                else:
+                    remote = f"up-{client}.bin"
+                    expect = server.home / remote
+                    fn = session.put if session else lambda lo, r: C.curl_upload(t, lo, r)
+                    r = self.measured(
+                        key, server, lambda fn=fn, remote=remote: fn(self.env.data / "big.bin", remote)
+                    )
+                if r and self.verify(key, expect, self.sum_big):
+                    seconds, _, cpu = r
+                    self.values[key].append(size / seconds / 1e6)
+                    self.values[(f"{measure}_cpu", client, server.name)].append(cpu / (size / GIB))
+        finally:
+            if session:
+                session.close()
+
+    def many(self, server: Server, t: C.Target, client: str) -> None:
+        key = ("small", client, server.name)
+        if client == "curl" and not self.a.curl_small:
+            return  # see --curl-small
+        outdir = self.out / "small"
+        outdir.mkdir(exist_ok=True)
+        fn = C.py_many if client == "py" else C.curl_many
+        r = self.measured(key, server, lambda: fn(t, self.small, outdir))
+        if r:
+            bad = [n for n in self.small if not (outdir / n).exists() or sha(outdir / n) != self.sum_small[n]]
+            if bad:
+                self.errors[key].append(f"{len(bad)} small files missing or corrupt")
+            else:
+                self.values[key].append(len(self.small) / r[1])
+                self.values[("small_cpu", client, server.name)].append(r[2] / len(self.small) * 1000)
+        for n in self.small:
+            with contextlib.suppress(FileNotFoundError):
+                (outdir / n).unlink()
+
+    def conc(self, server: Server, t: C.Target, client: str) -> None:
+        key = ("conc", client, server.name)
+        outdir = self.out / "conc"
+        outdir.mkdir(exist_ok=True)
+        r = self.measured(
+            key,
+            server,
+            lambda: C.concurrent(
+                t, client, "conc.bin", outdir, sessions=self.a.sessions, expect=self.sum_conc
+            ),
+        )
+        if r:
+            res, _, cpu = r
+            moved = res["good"] * self.a.session_mib * MIB
+            self.values[key].append(moved / res["wall"] / 1e6)
+            self.values[("conc_fail", client, server.name)].append(len(res["failures"]))
+            if moved:
+                self.values[("conc_cpu", client, server.name)].append(cpu / (moved / GIB))
+            for f in res["failures"][:3]:
+                self.errors[key].append(f)
+
+    def idle(self, server: Server, t: C.Target) -> None:
+        key = ("idle", "py", server.name)
+        # A fresh server: a heap grown by earlier measures would hide what sessions cost.
+        server.stop()
+        server.start()
+        C.close_all(C.open_idle(t, 4)[0])  # warm up each worker (lazy imports, first-use caches)
+        time.sleep(0.5)
+        before = server.pss_kib()
+        try:
+            sessions, setup = C.open_idle(t, self.a.idle)
+        except Exception as exc:
+            self.errors[key].append(f"{type(exc).__name__}: {exc}"[:300])
+            return
+        try:
+            time.sleep(1.0)
+            after = server.pss_kib()
+        finally:
+            C.close_all(sessions)
+        self.values[key].append((after - before) / self.a.idle)
+        self.values[("setup", "py", server.name)].append(statistics.median(setup) * 1000)
+
+    # -- driver -----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        a = self.a
+        started = time.monotonic()
+        facts = machine_facts()
+        facts["load average at start"] = load_average()
+        self.make_data()
+        self.log("openssl speed -evp aes-256-gcm (16 KiB blocks, one core)")
+        ceiling = openssl_speed()
+        servers: list[Server] = [SERVERS[name](self.env) for name in a.servers]
+        for s in servers:
+            self.populate(s)
+        try:
+            for s in servers:
+                self.log(f"start {s.name} on 127.0.0.1:{s.port}")
+                s.start()
+            targets = {
+                s.name: C.Target(s.name, s.port, s.user, s.password, self.env.pki["ca"]) for s in servers
+            }
+            reps_done = 0
+            for rep in range(a.reps):
+                if (time.monotonic() - started) / 60 > a.max_minutes:
+                    self.log(f"time budget of {a.max_minutes} min spent; stopping after {reps_done} reps")
+                    break
+                order = servers[rep % len(servers) :] + servers[: rep % len(servers)]
+                for s in order:
+                    t = targets[s.name]
+                    self.log(f"rep {rep + 1}/{a.reps} {s.name}")
+                    for client in a.clients:
+                        if a.only & {"dl", "ul"}:
+                            self.large(s, t, client)
+                        if "small" in a.only:
+                            self.many(s, t, client)
+                        if "conc" in a.only:
+                            self.conc(s, t, client)
+                    if "idle" in a.only:
+                        self.idle(s, t)
+                reps_done += 1
+        finally:
+            for s in servers:
+                s.stop()
+        facts["load average at end"] = load_average()
+        return {
+            "values": self.values,
+            "errors": self.errors,
+            "facts": facts,
+            "ceiling": ceiling,
+            "servers": {s.name: {"hash": s.hash_scheme, "login_cost": s.login_cost} for s in servers},
+            "reps": reps_done,
+            "elapsed": time.monotonic() - started,
+            "args": a,
+            "logs": {s.name: s.log_tail() for s in servers if self.errors},
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python -m tests.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    env = BenchEnv()
+    try:
+        env.open()
+        result = Bench(args, env).run()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        env.close()
+    text = render(result, command.strip())
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"bench: wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

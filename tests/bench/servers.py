@@ -1,0 +1,232 @@
+"""The three servers under test, each started by hand on 127.0.0.1 inside its own cpuacct cgroup.
+
+* ftpsd with its deployed defaults (TLS required, session reuse required, one worker per core,
+  scrypt hashes, info logging + xferlog), except the per-IP cap (0, like vsftpd's ``max_per_ip=0``)
+  so that 50 sessions from one address are allowed.
+* Debian's vsftpd configured the same way: ``force_local_*_ssl``, ``require_ssl_reuse``,
+  ``max_per_ip=0``, ECDSA-capable ciphers, PAM login of a local user (yescrypt).
+* stock pyftpdlib ``TLS_FTPHandler`` (``tests/bench/stock_pyftpdlib.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.bench.env import BenchEnv, BenchError, CpuCgroup, crypt_cost, ensure_vsftpd, median_seconds
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+# Ports outside the ephemeral range (32768-60999 here), one block per server.
+PORTS = {"ftpsd": (20121, (61000, 62999)), "vsftpd": (20221, (63000, 64999)), "pyftpdlib": (20321, None)}
+
+VSFTPD_CONF = """\
+# ftpsbench: vsftpd configured like ftpsd's defaults (TLS required, session reuse required).
+listen=YES
+listen_ipv6=NO
+listen_address={host}
+listen_port={port}
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+local_umask=022
+pasv_enable=YES
+pasv_min_port={pasv_lo}
+pasv_max_port={pasv_hi}
+max_clients=0
+max_per_ip=0
+ssl_enable=YES
+rsa_cert_file={cert}
+rsa_private_key_file={key}
+# vsftpd 3.0.3's default list works only with RSA keys on TLS 1.2 (TLS 1.3 suites are separate).
+ssl_ciphers=ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305
+force_local_data_ssl=YES
+force_local_logins_ssl=YES
+require_ssl_reuse=YES
+allow_anon_ssl=NO
+ssl_sslv2=NO
+ssl_sslv3=NO
+pam_service_name=vsftpd
+secure_chroot_dir=/var/run/vsftpd/empty
+xferlog_enable=NO
+idle_session_timeout=600
+data_connection_timeout=300
+"""
+
+FTPSD_TOML = """\
+# ftpsbench: ftpsd's deployed defaults, on loopback, files on tmpfs.
+[server]
+listen = ["{host}"]
+control_port = {port}
+implicit_port = 0
+passive_ports = [{pasv_lo}, {pasv_hi}]
+max_connections_per_ip = 0
+
+[tls]
+certfile = "{cert}"
+keyfile = "{key}"
+chainfile = "{chain}"
+
+[users]
+file = "{users}"
+
+[logging]
+level = "info"
+xferlog = "{xferlog}"
+"""
+
+
+def wait_banner(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server on port {port} exited with status {proc.returncode} at start")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2) as s:
+            if s.recv(64).startswith(b"220"):
+                return
+        time.sleep(0.2)
+    raise BenchError(f"no 220 banner on {HOST}:{port} after {timeout:.0f} s")
+
+
+class Server:
+    """A server process tree in its own cgroup; subclasses say how to configure and start it."""
+
+    name = ""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self.env = env
+        self.port, self.pasv = PORTS[self.name]
+        self.home = env.home(self.name)
+        self.workdir = env.mountpoint / "srv" / self.name
+        self.proc: subprocess.Popen | None = None
+        self.cgroup: CpuCgroup | None = None
+        self.user = env.user
+        self.password = env.password
+        self.hash_scheme = ""
+        self.login_cost = 0.0
+
+    # -- subclass API -------------------------------------------------------------------------
+    def prepare(self) -> list[str]:
+        """Write configuration; return the argv to exec."""
+        raise NotImplementedError
+
+    def environ(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = self.prepare()
+        self.cgroup = CpuCgroup(self.name)
+        self.log = (self.workdir / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            self.cgroup.wrap(argv), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            env=self.environ(), cwd=self.workdir, start_new_session=True,
+        )  # fmt: skip
+        wait_banner(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.cgroup is not None:
+            self.cgroup.close()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def cpu_seconds(self) -> float:
+        assert self.cgroup is not None
+        return self.cgroup.usage_seconds()
+
+    def pss_kib(self) -> int:
+        assert self.cgroup is not None
+        return self.cgroup.pss_kib()
+
+    def log_tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join((self.workdir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+class Vsftpd(Server):
+    name = "vsftpd"
+
+    def prepare(self) -> list[str]:
+        binary = ensure_vsftpd()
+        self.env.ensure_user()
+        shutil.chown(self.home, self.env.user, self.env.user)
+        self.hash_scheme = "yescrypt via PAM (libxcrypt default cost, as Debian 12's pam_unix)"
+        self.login_cost = crypt_cost(self.password, self.env.shadow_hash)
+        conf = self.workdir / "vsftpd.conf"
+        conf.write_text(
+            VSFTPD_CONF.format(
+                host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
+                cert=self.env.pki["fullchain"], key=self.env.pki["key"],
+            )
+        )  # fmt: skip
+        conf.chmod(0o600)
+        return [binary, str(conf)]
+
+
+class StockPyftpdlib(Server):
+    name = "pyftpdlib"
+
+    def prepare(self) -> list[str]:
+        self.hash_scheme = "none: DummyAuthorizer compares plaintext"
+        self.login_cost = 0.0
+        return [
+            sys.executable, "-m", "tests.bench.stock_pyftpdlib", str(self.port), str(self.home),
+            str(self.env.pki["fullchain"]), str(self.env.pki["key"]),
+        ]  # fmt: skip
+
+    def environ(self) -> dict[str, str]:
+        return dict(
+            os.environ, PYTHONPATH=str(REPO), FTPSBENCH_USER=self.user, FTPSBENCH_PASSWORD=self.password
+        )
+
+
+class Ftpsd(Server):
+    name = "ftpsd"
+
+    def prepare(self) -> list[str]:
+        from ftpsd.passwd import hash_password, verify_password
+
+        encoded = hash_password(self.password)
+        self.hash_scheme = encoded.rsplit("$", 2)[0] + " (ftpsd default)"
+        self.login_cost = median_seconds(lambda: verify_password(self.password, encoded))
+        users = self.workdir / "users.json"
+        users.write_text(
+            json.dumps({
+                "version": 1,
+                "users": [{"name": self.user, "hash": encoded, "home": str(self.home), "perm": "rw",
+                           "max_rate": 0, "max_connections": 0}],
+            })
+        )  # fmt: skip
+        users.chmod(0o600)
+        conf = self.workdir / "ftpsd.toml"
+        conf.write_text(
+            FTPSD_TOML.format(
+                host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
+                cert=self.env.pki["cert"], key=self.env.pki["key"], chain=self.env.pki["chain"],
+                users=users, xferlog=self.workdir / "xferlog",
+            )
+        )  # fmt: skip
+        ftpsd = Path(sys.executable).with_name("ftpsd")
+        argv = [str(ftpsd)] if ftpsd.exists() else [sys.executable, "-m", "ftpsd"]
+        return [*argv, "--config", str(conf)]
+
+
+SERVERS: dict[str, type[Server]] = {"ftpsd": Ftpsd, "vsftpd": Vsftpd, "pyftpdlib": StockPyftpdlib}
