@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -339,7 +340,7 @@ class FtpsdHandler(TLS_FTPHandler):
         except OSError as err:
             self._remove_quietly(temp)
             log.warning("upload of %s not committed: %s", final or temp, err)
-            if err.errno in (28, 122):  # ENOSPC, EDQUOT
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
             return f"451 Upload not stored: {err.strerror}."
         return None
