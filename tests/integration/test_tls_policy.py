@@ -223,3 +223,19 @@ def test_renegotiation_refused(server: Server) -> None:
             proc.wait()
     assert "RENEGOTIATING" in out
     assert "no renegotiation" in out
+
+
+@pytest.mark.parametrize("tls_max", ["1.2", "1.3"])
+def test_curl_resumes_session_on_data_with_each_tls_version(server: Server, tmp_path, tls_max: str) -> None:
+    """TLS 1.2 resumes by session cache, TLS 1.3 by tickets issued on the control connection."""
+    (server.homes["alice"] / "v.bin").write_bytes(b"v" * 70_000)
+    out = tmp_path / "v.out"
+    subprocess.run(
+        ["curl", "-sS", "--ssl-reqd", "--cacert", str(server.cafile), "--tls-max", tls_max,
+         "--user", "alice:alice-pw", "-o", str(out), f"ftp://127.0.0.1:{server.port}/v.bin"],
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert out.read_bytes() == b"v" * 70_000
+    log = server.wait_log("data TLS")
+    assert f"data TLS TLSv{tls_max} " in log
+    assert "session_reused=yes" in log
