@@ -159,3 +159,21 @@ def test_xferlog_lines(server: Server) -> None:
     )
     assert (up["file"], up["bytes"], up["dir"], up["status"]) == (str(home / "my_file.bin"), "1000", "i", "c")
     assert up["host"] == "127.0.0.1"
+
+
+def test_stalled_transfer_times_out_and_is_discarded(make_server) -> None:
+    server = make_server(data_timeout=1)
+    home = server.homes["alice"]
+    (home / "keep.bin").write_bytes(b"original")
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR keep.bin")
+    conn.sendall(b"partial")
+    # ... and then nothing: the server gives up on the stalled data connection.
+    with pytest.raises((ftplib.error_temp, EOFError, OSError)) as info:
+        ftp.voidresp()
+    if isinstance(info.value, ftplib.Error):
+        assert str(info.value).startswith("421")
+    conn.close()
+    _wait_no_parts(home)
+    assert (home / "keep.bin").read_bytes() == b"original"
