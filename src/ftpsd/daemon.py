@@ -385,7 +385,8 @@ def run(config_path: str) -> int:
             log.error("%s", line)
         return 1
     setup_logging(loaded.config.logging.level)
-    workers = loaded.config.server.workers or os.cpu_count() or 1
+    # 0 = one per core this process may run on (honours CPU affinity, e.g. systemd CPUAffinity=).
+    workers = loaded.config.server.workers or len(os.sched_getaffinity(0)) or 1
     limits = SharedLimits()  # before fork: every worker shares it
     try:
         if workers == 1:
