@@ -222,3 +222,13 @@ def test_start_refuses_bad_material(make_server, tmp_path) -> None:
     assert server.proc is not None
     assert server.proc.returncode == 1
     time.sleep(0)
+
+
+def test_default_one_worker_per_core(make_server) -> None:
+    server = make_server(workers=0)
+    cores = len(os.sched_getaffinity(0))
+    log = server.wait_log("listening on", count=2 * cores)
+    if cores > 1:
+        assert f": {cores} workers [" in log
+    assert len(set(re.findall(r"ftpsd\[(\d+)\] INFO ftpsd: listening on", log))) == cores
+    server.client().quit()
