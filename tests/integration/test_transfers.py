@@ -177,3 +177,32 @@ def test_stalled_transfer_times_out_and_is_discarded(make_server) -> None:
     conn.close()
     _wait_no_parts(home)
     assert (home / "keep.bin").read_bytes() == b"original"
+
+
+def _wait_lines(path, count: int) -> list[str]:
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            lines = path.read_text().splitlines()
+        if len(lines) >= count:
+            break
+        time.sleep(0.05)
+    return lines
+
+
+def test_reload_reopens_xferlog_for_rotation(server: Server) -> None:
+    (server.homes["alice"] / "a.bin").write_bytes(b"a" * 10)
+    ftp = server.client()
+    ftp.retrbinary("RETR a.bin", lambda _: None)
+    ftp.quit()
+    assert len(_wait_lines(server.xferlog, 1)) == 1
+    rotated = server.xferlog.with_name("xferlog.1")
+    server.xferlog.rename(rotated)  # what logrotate does before `systemctl reload ftpsd`
+    server.reload()
+    server.wait_log("reloaded: certificate")
+    ftp = server.client()
+    ftp.retrbinary("RETR a.bin", lambda _: None)
+    ftp.quit()
+    assert len(_wait_lines(server.xferlog, 1)) == 1
+    assert len(rotated.read_text().splitlines()) == 1
