@@ -31,7 +31,7 @@ from conftest import host_name
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 GROUP_VARS = ROOT / "inventories" / "lab" / "group_vars" / "ftps_servers"
 SETTINGS = yaml.safe_load((GROUP_VARS / "main.yml").read_text())
-VAULT = yaml.safe_load((GROUP_VARS / "vault.yml").read_text())
+VAULT = yaml.safe_load((GROUP_VARS.parent / "all" / "vault.yml").read_text())
 CONTROL_PORT = SETTINGS["ftps_server_control_port"]
 IMPLICIT_PORT = SETTINGS["ftps_server_implicit_port"]
 PASSIVE_FIRST, PASSIVE_LAST = SETTINGS["ftps_server_passive_ports"]
