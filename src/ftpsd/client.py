@@ -43,6 +43,24 @@ from typing import Any
 # ---------------------------------------------------------------------------------------------
 
 
+class _DataSSLSocket(ssl.SSLSocket):
+    """A data connection whose TLS shutdown tolerates OpenSSL's SHUTDOWN_WHILE_IN_INIT.
+
+    With TLS 1.3 a server sends a NewSessionTicket after the (resumed) data handshake; when it
+    then closes at once (an empty listing), OpenSSL can still count the client as "in init"
+    and refuse ``SSL_shutdown``. The transfer itself is complete by then, and the server's
+    reply on the control connection (226, or an error) stays the judge of the transfer.
+    """
+
+    def unwrap(self) -> socket.socket | None:
+        try:
+            return super().unwrap()
+        except ssl.SSLError as exc:
+            if exc.reason != "SHUTDOWN_WHILE_IN_INIT":
+                raise
+            return None
+
+
 class FTPSClient(ftplib.FTP_TLS):
     """An FTP_TLS that reuses the control connection's TLS session on every data connection.
 
@@ -127,6 +145,7 @@ class FTPSClient(ftplib.FTP_TLS):
             except BaseException:
                 conn.close()
                 raise
+            conn.__class__ = _DataSSLSocket
             self.data_sessions_reused.append(bool(conn.session_reused))
         return conn, size
 
@@ -842,13 +861,30 @@ def _tls_or_raise(
         ) from exc
     except ssl.SSLError as exc:
         if implicit and ("WRONG_VERSION_NUMBER" in str(exc) or "record layer" in str(exc)):
+            said = _plaintext_greeting(host, port, timeout)
+            if said[:1] in ("4", "5"):
+                raise ProbeError(
+                    "connect", f"{where} refused the connection in plaintext before TLS: {said!r}"
+                ) from exc
             raise ProbeError(
                 "no_tls",
-                f"server without TLS: {where} did not speak TLS on the implicit port (plaintext FTP?)",
+                f"server without TLS: {where} did not speak TLS on the implicit port"
+                + (f"; it answered in plaintext: {said!r}" if said else " (plaintext FTP?)"),
             ) from exc
         raise ProbeError("tls", f"TLS handshake with {where} failed: {exc}") from exc
     except (ConnectionError, TimeoutError, socket.gaierror, OSError, EOFError, ftplib.Error) as exc:
         raise ProbeError("connect", f"cannot reach an FTP server at {where}: {exc}") from exc
+
+
+def _plaintext_greeting(host: str, port: int, timeout: float) -> str:
+    """The first line a server sends unprompted (a plaintext FTP greeting or refusal), or ""."""
+    try:
+        with socket.create_connection((host, port), min(timeout, 5.0)) as raw:
+            raw.settimeout(min(timeout, 3.0))
+            data = raw.recv(512)
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace").splitlines()[0].strip() if data.strip() else ""
 
 
 def fetch_certificate(

@@ -7,12 +7,15 @@ certificate, plaintext only), so they run against stock pyftpdlib (tests/client_
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from ansible.module_utils.ftps_client import ProbeError, parse_certificate, probe
@@ -164,6 +167,31 @@ def test_server_without_tls(tmp_path, implicit: bool) -> None:
     assert error.kind == "no_tls"
     assert "server without TLS" in error.message
     assert ("did not speak TLS" if implicit else "refused AUTH TLS") in error.message
+    if implicit:
+        assert "it answered in plaintext: '220 test server ready'" in error.message
+
+
+def test_plaintext_refusal_on_the_implicit_port_is_not_called_no_tls() -> None:
+    """A server that refuses in plaintext before TLS (a ban, a full server) says so."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def refuse() -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(2):  # the TLS attempt, then the probe reading what it says
+                conn, _addr = listener.accept()
+                with conn:
+                    conn.sendall(b"421 Too many failed logins; your address is banned\r\n")
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    try:
+        error = _fail(listener.getsockname()[1], implicit=True)
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    assert error.kind == "connect"
+    assert "refused the connection in plaintext before TLS: '421 Too many failed logins" in error.message
 
 
 def test_login_refused(pki, tmp_path) -> None:
