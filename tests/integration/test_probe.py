@@ -69,6 +69,24 @@ def test_probe_verifies_ftpsd_and_proves_reused_data_session(server, implicit: b
         assert len(result["chain"]) == 1
 
 
+def test_empty_listings_on_resumed_tls13_sessions(server) -> None:
+    """Regression: an empty NLST on a resumed TLS 1.3 data session made OpenSSL refuse the
+    client's shutdown (SHUTDOWN_WHILE_IN_INIT) about one time in five."""
+    results = [
+        probe(
+            "127.0.0.1",
+            server.port,
+            ca_file=str(server.cafile),
+            username="alice",
+            password=PASSWORDS["alice"],
+            remote_dir="/",
+        )
+        for _ in range(25)
+    ]
+    assert {r["tls_version"] for r in results} == {"TLSv1.3"}
+    assert all(r["data_session_reused"] is True for r in results)
+
+
 # -- failing cases against stock pyftpdlib ------------------------------------------------------
 
 
