@@ -10,6 +10,24 @@ therefore lives in :class:`_DataCore`, placed after the mixin, and the TLS-facin
 
 Note for tuning: ``DTPHandler.handle_read_event`` is bound to ``DTPHandler.handle_read`` at class
 creation, so overriding ``handle_read`` needs ``handle_read_event`` re-aliased in the same class.
+
+Data path (profiled with ``python -m tests.bench.profile``; figures in docs/benchmark.md). Stock
+pyftpdlib moves one TLS record (16 KiB) per IO-loop turn: pyOpenSSL's ``recv()`` allocates a
+64 KiB cffi buffer and copies the record out, the file gets one ``write()`` per record; on send,
+``SSL_MODE_ENABLE_PARTIAL_WRITE`` makes ``SSL_write`` return after each record and asynchat then
+copies the unsent rest of its 64 KiB chunk (``first[num_sent:]``). ``_DataCore`` instead, for TLS
+binary transfers without a rate limit:
+
+* receives by draining every record the socket holds in one event into a per-connection cffi
+  buffer (``SSL_read`` straight into it, no intermediate bytes) and writes it to the file in
+  256 KiB pieces;
+* sends by reading the file in 256 KiB chunks and calling ``SSL_write`` on a pointer that
+  advances through the chunk (no slicing copies), until the socket is full or 1 MiB went out;
+* turns off ``SSL_MODE_RELEASE_BUFFERS`` on data connections (it frees and reallocates OpenSSL's
+  record buffers around every record; idle *control* sessions keep it).
+
+Everything else (handshake, shutdown, errors, ASCII mode, throttling) stays on pyftpdlib's path:
+on any result but "would block" the fast path hands over to it, which sees the same condition.
 """
 
 from __future__ import annotations
@@ -18,18 +36,153 @@ import errno
 import os
 
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
 from pyftpdlib.exceptions import _FileReadWriteError
-from pyftpdlib.handlers import ThrottledDTPHandler
+from pyftpdlib.handlers import DTPHandler, ThrottledDTPHandler
+from pyftpdlib.handlers.ftp.producers import FileProducer
 from pyftpdlib.handlers.ftps.ssl import SSLConnectionMixin
 from pyftpdlib.log import logger
 
 from ftpsd.tls import session_reused
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Data path sizes (see module docstring).
+_RECORD = 16384  # largest TLS plaintext record
+_FILE_CHUNK = 256 * 1024  # file read/write size on the fast paths
+_EVENT_BUDGET = 1024 * 1024  # bytes moved per IO-loop turn before other channels get a turn
+_WANT_READ = _lib.SSL_ERROR_WANT_READ
+_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 
 
 class _DataCore(ThrottledDTPHandler):
-    """Transfer bookkeeping; sits after the TLS mixin in the MRO (see module docstring)."""
+    """Transfer bookkeeping and the TLS fast paths; sits after the TLS mixin in the MRO."""
+
+    _rbuf = None  # cffi receive buffer, allocated on the first fast read
+    _out_ptr = None  # cffi view of the chunk being sent
+    _out_ref = None  # keeps that chunk alive
+    _out_pos = 0
+    _out_left = 0
+
+    def _fast_tls(self, limit: int) -> bool:
+        return (
+            not limit
+            and self._data_wrapper is None
+            and getattr(self, "_ssl_established", False)
+            and not getattr(self, "_ssl_closing", False)
+            and isinstance(self.socket, SSL.Connection)
+        )
+
+    # -- receive (uploads) ----------------------------------------------------------------------
+    def handle_read(self) -> None:
+        if not self._fast_tls(self.read_limit):
+            DTPHandler.handle_read(self)
+            return
+        ssl = self.socket._ssl
+        buf = self._rbuf
+        if buf is None:
+            buf = self._rbuf = _ffi.new("char[]", _FILE_CHUNK)
+        _lib.ERR_clear_error()
+        filled = moved = 0
+        err = _WANT_READ
+        while True:
+            n = _lib.SSL_read(ssl, buf + filled, _FILE_CHUNK - filled)
+            if n <= 0:
+                err = _lib.SSL_get_error(ssl, n)
+                break
+            filled += n
+            if _FILE_CHUNK - filled < _RECORD:
+                self._store(buf, filled)
+                moved += filled
+                filled = 0
+                if moved >= _EVENT_BUDGET and not _lib.SSL_pending(ssl):
+                    break  # more data on the socket keeps the fd readable: we come back
+        if filled:
+            self._store(buf, filled)
+        if err != _WANT_READ:
+            # End of stream, close_notify or an error: pyftpdlib's path sees the same condition
+            # and handles it (clean end of upload, 426, ...).
+            DTPHandler.handle_read(self)
+
+    handle_read_event = handle_read
+
+    def _store(self, buf, n: int) -> None:
+        self.tot_bytes_received += n
+        try:
+            self.file_obj.write(_ffi.buffer(buf, n))
+        except OSError as err:
+            raise _FileReadWriteError(err) from err
+
+    # -- send (downloads) -----------------------------------------------------------------------
+    def initiate_send(self) -> None:
+        if not self._fast_tls(self.write_limit):
+            super().initiate_send()
+            return
+        ssl = self.socket._ssl
+        fifo = self.producer_fifo
+        budget = _EVENT_BUDGET
+        _lib.ERR_clear_error()
+        while self.connected:
+            if not self._out_left and not self._next_chunk(fifo):
+                return
+            n = _lib.SSL_write(ssl, self._out_ptr + self._out_pos, self._out_left)
+            if n > 0:
+                self.tot_bytes_sent += n
+                self._out_pos += n
+                self._out_left -= n
+                if not self._out_left:
+                    self._chunk_done(fifo)
+                budget -= n
+                if budget <= 0:
+                    return
+                continue
+            if _lib.SSL_get_error(ssl, n) == _WANT_WRITE:
+                return  # socket full; the channel stays registered for WRITE
+            # Anything else: retry through the mixin's send(), which classifies and handles it.
+            try:
+                sent = self.send(memoryview(self._out_ref)[self._out_pos :])
+            except OSError:
+                self.handle_error()
+                return
+            if sent > 0:  # DTPHandler.send already counted it
+                self._out_pos += sent
+                self._out_left -= sent
+                if not self._out_left:
+                    self._chunk_done(fifo)
+            return
+
+    def _next_chunk(self, fifo) -> bool:
+        """Load the next chunk to send; False when there is none (or the channel was closed)."""
+        while fifo:
+            first = fifo[0]
+            if first is None:  # close_when_done() sentinel: everything before it went out
+                fifo.popleft()
+                self.handle_close()
+                return False
+            if isinstance(first, bytes | bytearray | memoryview):
+                data = first  # popped only once fully sent, so handle_close() sees it pending
+            else:
+                if isinstance(first, FileProducer) and first.buffer_size < _FILE_CHUNK:
+                    first.buffer_size = _FILE_CHUNK
+                data = first.more()
+                if not data:
+                    fifo.popleft()
+                    continue
+            if not len(data):
+                fifo.popleft()
+                continue
+            self._out_ref = data
+            self._out_ptr = _ffi.from_buffer(data)
+            self._out_pos = 0
+            self._out_left = len(data)
+            return True
+        return False
+
+    def _chunk_done(self, fifo) -> None:
+        if fifo and fifo[0] is self._out_ref:
+            fifo.popleft()
+        self._out_ref = self._out_ptr = None
+        self._out_pos = 0
 
     def _clean_end_of_upload(self) -> bool:
         """An upload ends cleanly only with the client's TLS close_notify.
@@ -89,6 +242,9 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         super().__init__(sock, cmd_channel)
         if self.cmd_channel._prot and not self._closed:
             self.secure_connection(self.cmd_channel.ssl_context)
+            if isinstance(self.socket, SSL.Connection):
+                # Bulk data: keep OpenSSL's record buffers instead of freeing them per record.
+                _lib.SSL_clear_mode(self.socket._ssl, _lib.SSL_MODE_RELEASE_BUFFERS)
 
     def __repr__(self) -> str:
         return _DataCore.__repr__(self)

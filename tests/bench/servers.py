@@ -70,6 +70,7 @@ control_port = {port}
 implicit_port = 0
 passive_ports = [{pasv_lo}, {pasv_hi}]
 max_connections_per_ip = 0
+workers = {workers}
 
 [tls]
 certfile = "{cert}"
@@ -200,6 +201,7 @@ class StockPyftpdlib(Server):
 
 class Ftpsd(Server):
     name = "ftpsd"
+    workers = 0  # deployed default: one per core; the profiler uses 1
 
     def prepare(self) -> list[str]:
         from ftpsd.passwd import hash_password, verify_password
@@ -221,7 +223,7 @@ class Ftpsd(Server):
             FTPSD_TOML.format(
                 host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
                 cert=self.env.pki["cert"], key=self.env.pki["key"], chain=self.env.pki["chain"],
-                users=users, xferlog=self.workdir / "xferlog",
+                users=users, xferlog=self.workdir / "xferlog", workers=self.workers,
             )
         )  # fmt: skip
         ftpsd = Path(sys.executable).with_name("ftpsd")

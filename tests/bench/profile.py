@@ -1,0 +1,92 @@
+"""Profile ftpsd's TLS data path with py-spy: ``python -m tests.bench.profile [--size-mib N]``.
+
+Starts ftpsd with one worker (so one process holds every sample) on a private tmpfs, then
+records a download and an upload of the same file with the Python client, each under
+``py-spy record --native``, and prints the functions holding most samples (self and total).
+Flame graphs (SVG) are left in --outdir. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.bench import clients as C
+from tests.bench.env import BenchEnv, make_random_file
+from tests.bench.servers import Ftpsd
+
+MIB = 1 << 20
+
+
+def top(raw: Path, n: int = 18) -> str:
+    """Top frames by self and by total samples from py-spy's collapsed ('raw') output."""
+    selfc: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    all_samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        k = int(count)
+        all_samples += k
+        selfc[frames[-1]] += k
+        for f in set(frames):
+            total[f] += k
+    out = [f"  samples: {all_samples}", "  self:"]
+    out += [f"    {c * 100 / all_samples:5.1f}%  {f[:150]}" for f, c in selfc.most_common(n)]
+    out += ["  total (inclusive):"]
+    out += [f"    {c * 100 / all_samples:5.1f}%  {f[:150]}" for f, c in total.most_common(n)]
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.bench.profile", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--outdir", default="/tmp/ftpsd-profile")
+    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    a = p.parse_args()
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    outdir = Path(a.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    env = BenchEnv().open()
+    server = Ftpsd(env)
+    server.workers = 1
+    try:
+        env.data.mkdir()
+        server.home.mkdir(parents=True)
+        make_random_file(server.home / "big.bin", a.size_mib * MIB)
+        server.start()
+        pid = max(server.cgroup.pids())  # the serving process (the exec'd shell is the same pid)
+        t = C.Target("ftpsd", server.port, server.user, server.password, env.pki["ca"])
+        local = env.mountpoint / "down.bin"
+        for what in ("download", "upload"):
+            session = C.PyTransfer(t)
+            raw = outdir / f"{what}.txt"
+            spy = subprocess.Popen(
+                [pyspy, "record", "--native", "--pid", str(pid), "--rate", str(a.rate), "--format", "raw",
+                 "--output", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=sys.stderr,
+            )  # fmt: skip
+            time.sleep(1.0)
+            cpu0 = server.cpu_seconds()
+            seconds = session.get("big.bin", local) if what == "download" else session.put(local, "up.bin")
+            cpu = server.cpu_seconds() - cpu0
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+            session.close()
+            gib = a.size_mib / 1024
+            print(f"{what}: {a.size_mib * MIB / seconds / 1e6:.0f} MB/s, server CPU {cpu / gib:.2f} s/GiB")
+            if raw.exists():
+                print(top(raw))
+    finally:
+        server.stop()
+        env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
