@@ -287,6 +287,17 @@ def test_module_reports_fields_and_fails_clearly(pki, tmp_path, python: str) -> 
     assert ok["verified"] is True and ok["pin_matched"] is True and ok["data_session_reused"] is True
     assert ok["round_trip"]["match"] is True
     assert ok["certificate"]["fingerprint_sha256"] == fields["fingerprint_sha256"]
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info >= (3, 13))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # 3.13+ reads the served chain; Debian 12's 3.11 only the leaf, and says so.
+    assert ok["chain_complete"] is (version == "True")
+    assert len(ok["chain"]) == 1  # this server sends its leaf only
+    if version != "True":
+        assert "Python < 3.13" in ok["chain_note"]
     assert "certificate_pem" not in ok
     assert PASSWORD not in json.dumps(ok)
     assert checked["round_trip"] == {"skipped": "check mode makes no transfer"}
