@@ -53,6 +53,9 @@ exit codes:
 """
 
 
+SYSTEM_PIN_FILE = "/etc/ftps-trust/known_servers.json"
+
+
 def default_pin_file() -> str:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return os.path.join(base, "ftps-trust", "known_servers.json")
@@ -70,6 +73,7 @@ class Assessment:
     problem: str | None  # why the certificate does not verify against the CAs
     saved: dict[str, Any] | None
     status: str = ""  # trusted_ca | pinned | unknown | changed
+    saved_in: str = ""  # the pin file the saved entry came from
     differences: list[str] = field(default_factory=list)
 
 
@@ -114,8 +118,13 @@ def assess(
     server_hostname: str | None,
     timeout: float,
     store: PinStore,
+    system: PinStore | None = None,
 ) -> Assessment:
-    """Connect (verifying against the CAs), capture the certificate, compare with the pin file."""
+    """Connect (verifying against the CAs), capture the certificate, compare with the pin files.
+
+    The person's own pin file wins; otherwise the fleet's read-only ``system`` pin file (written
+    by the ftps_client role) supplies the pin.
+    """
     try:
         result = probe(
             host, port, implicit=implicit, ca_file=ca_file, server_hostname=server_hostname, timeout=timeout
@@ -126,9 +135,22 @@ def assess(
             raise
         result, ca_verified, problem = exc.result, False, exc.message
     fields = result["certificate"]
-    saved = store.get(host, port)
+    saved, saved_in = store.get(host, port), store.path
+    if saved is None and system is not None:
+        saved, saved_in = system.get(host, port), system.path
     status, differences = decide(ca_verified, saved, fields)
-    return Assessment(host, port, fields, result, ca_verified, problem, saved, status, differences)
+    return Assessment(
+        host,
+        port,
+        fields,
+        result,
+        ca_verified,
+        problem,
+        saved,
+        status=status,
+        saved_in=saved_in,
+        differences=differences,
+    )
 
 
 # -- presentation -----------------------------------------------------------------------------
@@ -268,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin-file", metavar="FILE", default=default_pin_file(), help="pin file (default: %(default)s)"
     )
     parser.add_argument(
+        "--system-pin-file",
+        metavar="FILE",
+        default=SYSTEM_PIN_FILE,
+        help="the fleet's read-only pin file, consulted when yours has no entry (default: %(default)s)",
+    )
+    parser.add_argument(
         "--servername", metavar="NAME", help="name to check the certificate against (default: HOST)"
     )
     parser.add_argument(
@@ -307,24 +335,23 @@ def _report(found: Assessment, args: argparse.Namespace, width: int, stdout: Tex
         print(f"Note: {checked_name} is not among the certificate's SANs.", file=stdout)
 
 
-def _confirm_changed(
-    found: Assessment,
-    *,
-    args: argparse.Namespace,
-    store: PinStore,
-    interactive: bool,
-    io: tuple[TextIO, TextIO],
-    width: int,
-) -> bool:
-    stdin, stdout = io
+def _show_changed(found: Assessment, stdout: TextIO, width: int) -> None:
     name = server_key(found.host, found.port)
     print(CHANGED_BANNER, file=stdout)
-    print(f"The certificate saved for {name} in {store.path} differs:", file=stdout)
+    print(f"The certificate saved for {name} in {found.saved_in} differs:", file=stdout)
     for difference in found.differences:
         print(f"  - {difference}", file=stdout)
     print(file=stdout)
     print(render_side_by_side(found.saved or {}, found.fields, width), file=stdout)
     print(file=stdout)
+
+
+def _confirm_changed(
+    found: Assessment, *, args: argparse.Namespace, interactive: bool, io: tuple[TextIO, TextIO], width: int
+) -> bool:
+    stdin, stdout = io
+    name = server_key(found.host, found.port)
+    _show_changed(found, stdout, width)
     if args.accept_changed:
         return True
     if interactive:
@@ -364,6 +391,7 @@ def main(  # noqa: PLR0911 - one return per documented exit code
     name = server_key(host, port)
     try:
         store = PinStore(args.pin_file)
+        system = PinStore(args.system_pin_file) if args.system_pin_file else None
         if args.forget:
             return _forget(store, host, port, stdout)
         try:
@@ -375,6 +403,7 @@ def main(  # noqa: PLR0911 - one return per documented exit code
                 server_hostname=args.servername,
                 timeout=args.timeout,
                 store=store,
+                system=system,
             )
         except ProbeError as exc:
             print(f"ftps-trust: {exc.message}", file=sys.stderr)
@@ -389,9 +418,17 @@ def main(  # noqa: PLR0911 - one return per documented exit code
             )
             return EXIT_TRUSTED
         interactive = bool(getattr(stdin, "isatty", lambda: False)())
+        if found.status == "changed" and found.saved_in != store.path:
+            _show_changed(found, stdout, width)
+            print(
+                f"Refused. {name} is pinned by the fleet in {found.saved_in}; ftps-trust does not override "
+                "that pin. Ask the administrators whether the certificate was rotated.",
+                file=stdout,
+            )
+            return EXIT_CHANGED
         if found.status == "changed":
             if not _confirm_changed(
-                found, args=args, store=store, interactive=interactive, io=(stdin, stdout), width=width
+                found, args=args, interactive=interactive, io=(stdin, stdout), width=width
             ):
                 print(f"Refused. The saved certificate for {name} was kept.", file=stdout)
                 return EXIT_CHANGED

@@ -24,6 +24,8 @@ FTPS_TRUST = str(pathlib.Path(sys.executable).parent / "ftps-trust")
 
 def run(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
+    if "--system-pin-file" not in argv:  # hermetic: never this machine's /etc/ftps-trust
+        argv = (*argv, "--system-pin-file", "")
     code = trust.main(list(argv), stdin=io.StringIO(""), stdout=out)
     return code, out.getvalue()
 
@@ -95,6 +97,31 @@ def test_scripted_accept_remember_and_refuse_a_change(certs, tmp_path, implicit:
         code, out = run(target, *flags, "--forget")
         assert code == trust.EXIT_TRUSTED and "pin removed" in out
         assert json.loads(pathlib.Path(certs["pins"]).read_text())["servers"] == {}
+
+
+def test_fleet_pins_are_honoured_and_never_overridden(certs, tmp_path) -> None:
+    """The role's read-only pin file: a match is trusted; a change is refused, even with
+    --accept-changed, because only the fleet's administrators may rotate that pin."""
+    from ansible.module_utils.ftps_client import PinStore
+
+    system = PinStore(str(tmp_path / "etc" / "known_servers.json"))
+    with serving(tmp_path / "root", *certs["files"]["first"]) as srv:
+        entry = system.put(
+            "127.0.0.1", srv.port, certs["fields"]["first"], source="ftps_pki_certificate of ftp1"
+        )
+        del entry["accepted_at"]
+        system.save()
+        flags = ["--pin-file", certs["pins"], "--system-pin-file", system.path]
+        code, out = run(f"127.0.0.1:{srv.port}", *flags)
+        assert code == trust.EXIT_TRUSTED, out
+        assert "(from ftps_pki_certificate of ftp1)" in out
+
+        srv.use_certificate(*certs["files"]["second"])
+        code, out = run(f"127.0.0.1:{srv.port}", *flags, "--accept-changed", "--yes")
+        assert code == trust.EXIT_CHANGED, out
+        assert "WARNING: THE SERVER'S CERTIFICATE HAS CHANGED" in out
+        assert f"pinned by the fleet in {system.path}" in out
+        assert not os.path.exists(certs["pins"])
 
 
 def test_hostname_not_in_sans_is_named(certs, tmp_path) -> None:
@@ -206,7 +233,8 @@ def test_person_accepts_once_is_not_asked_again_and_is_warned_on_rotation(certs,
     config = tmp_path / "xdg"
     pin_file = config / "ftps-trust" / "known_servers.json"  # the default location under XDG_CONFIG_HOME
     with serving(tmp_path / "root", *certs["files"]["first"]) as srv:
-        cmd = f"XDG_CONFIG_HOME={config} {FTPS_TRUST} 127.0.0.1:{srv.port}"
+        no_fleet_pins = f"--system-pin-file {tmp_path}/none.json"
+        cmd = f"XDG_CONFIG_HOME={config} {FTPS_TRUST} 127.0.0.1:{srv.port} {no_fleet_pins}"
 
         # 1. Unknown certificate: fields shown, the person is asked, a wrong answer is asked again.
         terminal.command(cmd)
