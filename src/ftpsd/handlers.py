@@ -114,6 +114,24 @@ class Runtime:
             self.limits.register(handler.remote_ip, handler._user_counted or None)
 
 
+class ReuseGatedDTPHandler(FtpsdDTPHandler):
+    """The data channel with a hard gate: no byte is written before the session-reuse check.
+
+    TLS 1.3 lets a server send application data right after its own Finished, before the client's
+    Finished arrives ("0.5-RTT"), and pyftpdlib pushes a queued RETR/LIST producer the moment the
+    data connection is accepted; that ``SSL_write`` then drives the handshake itself and the data
+    could leave before ``handle_ssl_established`` (where session reuse is checked) ever runs. So
+    ``send`` refuses until the handshake has completed through the mixin's handshake step, which
+    runs the check synchronously. Kept here, outside :mod:`ftpsd.dtp` (whose data path is tuned
+    for speed), so that tuning can never remove it.
+    """
+
+    def send(self, data) -> int:
+        if self._ssl_requested and not self._ssl_established:
+            return 0  # the write interest stays registered; sending resumes after the check
+        return super().send(data)
+
+
 def _xferlog_name(path: str) -> str:
     return "".join("_" if ch.isspace() else ch for ch in path)
 
@@ -128,7 +146,7 @@ class FtpsdHandler(TLS_FTPHandler):
     require_session_reuse = True
     tls_control_required = True
     tls_data_required = True
-    dtp_handler = FtpsdDTPHandler
+    dtp_handler = ReuseGatedDTPHandler
     abstracted_fs = JailedFS
     permit_foreign_addresses = False  # data connections only from the control peer (no FXP)
     permit_privileged_ports = False
