@@ -52,6 +52,8 @@ _RECORD = 16384  # largest TLS plaintext record
 _FILE_CHUNK = 256 * 1024  # file read/write size on the fast paths
 _EVENT_BUDGET = 1024 * 1024  # bytes moved per IO-loop turn before other channels get a turn
 _WANT_READ = _lib.SSL_ERROR_WANT_READ
+# Receive buffers are overwritten before they are read: skip cffi's zero-fill.
+_new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
 _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 
 
@@ -81,7 +83,7 @@ class _DataCore(ThrottledDTPHandler):
         ssl = self.socket._ssl
         buf = self._rbuf
         if buf is None:
-            buf = self._rbuf = _ffi.new("char[]", _FILE_CHUNK)
+            buf = self._rbuf = _new_buffer("char[]", _FILE_CHUNK)
         _lib.ERR_clear_error()
         filled = moved = 0
         err = _WANT_READ

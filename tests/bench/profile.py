@@ -48,6 +48,9 @@ def main() -> int:
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--outdir", default="/tmp/ftpsd-profile")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--what", default="download,upload,small", help="comma list: download,upload,small")
+    p.add_argument("--small-count", type=int, default=500)
+    p.add_argument("--no-native", action="store_true", help="Python frames only (less overhead)")
     a = p.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     outdir = Path(a.outdir)
@@ -59,27 +62,44 @@ def main() -> int:
         env.data.mkdir()
         server.home.mkdir(parents=True)
         make_random_file(server.home / "big.bin", a.size_mib * MIB)
+        small = [f"s{i:04d}.bin" for i in range(a.small_count)]
+        for name in small:
+            make_random_file(server.home / name, 4096)
+        (env.mountpoint / "small").mkdir()
         server.start()
         pid = max(server.cgroup.pids())  # the serving process (the exec'd shell is the same pid)
         t = C.Target("ftpsd", server.port, server.user, server.password, env.pki["ca"])
         local = env.mountpoint / "down.bin"
-        for what in ("download", "upload"):
+        for what in a.what.split(","):
             session = C.PyTransfer(t)
             raw = outdir / f"{what}.txt"
             spy = subprocess.Popen(
-                [pyspy, "record", "--native", "--pid", str(pid), "--rate", str(a.rate), "--format", "raw",
-                 "--output", str(raw)],
+                [pyspy, "record", *([] if a.no_native else ["--native"]), "--pid", str(pid),
+                 "--rate", str(a.rate), "--format", "raw", "--output", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=sys.stderr,
             )  # fmt: skip
             time.sleep(1.0)
             cpu0 = server.cpu_seconds()
-            seconds = session.get("big.bin", local) if what == "download" else session.put(local, "up.bin")
+            if what == "small":
+                t0 = time.perf_counter()
+                C.py_many(t, small, env.mountpoint / "small")
+                seconds = time.perf_counter() - t0
+            elif what == "download":
+                seconds = session.get("big.bin", local)
+            else:
+                seconds = session.put(local, "up.bin")
             cpu = server.cpu_seconds() - cpu0
             spy.send_signal(2)
             spy.wait(timeout=60)
             session.close()
             gib = a.size_mib / 1024
-            print(f"{what}: {a.size_mib * MIB / seconds / 1e6:.0f} MB/s, server CPU {cpu / gib:.2f} s/GiB")
+            if what == "small":
+                per_file = cpu / len(small) * 1000
+                print(f"{what}: {len(small) / seconds:.0f} files/s, server CPU {per_file:.2f} ms/file")
+            else:
+                print(
+                    f"{what}: {a.size_mib * MIB / seconds / 1e6:.0f} MB/s, server CPU {cpu / gib:.2f} s/GiB"
+                )
             if raw.exists():
                 print(top(raw))
     finally:
