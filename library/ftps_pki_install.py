@@ -66,6 +66,12 @@ options:
     description: PEM bundle of CAs a chain without its root may end at.
     type: path
     default: /etc/ssl/certs/ca-certificates.crt
+  refused:
+    description:
+      - Why the CA refused this host's request (from M(ftps_pki_sign)'s RV(errors)); when set the
+        module fails with it and changes nothing.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
@@ -141,12 +147,15 @@ def main() -> None:
             "validity_days": {"type": "int", "default": 90},
             "required_names": {"type": "list", "elements": "str", "default": []},
             "trust_store": {"type": "path", "default": "/etc/ssl/certs/ca-certificates.crt"},
+            "refused": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
     params = module.params
+    if params["refused"]:
+        module.fail_json(msg=f"the CA refused this host's request, nothing changed: {params['refused']}")
     if params["certificate"] and params["self_signed"]:
         module.fail_json(msg="certificate and self_signed=true are mutually exclusive")
     try:
