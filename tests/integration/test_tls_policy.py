@@ -150,23 +150,44 @@ def test_curl_rejects_server_with_unknown_ca(server: Server, tmp_path) -> None:
     assert result.returncode != 0
 
 
-def test_lftp_verified_transfer(server: Server, tmp_path) -> None:
+def _lftp(server: Server, commands: str, *settings: str) -> subprocess.CompletedProcess:
     if not shutil.which("lftp"):
         pytest.fail("lftp missing: apt-get install -y lftp (lab/host-packages.txt)")
+    script = "; ".join(
+        [
+            f"set ssl:ca-file {server.cafile}",
+            "set ssl:verify-certificate yes",
+            "set ftp:ssl-force yes",
+            "set ftp:ssl-protect-data yes",
+            "set net:max-retries 1",
+            "set net:timeout 20",
+            *settings,
+            f"open -u alice,alice-pw ftp://127.0.0.1:{server.port}",
+            commands,
+            "bye",
+        ]
+    )
+    return subprocess.run(["lftp", "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_lftp_verified_download(server: Server, tmp_path) -> None:
     data = hashlib.sha256(b"lftp").digest() * 20000
     (server.homes["alice"] / "l.bin").write_bytes(data)
-    src = tmp_path / "lu.bin"
-    src.write_bytes(data[::-1])
-    script = (
-        f"set ssl:ca-file {server.cafile}; set ssl:verify-certificate yes; set ftp:ssl-force yes; "
-        "set ftp:ssl-protect-data yes; set net:max-retries 1; set net:timeout 20; "
-        f"open -u alice,alice-pw ftp://127.0.0.1:{server.port}; "
-        f"get l.bin -o {tmp_path}/l.out; put {src} -o lu.bin; bye"
-    )
-    result = subprocess.run(["lftp", "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    result = _lftp(server, f"get l.bin -o {tmp_path}/l.out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "l.out").read_bytes() == data
-    assert (server.homes["alice"] / "lu.bin").read_bytes() == data[::-1]
+    assert "data TLS TLSv1.3" in server.log()
+
+
+def test_lftp_verified_upload_tls12(server: Server, tmp_path) -> None:
+    """lftp (GnuTLS) uploads over TLS 1.2: see docs/ftpsd.md on lftp, TLS 1.3 and close_notify."""
+    data = hashlib.sha256(b"lftp").digest()[::-1] * 20000
+    src = tmp_path / "lu.bin"
+    src.write_bytes(data)
+    result = _lftp(server, f"put {src} -o lu.bin", "set ssl:priority NORMAL:-VERS-TLS1.3")
+    assert result.returncode == 0, result.stderr
+    assert (server.homes["alice"] / "lu.bin").read_bytes() == data
+    assert "data TLS TLSv1.2" in server.log()
 
 
 def _s_client(server: Server, *extra: str) -> subprocess.CompletedProcess:
