@@ -58,7 +58,8 @@ up() {
     if [[ $(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network") != "$subnet" ]]; then
       echo "lab: network $network has another subnet: recreating it"
       remove_containers
-      podman network rm -f "$network" >/dev/null
+      # Without -f: a container that is not ours on this network must stop us, not be removed.
+      podman network rm "$network" >/dev/null || fail "podman network rm $network: still in use by other containers"
     fi
   fi
   if ! podman network exists "$network"; then
@@ -110,7 +111,8 @@ down() {
   remove_containers
   step="remove network"
   if podman network exists "$network"; then
-    podman network rm -f "$network" >/dev/null || fail "podman network rm $network"
+    # Without -f: containers that are not ours keep the network (and are never removed).
+    podman network rm "$network" >/dev/null || fail "podman network rm $network: still in use by containers not ours"
     echo "lab: removed network $network"
   fi
   step="done"
