@@ -65,7 +65,7 @@ done
 ensure_network
 
 total_start=$SECONDS
-declare -A elapsed
+declare -A elapsed timing
 for s in "${scenarios[@]}"; do
   echo
   echo "==> molecule scenario '$s'"
@@ -80,23 +80,36 @@ for s in "${scenarios[@]}"; do
   set +e
   destroy=always
   [[ ${FTPSKIT_KEEP:-0} == 1 ]] && destroy=never
-  molecule test -s "$s" --destroy "$destroy" 2>&1 | tee "$log"
+  steps=$(mktemp)
+  # Pass the output through, noting when each Molecule step starts (for the timing line).
+  molecule test -s "$s" --destroy "$destroy" 2>&1 | while IFS= read -r line; do
+    printf '%s\n' "$line"
+    printf '%s\n' "$line" >>"$log"
+    if [[ $line =~ \[$s\ \>\ ([a-z_]+)\]\ Executing$ ]]; then
+      echo "$SECONDS ${BASH_REMATCH[1]}" >>"$steps"
+    fi
+  done
   rc=${PIPESTATUS[0]}
   set -e
   elapsed[$s]=$((SECONDS - start))
+  echo "$SECONDS end" >>"$steps"
+  # "converge 95s, idempotence 40s, ...": where a scenario's time goes.
+  timing[$s]=$(awk 'NR > 1 { d = $1 - t; if (d > 0) { printf "%s%s %ds", sep, step, d; sep = ", " } }
+    { t = $1; step = $2 }' "$steps")
+  rm -f "$steps"
   if ((rc != 0)); then
     # Molecule logs "[<scenario> > <action>] Executed: Failed" for the step that failed.
     failed_step=$(grep -aoE "\[${s} > [a-z_]+\] .*Executed: Failed" "$log" | head -n1 \
       | sed -E 's/^\[[^>]*> ([a-z_]+)\].*/\1/' || true)
     rm -f "$log"
-    die "scenario '$s' failed at step '${failed_step:-unknown}' (exit $rc) after ${elapsed[$s]} s"
+    die "scenario '$s' failed at step '${failed_step:-unknown}' (exit $rc) after ${elapsed[$s]} s (${timing[$s]})"
   fi
   rm -f "$log"
-  echo "molecule-all: scenario '$s' passed in ${elapsed[$s]} s"
+  echo "molecule-all: scenario '$s' passed in ${elapsed[$s]} s (${timing[$s]})"
 done
 
 echo
 echo "molecule-all: all scenarios passed in $((SECONDS - total_start)) s:"
 for s in "${scenarios[@]}"; do
-  printf '  %-20s %4d s\n' "$s" "${elapsed[$s]}"
+  printf '  %-20s %4d s  (%s)\n' "$s" "${elapsed[$s]}" "${timing[$s]}"
 done
