@@ -46,10 +46,10 @@ from typing import Any
 class _DataSSLSocket(ssl.SSLSocket):
     """A data connection whose TLS shutdown tolerates OpenSSL's SHUTDOWN_WHILE_IN_INIT.
 
-    With TLS 1.3 a server sends a NewSessionTicket after the (resumed) data handshake; when it
-    then closes at once (an empty listing), OpenSSL can still count the client as "in init"
-    and refuse ``SSL_shutdown``. The transfer itself is complete by then, and the server's
-    reply on the control connection (226, or an error) stays the judge of the transfer.
+    A TLS 1.3 server may write a data connection's bytes and close it before it has the client's
+    Finished (0.5-RTT; stock pyftpdlib does). On an empty listing OpenSSL then still counts the
+    client as "in init" and refuses ``SSL_shutdown``. The transfer itself is complete by then,
+    and the server's reply on the control connection (226, or an error) stays its judge.
     """
 
     def unwrap(self) -> socket.socket | None:
