@@ -177,3 +177,21 @@ def test_dump_refuses_invalid(tmp_path) -> None:
 def test_missing_file_message(tmp_path) -> None:
     with pytest.raises(UsersFileError, match=r"cannot read users file .*: No such file or directory"):
         load_users(str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize("scheme", ["scrypt", "pbkdf2-sha256"])
+def test_hash_password_cli(scheme: str) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ftpsd", "hash-password", "--scheme", scheme],
+        input="s3cret pass\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    encoded = result.stdout.strip()
+    assert encoded.startswith(f"${scheme}$")
+    assert verify_password("s3cret pass", encoded)
+    assert "s3cret" not in encoded
