@@ -81,8 +81,9 @@ wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), 
 	bash lab/wheelhouse.sh
 
 demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, print a summary
-	$(call step,demo)
-	$(BIN)/ansible-playbook -i inventories/lab playbooks/site.yml
+	$(call step,demo: converge playbooks/site.yml on the lab; its last play is the proof and the summary)
+	time $(BIN)/ansible-playbook -i inventories/lab playbooks/site.yml \
+	  || { echo "make: step 'demo' (ansible-playbook playbooks/site.yml) failed" >&2; exit 1; }
 
 clean: ## Remove the venv, caches and wheelhouse (not the lab images)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse
