@@ -178,6 +178,7 @@ class Terminal:
             f"env -i PATH=/usr/bin:/bin HOME={env_home} TERM=xterm bash --norc --noprofile",
         )  # fmt: skip
         self.runs = 0
+        self.socket_path = self._tmux("display-message", "-p", "#{socket_path}").strip()
 
     def _tmux(self, *args: str) -> str:
         proc = subprocess.run(
@@ -215,6 +216,8 @@ class Terminal:
         subprocess.run(
             ["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30, check=False
         )
+        if self.socket_path:  # tmux leaves its socket file behind
+            pathlib.Path(self.socket_path).unlink(missing_ok=True)
 
 
 @pytest.fixture
