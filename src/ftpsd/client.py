@@ -830,11 +830,18 @@ def _connect(
     try:
         client.connect(host, port)
         if not implicit:
-            client.auth()
+            try:
+                client.auth()
+            except ftplib.error_perm as exc:
+                raise _AuthRefused(str(exc).strip()) from exc
     except BaseException:
         client.close()
         raise
     return client
+
+
+class _AuthRefused(Exception):
+    """The server answered AUTH TLS with a permanent error."""
 
 
 def _tls_or_raise(
@@ -854,10 +861,9 @@ def _tls_or_raise(
         )
     except ssl.SSLCertVerificationError:
         raise
-    except ftplib.error_perm as exc:
+    except _AuthRefused as exc:
         raise ProbeError(
-            "no_tls",
-            f"server without TLS: {where} refused AUTH TLS ({str(exc).strip()}); it offers plaintext only",
+            "no_tls", f"server without TLS: {where} refused AUTH TLS ({exc}); it offers plaintext only"
         ) from exc
     except ssl.SSLError as exc:
         if implicit and ("WRONG_VERSION_NUMBER" in str(exc) or "record layer" in str(exc)):

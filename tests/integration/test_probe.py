@@ -185,27 +185,40 @@ def test_server_without_tls(tmp_path, implicit: bool) -> None:
         assert "it answered in plaintext: '220 test server ready'" in error.message
 
 
-def test_plaintext_refusal_on_the_implicit_port_is_not_called_no_tls() -> None:
+@pytest.mark.parametrize(
+    ("implicit", "greeting", "phrase"),
+    [
+        (
+            True,
+            b"421 Too many failed logins; your address is banned",
+            "refused the connection in plaintext before TLS",
+        ),
+        (False, b"421 Too many failed logins; your address is banned", "cannot reach an FTP server"),
+        (False, b"530 Not allowed from your address", "cannot reach an FTP server"),
+    ],
+)
+def test_a_refusal_before_tls_is_not_called_no_tls(implicit: bool, greeting: bytes, phrase: str) -> None:
     """A server that refuses in plaintext before TLS (a ban, a full server) says so."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
     def refuse() -> None:
         with contextlib.suppress(OSError):
-            for _ in range(2):  # the TLS attempt, then the probe reading what it says
+            for _ in range(2 if implicit else 1):  # implicit: the TLS attempt, then reading what it says
                 conn, _addr = listener.accept()
                 with conn:
-                    conn.sendall(b"421 Too many failed logins; your address is banned\r\n")
+                    conn.sendall(greeting + b"\r\n")
 
     thread = threading.Thread(target=refuse, daemon=True)
     thread.start()
     try:
-        error = _fail(listener.getsockname()[1], implicit=True)
+        error = _fail(listener.getsockname()[1], implicit=implicit)
     finally:
         thread.join(timeout=10)
         listener.close()
-    assert error.kind == "connect"
-    assert "refused the connection in plaintext before TLS: '421 Too many failed logins" in error.message
+    assert error.kind == "connect", error.message
+    assert phrase in error.message
+    assert greeting.decode()[:20] in error.message
 
 
 def test_login_refused(pki, tmp_path) -> None:
