@@ -33,6 +33,7 @@ on any result but "would block" the fast path hands over to it, which sees the s
 from __future__ import annotations
 
 import errno
+import logging
 import os
 
 from OpenSSL import SSL
@@ -249,7 +250,13 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
                 _lib.SSL_clear_mode(self.socket._ssl, _lib.SSL_MODE_RELEASE_BUFFERS)
 
     def __repr__(self) -> str:
-        return _DataCore.__repr__(self)
+        # pyftpdlib's debug() formats repr(handler) eagerly, even with debug logging off, several
+        # times per data connection (each handshake WANT_READ); the full form walks the control
+        # channel's state and reprs the open file. Keep it for debug logging only.
+        if logger.isEnabledFor(logging.DEBUG):
+            return _DataCore.__repr__(self)
+        ch = self.cmd_channel
+        return f"<{type(self).__name__}(addr='{ch.remote_ip}:{ch.remote_port}', user={ch.username!r})>"
 
     def use_sendfile(self) -> bool:
         # Every byte is encrypted in user space (no kernel TLS), so sendfile() never applies.
