@@ -618,8 +618,8 @@ def compare_pin(fields: dict[str, Any], pin: dict[str, Any]) -> list[str]:
         mismatches.append(
             f"SHA-256 fingerprint is {fields['fingerprint_sha256']}, pinned {pin['fingerprint_sha256']}"
         )
-    if pin.get("spki_sha256") and normalize_spki(pin["spki_sha256"]) != fields["spki_sha256"]:
-        mismatches.append(f"SPKI pin is {fields['spki_sha256']}, pinned {pin['spki_sha256']}")
+    if pin.get("spki_sha256") and normalize_spki(pin["spki_sha256"]) != fields.get("spki_sha256"):
+        mismatches.append(f"SPKI pin is {fields.get('spki_sha256', 'unknown')}, pinned {pin['spki_sha256']}")
     return mismatches
 
 
@@ -702,7 +702,7 @@ def pin_entry(fields: dict[str, Any]) -> dict[str, Any]:
     """What a pin store keeps about an accepted certificate."""
     entry = {key: fields[key] for key in _PIN_FIELDS if key in fields}
     entry["fingerprint_sha256"] = fields["fingerprint_sha256"]
-    entry["spki_sha256"] = fields["spki_sha256"]
+    entry["spki_sha256"] = fields.get("spki_sha256")
     key = fields.get("public_key") or {}
     entry["public_key"] = describe_key(key) if key else None
     return entry
@@ -922,9 +922,9 @@ def _session_facts(client: FTPSClient) -> dict[str, Any]:
     chain, complete = client.peer_chain()
     facts = client.tls_facts()
     return {
-        "certificate": parse_certificate(der) if der else None,
+        "certificate": _fields_or_fingerprint(der) if der else None,
         "certificate_pem": der_to_pem(der) if der else None,
-        "chain": [parse_certificate(c) for c in chain],
+        "chain": [_fields_or_fingerprint(c) for c in chain],
         "chain_complete": complete,
         "chain_note": None
         if complete
@@ -932,6 +932,14 @@ def _session_facts(client: FTPSClient) -> dict[str, Any]:
         "tls_version": facts.get("version"),
         "cipher": facts.get("cipher"),
     }
+
+
+def _fields_or_fingerprint(der: bytes) -> dict[str, Any]:
+    """The certificate's fields; if this reader cannot parse it, at least its fingerprint."""
+    try:
+        return parse_certificate(der)
+    except CertificateParseError as exc:
+        return {"fingerprint_sha256": _colon_hex(hashlib.sha256(der).digest()), "parse_error": str(exc)}
 
 
 def _quit(client: FTPSClient) -> None:

@@ -211,3 +211,15 @@ def test_side_by_side_names_where_a_kit_pin_came_from(two_certs) -> None:
     a, b = two_certs
     kit_pin = {"fingerprint_sha256": a["fingerprint_sha256"], "source": "ftps_pki_certificate of ftp1"}
     assert "SAVED (from ftps_pki_certificate of ftp1)" in render_side_by_side(kit_pin, b, 120)
+
+
+def test_unparsable_certificate_still_yields_its_fingerprint() -> None:
+    from ansible.module_utils.ftps_client import _fields_or_fingerprint
+
+    fields = _fields_or_fingerprint(b"\x30\x03\x02\x01\x01")
+    assert (
+        fields["fingerprint_sha256"].replace(":", "").lower()
+        == hashlib.sha256(b"\x30\x03\x02\x01\x01").hexdigest()
+    )
+    assert "three elements" in fields["parse_error"]
+    assert compare_pin(fields, {"spki_sha256": base64.b64encode(b"k" * 32).decode()}) != []
