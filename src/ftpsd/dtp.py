@@ -217,6 +217,11 @@ class _DataCore(ThrottledDTPHandler):
                 sent = int(self.get_transmitted_bytes())
                 self._resp = (f"426 Transfer aborted; {sent} bytes transmitted.", logger.debug)
         finally:
+            if not self.transfer_finished:
+                # The peer broke the stream (EOF without close_notify, reset): OpenSSL refuses a
+                # TLS shutdown after that and pyftpdlib's shutdown step would retry it forever
+                # (no reply, busy loop). Close the socket directly.
+                self._error = True
             self.close()
 
     def close(self) -> None:

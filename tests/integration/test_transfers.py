@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -61,7 +62,7 @@ def test_upload_lands_under_a_temporary_name_until_complete(server: Server) -> N
     assert _parts(home) == []
 
 
-@pytest.mark.parametrize("how", ["data-connection-cut", "whole-client-gone"])
+@pytest.mark.parametrize("how", ["data-connection-cut", "whole-client-gone", "tcp-fin-only"])
 def test_interrupted_upload_keeps_original(server: Server, how: str) -> None:
     home = server.homes["alice"]
     original = os.urandom(50_000)
@@ -70,6 +71,17 @@ def test_interrupted_upload_keeps_original(server: Server, how: str) -> None:
     ftp.voidcmd("TYPE I")
     conn = ftp.transfercmd("STOR keep.bin")
     conn.sendall(os.urandom(150_000))
+    if how == "tcp-fin-only":
+        # A clean TCP end without TLS close_notify (what a forged FIN looks like): the server
+        # must not take it for the end of the upload.
+        conn.shutdown(socket.SHUT_WR)
+        with pytest.raises(ftplib.error_temp, match=r"^426"):
+            ftp.voidresp()
+        conn.close()
+        ftp.quit()
+        _wait_no_parts(home)
+        assert (home / "keep.bin").read_bytes() == original
+        return
     # No TLS close_notify: the connection just ends, as when a client is killed.
     conn.close()
     if how == "data-connection-cut":
