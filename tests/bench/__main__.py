@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import shlex
+import signal
 import statistics
 import sys
 import time
@@ -46,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", default="py,curl", help="comma list of py,curl (default both)")
     p.add_argument("--only", default="", help="comma list of measures: dl,ul,small,conc,idle (default all)")
     p.add_argument("--output", help="Markdown file to write (default docs/benchmark.md; none with --quick)")
-    p.add_argument("--max-minutes", type=float, default=25.0, help="stop starting reps after this long")
+    p.add_argument(
+        "--max-minutes", type=float, default=12.0, help="start no new repetition after this long (default 12)"
+    )
     p.add_argument(
         "--curl-small",
         action="store_true",
@@ -214,7 +217,7 @@ class Bench:
         server.start()
         C.close_all(C.open_idle(t, 4)[0])  # warm up each worker (lazy imports, first-use caches)
         time.sleep(0.5)
-        before = server.pss_kib()
+        before, before_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
         try:
             sessions, setup = C.open_idle(t, self.a.idle)
         except Exception as exc:
@@ -222,10 +225,11 @@ class Bench:
             return
         try:
             time.sleep(1.0)
-            after = server.pss_kib()
+            after, after_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
         finally:
             C.close_all(sessions)
         self.values[key].append((after - before) / self.a.idle)
+        self.values[("idle_anon", "py", server.name)].append((after_anon - before_anon) / self.a.idle)
         self.values[("setup", "py", server.name)].append(statistics.median(setup) * 1000)
 
     # -- driver -----------------------------------------------------------------------------------
@@ -283,8 +287,13 @@ class Bench:
         }
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: servers, tmpfs, user
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     command = "python -m tests.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     env = BenchEnv()
     try:

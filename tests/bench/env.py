@@ -84,13 +84,18 @@ class CpuCgroup:
         except FileNotFoundError:
             return []
 
-    def pss_kib(self) -> int:
-        """Sum of PSS over every process of the server (so shared pages count once)."""
+    def pss_kib(self, field: str = "Pss") -> int:
+        """Sum of PSS over every process of the server (so shared pages count once).
+
+        ``field="Pss_Anon"`` counts anonymous memory only (heap, stacks, buffers), which, unlike
+        library pages, other processes on the machine cannot change the share of.
+        """
         total = 0
+        prefix = field + ":"
         for pid in self.pids():
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
                 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
+                    if line.startswith(prefix):
                         total += int(line.split()[1])
         return total
 

@@ -17,6 +17,7 @@ MEASURES = {
     "conc_fail": ("concurrent sessions: failures", "count", False, "{:.0f}"),
     "conc_cpu": ("concurrent sessions: server CPU", "s/GiB", False, "{:.2f}"),
     "idle": ("idle TLS session (PSS, all server processes)", "KiB/session", False, "{:.0f}"),
+    "idle_anon": ("idle TLS session (anonymous PSS only)", "KiB/session", False, "{:.0f}"),
     "setup": ("session setup (connect+AUTH TLS+login+PROT P)", "ms", False, "{:.1f}"),
 }
 
@@ -34,6 +35,42 @@ TARGETS = {
 }
 
 
+FINDINGS = """\
+## Where the time goes, and what ftpsd's data handler changes
+
+Found with `python -m tests.bench.profile` (py-spy on a one-worker ftpsd, 512 MiB each way and
+500 small files) and by reading pyftpdlib 2.2 and pyOpenSSL 26:
+
+- **Uploads (server receives).** Stock pyftpdlib handles one TLS record (at most 16 KiB) per
+  IO-loop turn: epoll, `SSLConnectionMixin.handle_read_event` (a context manager per call),
+  pyOpenSSL `recv(65536)` which allocates a 64 KiB cffi buffer and copies the record into a new
+  `bytes`, then one `write()` to the file per record (`BufferedWriter` passes such writes
+  straight through). That is ~65,000 loop turns and file writes per GiB; `write` alone held 43 %
+  of the upload samples.
+- **Downloads.** `FileProducer` reads 64 KiB; pyOpenSSL sets `SSL_MODE_ENABLE_PARTIAL_WRITE`, so
+  `SSL_write` returns after one record, and asynchat keeps `first[num_sent:]`, copying the unsent
+  48, 32 and 16 KiB and taking four loop turns per 64 KiB.
+- **Both.** ftpsd's context sets `SSL_MODE_RELEASE_BUFFERS` (right for idle control sessions),
+  which also frees and reallocates OpenSSL's record buffers around every record of bulk data.
+- **Per data connection.** pyftpdlib's `debug()` formats `repr(handler)` eagerly on every
+  handshake `WANT_READ`, with debug logging off; the data handler's repr walks the control
+  channel and reprs the open file: ~16 % of busy time in the small-file profile.
+
+`src/ftpsd/dtp.py` (subclassing only): for TLS binary transfers without a rate limit, receive
+drains every record the socket holds in one event with `SSL_read` straight into a
+per-connection 256 KiB cffi buffer, written to the file in 256 KiB pieces; send reads 256 KiB
+chunks and calls `SSL_write` on a pointer that advances through the chunk (no slicing copies)
+until the socket is full or 1 MiB went out (fairness); `SSL_MODE_RELEASE_BUFFERS` is cleared on
+data connections only; the data handler's repr is cheap unless debug logging is on. Handshake,
+shutdown, errors, ASCII and throttled transfers stay on pyftpdlib's code path.
+
+What is left: per small file, the resumed TLS handshake (~31 % of busy time) and pyftpdlib's
+command processing, all in Python, where vsftpd runs C; and per session, the password hash: the
+concurrent-sessions figure counts 50 logins, and ftpsd's default scrypt (ln=15, 32 MiB) costs
+several times Debian's yescrypt on this machine (see "Ceiling and login cost").
+"""
+
+
 def _label(a, key: str) -> str:
     label = MEASURES[key][0]
     if key in ("dl", "dl_cpu", "ul", "ul_cpu"):
@@ -48,6 +85,8 @@ def _label(a, key: str) -> str:
         )
     if key == "idle":
         label = f"{a.idle} idle TLS sessions: PSS per session (all server processes)"
+    if key == "idle_anon":
+        label = f"{a.idle} idle TLS sessions: anonymous PSS (Pss_Anon) per session"
     return label
 
 
@@ -98,7 +137,10 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
         for client in ("py", "curl"):
             if not any((key, client, s) in values or (key, client, s) in result["errors"] for s in servers):
                 continue
-            row = [_label(a, key) + (" ↑" if higher else " ↓"), "Python" if client == "py" else "curl"]
+            who = "Python" if client == "py" else "curl"
+            if client == "curl" and key in ("dl_cpu", "ul_cpu"):
+                who = "curl (incl. 1 login)"
+            row = [_label(a, key) + (" ↑" if higher else " ↓"), who]
             for s in servers:
                 v = med.get((key, client, s))
                 errs = (
@@ -127,7 +169,7 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
     lines += ["", "↑ higher is better, ↓ lower is better. MB = 10^6 bytes. Ratios are ftpsd divided by the "
               "other server, from the same run.", ""]  # fmt: skip
 
-    lines += ["## Ceiling and login cost", ""]
+    lines += [FINDINGS, "## Ceiling and login cost", ""]
     lines.append(
         f"- `openssl speed -evp aes-256-gcm -bytes 16384`: **{result['ceiling']:.0f} MB/s** on one core "
         "(every byte is encrypted once by the server and decrypted once by the client, on the same 2 cores)."
@@ -174,6 +216,14 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
         "- stock pyftpdlib: `TLS_FTPHandler` with `tls_control_required`/`tls_data_required`, one process,",
         "  `DummyAuthorizer`; it cannot require session reuse (the clients reuse anyway).",
         "- Same ECDSA P-256 certificate for all; TLS 1.3 is negotiated by all three.",
+        "- Large transfers: throughput = bytes / transfer time (data connection to the 226 reply). Python",
+        "  client: server CPU over the same span (login outside); curl: server CPU over the whole run,",
+        "  one login included (curl cannot be split), and transfer time from curl's own",
+        "  `time_total - time_pretransfer`, because curl 7.88 often idles 0.2 s or 1 s on its own timer",
+        "  before connecting a data connection (seen against every server). For the same reason small",
+        "  files are timed with the Python client only (`--curl-small` adds curl).",
+        "- The machine is shared (2 vCPUs, other jobs running): see the load averages below and the",
+        "  spread table; CPU seconds per GiB are steadier than MB/s.",
     ]
     if result.get("logs"):
         lines += ["", "## Server log tails (a measure failed)", ""]

@@ -152,9 +152,9 @@ class Server:
         assert self.cgroup is not None
         return self.cgroup.usage_seconds()
 
-    def pss_kib(self) -> int:
+    def pss_kib(self, field: str = "Pss") -> int:
         assert self.cgroup is not None
-        return self.cgroup.pss_kib()
+        return self.cgroup.pss_kib(field)
 
     def log_tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
