@@ -218,3 +218,20 @@ def test_reload_reopens_xferlog_for_rotation(server: Server) -> None:
     ftp.quit()
     assert len(_wait_lines(server.xferlog, 1)) == 1
     assert len(rotated.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["close", "tcp-fin-only"])
+def test_client_dropping_a_download_gets_426_and_session_lives(server: Server, how: str) -> None:
+    """A broken download is answered promptly (no TLS shutdown retried against a dead peer)."""
+    (server.homes["alice"] / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("RETR big.bin")
+    conn.recv(65536)
+    if how == "tcp-fin-only":
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    with pytest.raises(ftplib.error_temp, match=r"^426"):
+        ftp.voidresp()
+    ftp.voidcmd("NOOP")
+    ftp.quit()
