@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -202,12 +204,15 @@ class StockPyftpdlib(Server):
 class Ftpsd(Server):
     name = "ftpsd"
     workers = 0  # deployed default: one per core; the profiler uses 1
+    scrypt_ln = 0  # 0 = ftpsd's default hash; else scrypt with this ln (r=8, p=1), for comparison
 
     def prepare(self) -> list[str]:
         from ftpsd.passwd import hash_password, verify_password
 
-        encoded = hash_password(self.password)
-        self.hash_scheme = encoded.rsplit("$", 2)[0] + " (ftpsd default)"
+        encoded = hash_password(self.password) if not self.scrypt_ln else self._scrypt(self.scrypt_ln)
+        self.hash_scheme = encoded.rsplit("$", 2)[0] + (
+            " (ftpsd default)" if not self.scrypt_ln else " (what-if)"
+        )
         self.login_cost = median_seconds(lambda: verify_password(self.password, encoded))
         users = self.workdir / "users.json"
         users.write_text(
@@ -229,6 +234,15 @@ class Ftpsd(Server):
         ftpsd = Path(sys.executable).with_name("ftpsd")
         argv = [str(ftpsd)] if ftpsd.exists() else [sys.executable, "-m", "ftpsd"]
         return [*argv, "--config", str(conf)]
+
+    def _scrypt(self, ln: int) -> str:
+        """A users-file scrypt hash with another cost (same format ftpsd.passwd writes)."""
+        salt = os.urandom(16)
+        digest = hashlib.scrypt(
+            self.password.encode(), salt=salt, n=1 << ln, r=8, p=1, maxmem=256 << 20, dklen=32
+        )
+        b64 = lambda raw: base64.b64encode(raw).decode("ascii").rstrip("=")  # noqa: E731
+        return f"$scrypt$ln={ln},r=8,p=1${b64(salt)}${b64(digest)}"
 
 
 SERVERS: dict[str, type[Server]] = {"ftpsd": Ftpsd, "vsftpd": Vsftpd, "pyftpdlib": StockPyftpdlib}
