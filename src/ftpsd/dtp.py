@@ -24,7 +24,9 @@ binary transfers without a rate limit:
 * sends by reading the file in 256 KiB chunks and calling ``SSL_write`` on a pointer that
   advances through the chunk (no slicing copies), until the socket is full or 1 MiB went out;
 * turns off ``SSL_MODE_RELEASE_BUFFERS`` on data connections (it frees and reallocates OpenSSL's
-  record buffers around every record; idle *control* sessions keep it).
+  record buffers around every record; idle *control* sessions keep it), and pyOpenSSL's
+  ``SSL_MODE_ENABLE_PARTIAL_WRITE``, so one ``SSL_write`` call encrypts a whole chunk (a
+  ``WANT_WRITE`` is retried with the same remaining bytes, as OpenSSL then requires).
 
 Everything else (handshake, shutdown, errors, ASCII mode, throttling) stays on pyftpdlib's path:
 on any result but "would block" the fast path hands over to it, which sees the same condition.
@@ -53,6 +55,7 @@ _RECORD = 16384  # largest TLS plaintext record
 _FILE_CHUNK = 256 * 1024  # file read/write size on the fast paths
 _EVENT_BUDGET = 1024 * 1024  # bytes moved per IO-loop turn before other channels get a turn
 _WANT_READ = _lib.SSL_ERROR_WANT_READ
+_CLEAR_MODES = _lib.SSL_MODE_RELEASE_BUFFERS | _lib.SSL_MODE_ENABLE_PARTIAL_WRITE
 # Receive buffers are overwritten before they are read: skip cffi's zero-fill.
 _new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
 _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
@@ -252,7 +255,7 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             self.secure_connection(self.cmd_channel.ssl_context)
             if isinstance(self.socket, SSL.Connection):
                 # Bulk data: keep OpenSSL's record buffers instead of freeing them per record.
-                _lib.SSL_clear_mode(self.socket._ssl, _lib.SSL_MODE_RELEASE_BUFFERS)
+                _lib.SSL_clear_mode(self.socket._ssl, _CLEAR_MODES)
 
     def __repr__(self) -> str:
         # pyftpdlib's debug() formats repr(handler) eagerly, even with debug logging off, several
