@@ -263,8 +263,12 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         # channel's state and reprs the open file. Keep it for debug logging only.
         if logger.isEnabledFor(logging.DEBUG):
             return _DataCore.__repr__(self)
-        ch = self.cmd_channel
-        return f"<{type(self).__name__}(addr='{ch.remote_ip}:{ch.remote_port}', user={ch.username!r})>"
+        short = self.__dict__.get("_short_repr")
+        if short is None:  # address and user do not change during a data connection
+            ch = self.cmd_channel
+            short = f"<{type(self).__name__}(addr='{ch.remote_ip}:{ch.remote_port}', user={ch.username!r})>"
+            self._short_repr = short
+        return short
 
     def use_sendfile(self) -> bool:
         # Every byte is encrypted in user space (no kernel TLS), so sendfile() never applies.
