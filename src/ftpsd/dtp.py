@@ -55,10 +55,11 @@ _RECORD = 16384  # largest TLS plaintext record
 _FILE_CHUNK = 256 * 1024  # file read/write size on the fast paths
 _EVENT_BUDGET = 1024 * 1024  # bytes moved per IO-loop turn before other channels get a turn
 _WANT_READ = _lib.SSL_ERROR_WANT_READ
+_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
+# Modes cleared on data connections (see module docstring).
 _CLEAR_MODES = _lib.SSL_MODE_RELEASE_BUFFERS | _lib.SSL_MODE_ENABLE_PARTIAL_WRITE
 # Receive buffers are overwritten before they are read: skip cffi's zero-fill.
 _new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
-_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 
 
 class _DataCore(ThrottledDTPHandler):
