@@ -7,7 +7,8 @@
 # usage: build-wheelhouse.sh --src DIR --out DIR TARGET...
 #   TARGET  <python version>-<machine>, e.g. 3.11-x86_64 (Debian 12), 3.13-x86_64 (Debian 13)
 #   writes  OUT/common/   pure-Python wheels built here (ftpsd, pyftpdlib: PyPI has no wheel)
-#           OUT/TARGET/   everything one host installs: pip install --no-index --find-links
+#           OUT/TARGET/   everything one host installs: pip install --no-index --find-links,
+#                         with SHA256SUMS (sorted) listing its wheels
 # Idempotent: a target whose inputs (the ftpsd sources, the pins, this script) are unchanged is
 # skipped. The last line says `wheelhouse: changed` or `wheelhouse: unchanged` (Ansible reads it).
 # Environment: PYTHON (the controller's python with pip; default python3), FTPSD_PINS (extra
@@ -113,6 +114,8 @@ for target in "${targets[@]}"; do
     --abi "$abi" --abi abi3 --abi none "${platforms[@]}" \
     --find-links "$out/common" -d "$tmp" "$ftpsd_wheel" $FTPSD_PINS \
     || die "pip could not fetch wheels for $target (is PyPI reachable from the controller?)"
+  # The manifest the role compares first: one small file instead of every wheel per run.
+  (cd "$tmp" && sha256sum -- *.whl | sort -k2 >SHA256SUMS)
   rm -rf "$dir"
   mv "$tmp" "$dir"
   trap - EXIT
