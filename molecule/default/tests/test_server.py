@@ -315,6 +315,10 @@ def test_firewall_is_our_own_table_and_spares_others(server: testinfra.host.Host
 
 # --- users through the role, without a restart ---------------------------------------------
 def run_users_playbook(limit: str, accounts: list[dict]) -> str:
+    return run_playbook("users.yml", limit, {"ftps_users_accounts": accounts})
+
+
+def run_playbook(playbook: str, limit: str, extra: dict, *args: str) -> str:
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     env = dict(
         os.environ,
@@ -329,11 +333,12 @@ def run_users_playbook(limit: str, accounts: list[dict]) -> str:
             "ansible-playbook",
             "-i",
             str(pathlib.Path(inventory).parent),
-            str(ROOT / "playbooks" / "users.yml"),
+            str(ROOT / "playbooks" / playbook),
             "--limit",
             limit,
             "-e",
-            json.dumps({"ftps_users_accounts": accounts}),
+            json.dumps(extra),
+            *args,
         ],
         env=env,
         capture_output=True,
@@ -371,3 +376,37 @@ def test_user_added_and_removed_without_restart(
     again = run_users_playbook(name, [*base, {"name": "dave", "state": "absent"}])
     assert recap_changed(again, name) == 0
     assert server.check_output("systemctl show -P MainPID ftpsd") == pid
+
+
+def banner(client: testinfra.host.Host, name: str) -> str:
+    connect = f"s = socket.create_connection(({name!r}, {CONTROL_PORT}), 10)"
+    script = f"import socket\n{connect}\nprint(s.recv(200).decode())"
+    return client.check_output(f"python3 -c {q(script)}")
+
+
+def test_config_change_reloads_and_port_change_would_restart(
+    servers: list[testinfra.host.Host], client: testinfra.host.Host
+) -> None:
+    """A banner/passive-range change is applied by a reload (MainPID kept); the role restarts
+    only for what a reload cannot apply (here: workers)."""
+    server = servers[0]
+    name = host_name(server)
+    pid = server.check_output("systemctl show -P MainPID ftpsd")
+    tags = ("--tags", "ftps_server", "-e", "ftps_server_wheelhouse_build=false")
+    changed = {
+        "ftps_server_banner": "ftpsd reload test",
+        "ftps_server_passive_ports": [PASSIVE_FIRST, PASSIVE_LAST - 1],
+    }
+    try:
+        output = run_playbook("site.yml", name, changed, *tags)
+        assert "RUNNING HANDLER [ftps_server : Reload ftpsd]" in output
+        assert "RUNNING HANDLER [ftps_server : Restart ftpsd]" not in output
+        assert server.check_output("systemctl show -P MainPID ftpsd") == pid
+        assert "ftpsd reload test" in banner(client, name)
+
+        output = run_playbook("site.yml", name, {"ftps_server_workers": 2}, *tags)
+        assert "RUNNING HANDLER [ftps_server : Restart ftpsd]" in output
+        assert server.check_output("systemctl show -P MainPID ftpsd") != pid
+    finally:
+        run_playbook("site.yml", name, {}, *tags)
+    assert "ftpsd reload test" not in banner(client, name)
