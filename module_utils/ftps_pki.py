@@ -28,6 +28,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from ansible.module_utils.ftps_atomicfile import atomic_write
+
 CRYPTOGRAPHY_IMP_ERR: str | None = None
 try:
     from cryptography import x509
@@ -622,25 +624,6 @@ def certificate_facts(cert: x509.Certificate, paths: dict[str, str] | None = Non
 
 # --------------------------------------------------------------------------------------------
 # files and the generation store
-
-
-def atomic_write(path: str, data: bytes, mode: int, gid: int = -1) -> None:
-    """Write via a temp file in the same directory, fsync, chmod/chown, then rename over ``path``."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        if gid >= 0:
-            os.fchown(fd, 0 if os.geteuid() == 0 else -1, gid)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def group_id(name: str) -> int:

@@ -35,8 +35,14 @@ import json
 import os
 import socket
 import ssl
-import tempfile
 from typing import Any
+
+# This file is also module_utils (a symlink): under Ansible the helper is
+# ansible.module_utils.ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
+try:
+    from ansible.module_utils.ftps_atomicfile import atomic_write
+except ImportError:
+    from ftpsd.atomicfile import atomic_write
 
 # ---------------------------------------------------------------------------------------------
 # The session-reusing FTPS client
@@ -679,18 +685,7 @@ class PinStore:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".known_servers.", dir=directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(self.dumps())
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(self.path, self.dumps().encode("utf-8"), 0o600)
         except OSError as exc:
             raise PinStoreError(f"cannot write pin file {self.path}: {exc}") from exc
 

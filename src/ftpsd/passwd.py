@@ -33,6 +33,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# This file is also module_utils (a symlink): under Ansible the helper is
+# ansible.module_utils.ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
+try:
+    from ansible.module_utils.ftps_atomicfile import atomic_write
+except ImportError:
+    from ftpsd.atomicfile import atomic_write
+
 SCRYPT_LN = 15
 SCRYPT_R = 8
 SCRYPT_P = 1
@@ -277,17 +284,4 @@ def dumps_users(users: list[User] | list[dict[str, Any]]) -> str:
 
 def dump_users(users: list[User] | list[dict[str, Any]], path: str, mode: int = 0o640) -> None:
     """Write the users file atomically (temp file in the same directory, fsync, rename)."""
-    text = dumps_users(users)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(path), dumps_users(users).encode("utf-8"), mode)
