@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import datetime
 import hashlib
-import ipaddress
 import os
 import platform
 import secrets
@@ -22,10 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.certs import TestCA, cert_pem, key_pem
 
 CGROUP_ROOTS = ("/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
@@ -116,50 +111,11 @@ class CpuCgroup:
 
 # -- PKI ----------------------------------------------------------------------------------------
 def make_pki(directory: Path) -> dict[str, Path]:
-    """An ECDSA P-256 CA and a server certificate for 127.0.0.1/localhost, as PEM files."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ftpsbench CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    """The tests' CA (ECDSA P-256 root + intermediate) and a 127.0.0.1/localhost server
+    certificate, as PEM files; ``chain`` is the intermediate, ``ca`` the root clients trust."""
+    ca = TestCA("ftpsbench")
+    issued = ca.issue("localhost", days=2)
     directory.mkdir(parents=True, exist_ok=True)
-    pem = serialization.Encoding.PEM
     files = {
         "ca": directory / "ca.pem",
         "cert": directory / "cert.pem",
@@ -167,13 +123,11 @@ def make_pki(directory: Path) -> dict[str, Path]:
         "chain": directory / "chain.pem",
         "fullchain": directory / "fullchain.pem",
     }
-    files["ca"].write_bytes(ca.public_bytes(pem))
-    files["chain"].write_bytes(ca.public_bytes(pem))
-    files["cert"].write_bytes(cert.public_bytes(pem))
-    files["fullchain"].write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
-    files["key"].write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    ca.write_root(files["ca"])
+    files["chain"].write_bytes(cert_pem(ca.intermediate))
+    files["cert"].write_bytes(cert_pem(issued.cert))
+    files["fullchain"].write_bytes(cert_pem(issued.cert) + cert_pem(ca.intermediate))
+    files["key"].write_bytes(key_pem(issued))
     for f in files.values():
         f.chmod(0o644)
     files["key"].chmod(0o600)
