@@ -25,9 +25,12 @@ import sys
 import tempfile
 import time
 
+import ansible.module_utils
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "module_utils"))
-import ftps_pki as pki  # noqa: E402 - module_utils is not a package outside Ansible
+# module_utils resolve as ansible.module_utils.<name>, as on a host (and in tests/conftest.py).
+ansible.module_utils.__path__.append(str(REPO / "module_utils"))
+from ansible.module_utils import ftps_pki as pki  # noqa: E402
 
 PLAYBOOK = """\
 - name: Sign every host's CSR in one call (the role's sign step)

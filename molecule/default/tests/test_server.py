@@ -11,7 +11,6 @@ Users and passwords come from the lab inventory the scenario links (inventories/
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -37,7 +36,8 @@ IMPLICIT_PORT = SETTINGS["ftps_server_implicit_port"]
 PASSIVE_FIRST, PASSIVE_LAST = SETTINGS["ftps_server_passive_ports"]
 ACCOUNTS = {account["name"]: account for account in SETTINGS["ftps_users_accounts"]}
 PKI_CURRENT = "/etc/ftps-kit/pki/current"
-CLIENT_LIB = ROOT / "src" / "ftpsd" / "client.py"
+# ftps_client's default ftps_client_venv: the ftpsd wheel (--no-deps) behind ftps-trust.
+TRUST_VENV_PYTHON = "/opt/ftps-trust/venv/bin/python"
 
 
 def password(name: str) -> str:
@@ -200,15 +200,14 @@ def test_lftp_roundtrip_verified(
 
 
 def test_python_client_reuses_tls_session(server: testinfra.host.Host, client: testinfra.host.Host) -> None:
-    """ftpsd.client.FTPSClient (stdlib only) with the system trust store: verified, session reused."""
-    encoded = base64.b64encode(CLIENT_LIB.read_bytes()).decode()
-    client.check_output(
-        f"mkdir -p /tmp/ftpsdclient && echo {encoded} | base64 -d > /tmp/ftpsdclient/ftps_client.py"
-    )
+    """ftpsd.client.FTPSClient with the system trust store: verified, session reused.
+
+    The library as ftps_client installed it on the client (the ftpsd wheel behind ftps-trust):
+    the one implementation, not a copy.
+    """
     script = f"""
-import hashlib, io, json, os, ssl, sys
-sys.path.insert(0, "/tmp/ftpsdclient")
-from ftps_client import FTPSClient
+import hashlib, io, json, os, ssl
+from ftpsd.client import FTPSClient
 data = os.urandom(1 << 20)
 ftp = FTPSClient({host_name(server)!r}, {CONTROL_PORT}, context=ssl.create_default_context())
 ftp.login("alice", {password("alice")!r})
@@ -221,7 +220,7 @@ ftp.quit()
 print(json.dumps({{"same": hashlib.sha256(back.getvalue()).digest() == hashlib.sha256(data).digest(),
                   "reused": ftp.data_sessions_reused}}))
 """
-    out = json.loads(client.check_output(f"python3 -c {q(script)}"))
+    out = json.loads(client.check_output(f"{TRUST_VENV_PYTHON} -c {q(script)}"))
     assert out["same"]
     assert out["reused"] and all(out["reused"])
 
