@@ -74,7 +74,8 @@ test: setup lint unit molecule pytest ## setup, lint, unit, molecule, then unit 
 
 bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale
 	$(call step,benchmarks)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench.bench_pki --hosts 1000
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), built once
 	$(call step,wheelhouse)
