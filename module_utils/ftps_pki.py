@@ -641,6 +641,17 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+def _read_parsed(path: str | None, parse: Any) -> Any:
+    """``parse(bytes)`` of the file at ``path``; None when there is no path, no file, or it does not parse."""
+    data = _read(path) if path else None
+    if data is None:
+        return None
+    try:
+        return parse(data)
+    except PKIError:
+        return None
+
+
 class Store:
     """The generation directories and ``current``/``previous`` symlinks on a server."""
 
@@ -661,23 +672,11 @@ class Store:
 
     def current_cert(self) -> x509.Certificate | None:
         gen = self.generation()
-        data = _read(os.path.join(gen, CERT_NAME)) if gen else None
-        if data is None:
-            return None
-        try:
-            return load_certificate(data)
-        except PKIError:
-            return None
+        return _read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
 
     def current_key(self) -> Any:
         gen = self.generation()
-        data = _read(os.path.join(gen, KEY_NAME)) if gen else None
-        if data is None:
-            return None
-        try:
-            return load_private_key(data)
-        except PKIError:
-            return None
+        return _read_parsed(os.path.join(gen, KEY_NAME) if gen else None, load_private_key)
 
     def current_chain_pem(self) -> str:
         gen = self.generation()
@@ -685,13 +684,7 @@ class Store:
         return data.decode() if data else ""
 
     def pending_key(self) -> Any:
-        data = _read(self.path(PENDING, KEY_NAME))
-        if data is None:
-            return None
-        try:
-            return load_private_key(data)
-        except PKIError:
-            return None
+        return _read_parsed(self.path(PENDING, KEY_NAME), load_private_key)
 
     def pending_csr_pem(self) -> str:
         data = _read(self.path(PENDING, "csr.pem"))
