@@ -36,7 +36,7 @@ def run_preflight(tmp_path: pathlib.Path, extra: dict) -> subprocess.CompletedPr
     )
     return subprocess.run(
         [
-            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
             "-i",
             str(inventory),
             str(ROOT / "playbooks" / "site.yml"),
