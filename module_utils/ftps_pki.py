@@ -212,7 +212,8 @@ def normalize_sans(values: list[str]) -> list[str]:
     return list(seen)
 
 
-def cert_sans(cert: x509.Certificate) -> list[str]:
+def cert_sans(cert: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
+    """The subject alternative names of a certificate or a CSR (both carry the extension)."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -367,14 +368,6 @@ def load_csr(data: str | bytes, what: str = "CSR") -> x509.CertificateSigningReq
     if not csr.is_signature_valid:
         raise PKIError(f"{what} has an invalid signature")
     return csr
-
-
-def csr_sans(csr: x509.CertificateSigningRequest) -> list[str]:
-    try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return []
-    return [san_to_str(name) for name in ext.value]
 
 
 def _server_extensions(builder: Any, public_key: Any, sans: list[str], issuer_key: Any) -> Any:
@@ -820,7 +813,7 @@ def request(
     pending_csr = store.pending_csr_pem()
     if pending is not None and pending_csr and key_type_of(pending) == key_type:
         try:
-            same = set(csr_sans(load_csr(pending_csr))) == set(wanted)
+            same = set(cert_sans(load_csr(pending_csr))) == set(wanted)
         except PKIError:
             same = False
         if same:
