@@ -14,13 +14,18 @@ declares other platforms gets the right hosts without touching the tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import shlex
+import time
+from collections.abc import Iterator
 
 import pytest
 import testinfra
 import yaml
 
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 SERVERS_GROUP = "ftps_servers"
 CLIENTS_GROUP = "ftps_clients"
 
@@ -72,3 +77,38 @@ def client() -> testinfra.host.Host:
     if not CLIENTS:
         pytest.fail(f"no host in group {CLIENTS_GROUP}")
     return get_host(CLIENTS[0])
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    """Environment for running ansible/ansible-playbook from a test: our roles, modules and
+    module_utils (Molecule's own ansible.cfg is not the project's)."""
+    return dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_LIBRARY=str(ROOT / "library"),
+        ANSIBLE_MODULE_UTILS=str(ROOT / "module_utils"),
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def transient_listener(
+    host: testinfra.host.Host, unit: str, port: int, argv: list[str], max_seconds: int
+) -> Iterator[None]:
+    """Run ``argv`` as a transient systemd unit on ``host`` (stopped by systemd after
+    ``max_seconds`` at the latest), wait until something listens on TCP ``port``, and stop the
+    unit afterwards."""
+    host.run(f"systemctl stop {unit} 2>/dev/null")
+    host.check_output(
+        f"systemd-run --unit={unit} --collect --property=RuntimeMaxSec={max_seconds} {shlex.join(argv)}"
+    )
+    try:
+        for _ in range(100):
+            if host.run(f"ss -Htln 'sport = :{port}'").stdout.strip():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"{host_name(host)}: listener on port {port} did not start")
+        yield
+    finally:
+        host.run(f"systemctl stop {unit}")

@@ -21,7 +21,7 @@ import sys
 import pytest
 import testinfra
 import yaml
-from conftest import CLIENTS, host_name
+from conftest import CLIENTS, ansible_env, host_name
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -92,13 +92,7 @@ def test_pins_match_the_served_certificates(client: testinfra.host.Host, server:
 
 # --- behaviour: the probe, as Ansible runs it --------------------------------------------------
 def run_probe(client_name: str, args: dict) -> dict:
-    env = dict(
-        os.environ,
-        ANSIBLE_LIBRARY=str(ROOT / "library"),
-        ANSIBLE_MODULE_UTILS=str(ROOT / "module_utils"),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-    )
+    env = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     proc = subprocess.run(
         [
             str(pathlib.Path(sys.executable).parent / "ansible"),

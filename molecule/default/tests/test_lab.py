@@ -12,12 +12,10 @@ import contextlib
 import ipaddress
 import re
 import secrets
-import time
 from collections.abc import Iterator
 
-import pytest
 import testinfra
-from conftest import host_name
+from conftest import host_name, transient_listener
 
 # .config/molecule/config.yml; lab/molecule-all.sh creates the network with this subnet.
 MOLECULE_SUBNET = ipaddress.ip_network("10.213.8.0/24")
@@ -42,20 +40,13 @@ def http_listener(host: testinfra.host.Host, port: int) -> Iterator[str]:
     unit = f"ftpskit-labtest-{port}"
     root = f"/run/{unit}"
     host.check_output(f"mkdir -p {root} && printf %s {token} > {root}/token")
-    host.check_output(
-        f"systemd-run --unit={unit} --collect --property=RuntimeMaxSec=120 "
-        f"/usr/bin/python3 -m http.server {port} --bind 0.0.0.0 --directory {root}"
-    )
+    # All interfaces of the lab container: the point is that other hosts reach it.
+    argv = ["/usr/bin/python3", "-m", "http.server", str(port), "--bind", "0.0.0.0", "--directory", root]  # noqa: S104
     try:
-        for _ in range(100):
-            if host.run(f"ss -Htln 'sport = :{port}'").stdout.strip():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"{host_name(host)}: listener on port {port} did not start")
-        yield token
+        with transient_listener(host, unit, port, argv, max_seconds=120):
+            yield token
     finally:
-        host.run(f"systemctl stop {unit}; rm -rf {root}")
+        host.run(f"rm -rf {root}")
 
 
 def fetch(host: testinfra.host.Host, target: str, port: int) -> testinfra.backend.base.CommandResult:

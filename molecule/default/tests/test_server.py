@@ -19,13 +19,12 @@ import re
 import secrets
 import shlex
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 import testinfra
 import yaml
-from conftest import host_name
+from conftest import ansible_env, host_name, transient_listener
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 GROUP_VARS = ROOT / "inventories" / "lab" / "group_vars" / "ftps_servers"
@@ -253,25 +252,13 @@ def test_wrong_password_refused(server: testinfra.host.Host, client: testinfra.h
 @contextlib.contextmanager
 def listener(host: testinfra.host.Host, port: int) -> Iterator[None]:
     """A plain TCP listener on `port` of `host` (a transient systemd unit)."""
-    unit = f"ftpskit-fwtest-{port}"
-    host.run(f"systemctl stop {unit} 2>/dev/null")
-    host.check_output(
-        f"systemd-run --unit={unit} --collect --property=RuntimeMaxSec=60 /usr/bin/python3 -c "
-        + q(
-            f"import socket\ns=socket.create_server(('0.0.0.0', {port}))\n"
-            "while True:\n c,_=s.accept(); c.sendall(b'hi'); c.close()"
-        )
+    code = (
+        f"import socket\ns=socket.create_server(('0.0.0.0', {port}))\n"
+        "while True:\n c,_=s.accept(); c.sendall(b'hi'); c.close()"
     )
-    try:
-        for _ in range(100):
-            if host.run(f"ss -Htln 'sport = :{port}'").stdout.strip():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"{host_name(host)}: listener on {port} did not start")
+    argv = ["/usr/bin/python3", "-c", code]
+    with transient_listener(host, f"ftpskit-fwtest-{port}", port, argv, max_seconds=60):
         yield
-    finally:
-        host.run(f"systemctl stop {unit}")
 
 
 def connect(client: testinfra.host.Host, name: str, port: int) -> str:
@@ -319,14 +306,7 @@ def run_users_playbook(limit: str, accounts: list[dict]) -> str:
 
 def run_playbook(playbook: str, limit: str, extra: dict, *args: str) -> str:
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    env = dict(
-        os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_LIBRARY=str(ROOT / "library"),
-        ANSIBLE_MODULE_UTILS=str(ROOT / "module_utils"),
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = ansible_env(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
         [
             "ansible-playbook",
