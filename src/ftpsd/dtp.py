@@ -271,6 +271,16 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             self._short_repr = short
         return short
 
+    def modify_ioloop_events(self, events: int, logdebug: bool = False) -> None:
+        # During the handshake wait only for what OpenSSL needs. pyftpdlib registers a download's
+        # data socket for WRITE as soon as RETR queues the file, and the mixin then ORs in READ
+        # when the handshake wants to read: a connected socket is always writable, so the loop
+        # would call SSL_do_handshake on every turn until the client's next flight arrives
+        # (measured: ~34 calls per small file). A server-side handshake starts by reading.
+        if self._ssl_accepting:
+            events = self.ioloop.WRITE if self._ssl_want_write else self.ioloop.READ
+        super().modify_ioloop_events(events, logdebug)
+
     def use_sendfile(self) -> bool:
         # Every byte is encrypted in user space (no kernel TLS), so sendfile() never applies.
         return False
@@ -285,6 +295,10 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
                 logger.warning,
             )
             self.close()
+            return
+        # The handshake may finish in the call that sent our flight (the client's Finished
+        # already waiting), before the mixin ever widened the events again: restore them here.
+        self.modify_ioloop_events(self._wanted_io_events)
 
     def handle_failed_ssl_handshake(self) -> None:
         self._resp = ("522 SSL handshake failed.", logger.info)

@@ -235,3 +235,47 @@ def test_client_dropping_a_download_gets_426_and_session_lives(server: Server, h
         ftp.voidresp()
     ftp.voidcmd("NOOP")
     ftp.quit()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("command", ["RETR small.bin", "LIST"])
+def test_data_handshake_waits_without_spinning(server: Server, command: str) -> None:
+    """While a data connection waits for the client's TLS handshake, ftpsd sleeps in epoll.
+
+    A queued download registers the data socket for WRITE, and a connected socket is always
+    writable: an IO loop that keeps that interest during the handshake calls SSL_do_handshake on
+    every turn and burns a core until the client's next flight arrives. Here the client pauses
+    between the 150 reply and its ClientHello; the server may spend only a sliver of that pause
+    on the CPU. The transfers must still complete (the events are restored after the handshake).
+    """
+    payload = os.urandom(4096)
+    (server.homes["alice"] / "small.bin").write_bytes(payload)
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    pause, rounds, busy = 0.3, 4, 0.0
+    for _ in range(rounds):
+        raw, _ = ftplib.FTP.ntransfercmd(ftp, command)  # 150 received; no TLS yet
+        before = _cpu_seconds(server.proc.pid)
+        time.sleep(pause)
+        busy += _cpu_seconds(server.proc.pid) - before
+        conn = ftp.context.wrap_socket(raw, server_hostname=ftp.tls_name, session=ftp.sock.session)
+        assert conn.session_reused
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        with contextlib.suppress(OSError, ValueError):
+            conn.unwrap()
+        conn.close()
+        assert ftp.voidresp().startswith("226")
+        if command.startswith("RETR"):
+            assert data == payload
+        else:
+            assert b"small.bin" in data
+    ftp.quit()
+    assert busy < 0.25 * pause * rounds, f"ftpsd used {busy:.2f} s of CPU while waiting {pause * rounds:.1f} s"
