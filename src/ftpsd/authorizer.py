@@ -78,10 +78,15 @@ class JailedFS(AbstractedFS):
     Listings hide nothing, but a symlink pointing out cannot be entered, read or written.
     """
 
+    _real_root: tuple[str, str] = ("", "")  # (root, its realpath), resolved once per root
+
     def validpath(self, path: str) -> bool:
-        root = os.path.realpath(self.root)
+        root, real_root = self._real_root
+        if root != self.root:
+            # Resolved once per session: a home later swapped for a symlink cannot move the jail.
+            root, real_root = self._real_root = (self.root, os.path.realpath(self.root))
         real = os.path.realpath(path)
-        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def open(self, filename: str, mode: str):
         if not self.validpath(filename):

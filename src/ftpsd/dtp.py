@@ -286,9 +286,11 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         return False
 
     def handle_ssl_established(self) -> None:
-        reused = session_reused(self.socket)
-        self.cmd_channel.log_data_tls(self.socket, reused)
+        conn = self.socket
+        reused = session_reused(conn)
+        facts = (conn.get_protocol_version_name(), conn.get_cipher_name(), reused)
         if not reused and self.cmd_channel.require_session_reuse:
+            self.cmd_channel.log_data_tls(*facts)
             self._resp = (
                 "522 TLS session reuse required on the data connection; "
                 "resume the control connection's session.",
@@ -299,6 +301,11 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         # The handshake may finish in the call that sent our flight (the client's Finished
         # already waiting), before the mixin ever widened the events again: restore them here.
         self.modify_ioloop_events(self._wanted_io_events)
+        if self.producer_fifo and not self.receive:
+            # A download is queued: send now instead of a loop turn later (a small file is
+            # complete, and its 226 sent, before this returns). Logged after, off that path.
+            self.initiate_send()
+        self.cmd_channel.log_data_tls(*facts)
 
     def handle_failed_ssl_handshake(self) -> None:
         self._resp = ("522 SSL handshake failed.", logger.info)

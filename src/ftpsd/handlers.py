@@ -199,14 +199,14 @@ class FtpsdHandler(TLS_FTPHandler):
             self._greeted = True
             self.respond(f"220 {self.banner}")
 
-    def log_data_tls(self, conn: SSL.Connection, reused: bool) -> None:
+    def log_data_tls(self, version: str, cipher: str, reused: bool) -> None:
         tls_log.info(
             "%s:%s user=%s data TLS %s %s session_reused=%s",
             self.remote_ip,
             self.remote_port,
             self.username or "-",
-            conn.get_protocol_version_name(),
-            conn.get_cipher_name(),
+            version,
+            cipher,
             "yes" if reused else "no",
         )
 
