@@ -40,7 +40,7 @@ def test_verify(encoded: str) -> None:
 
 
 def test_default_scheme_and_cost() -> None:
-    assert SCRYPT.startswith("$scrypt$ln=15,r=8,p=1$")
+    assert SCRYPT.startswith("$scrypt$ln=14,r=8,p=1$")
     assert PBKDF2.startswith("$pbkdf2-sha256$600000$")
     parsed = parse_hash(SCRYPT)
     assert len(parsed.salt) == 16
@@ -56,7 +56,8 @@ def test_salted() -> None:
     [
         (SCRYPT, False),
         (PBKDF2, True),
-        ("$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43, True),
+        ("$scrypt$ln=13,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43, True),  # weaker than the default
+        ("$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43, False),  # stronger: kept
         ("garbage", True),
     ],
 )
