@@ -35,6 +35,7 @@ import json
 import os
 import socket
 import ssl
+import time
 from typing import Any
 
 # This file is also module_utils (a symlink): under Ansible the helper is
@@ -90,6 +91,7 @@ class FTPSClient(ftplib.FTP_TLS):
         self.reuse_session = reuse_session
         self.server_hostname = server_hostname
         self.data_sessions_reused: list[bool] = []
+        self.last_data_setup: tuple[float, float] = (0.0, 0.0)
         super().__init__(context=context or ssl.create_default_context(), timeout=timeout)
         if host:
             self.connect(host, port or (990 if implicit else 21))
@@ -143,7 +145,9 @@ class FTPSClient(ftplib.FTP_TLS):
 
     # -- data connections -----------------------------------------------------------------
     def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
+        start = time.perf_counter()
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - wrapped in TLS below
+        opened = time.perf_counter()
         if self._prot_p:
             session = self.sock.session if self.reuse_session else None
             try:
@@ -153,6 +157,8 @@ class FTPSClient(ftplib.FTP_TLS):
                 raise
             conn.__class__ = _DataSSLSocket
             self.data_sessions_reused.append(bool(conn.session_reused))
+        # (PASV/EPSV + connect + command until its 1xx reply, TLS handshake), in seconds.
+        self.last_data_setup = (opened - start, time.perf_counter() - opened)
         return conn, size
 
     # -- facts --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class ServerConfig:
     login_failure_delay: float = 1.0
     ban_after_failures: int = 5
     ban_seconds: int = 600
+    runtime_dir: str = "/run/ftpsd"
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,13 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
         "must be a single-line string of at most 200 characters",
     ):
         out["banner"] = banner
+    runtime_dir = s.get("runtime_dir", ServerConfig.runtime_dir)
+    if c.need(
+        isinstance(runtime_dir, str) and (runtime_dir == "" or os.path.isabs(runtime_dir)),
+        "server.runtime_dir",
+        'must be an absolute path or "" (off)',
+    ):
+        out["runtime_dir"] = runtime_dir
     ints = {
         "workers": (0, 256, "0 (one per core) to 256"),
         "max_connections": (1, 1_000_000, "1 or more"),
@@ -310,6 +318,20 @@ def load_config(path: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_config(data, path=path)
+
+
+def peek_runtime_dir(path: str) -> str:
+    """``server.runtime_dir`` of a configuration file, whatever else is wrong with it.
+
+    ``ftpsd reload`` needs it to find the running daemon's status even when the file it asks the
+    daemon to load is broken (the daemon then reports the problems). Unreadable → the default.
+    """
+    try:
+        with open(path, "rb") as handle:
+            value = tomllib.load(handle).get("server", {}).get("runtime_dir", ServerConfig.runtime_dir)
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return ServerConfig.runtime_dir
+    return value if isinstance(value, str) else ServerConfig.runtime_dir
 
 
 def check_config(path: str) -> tuple[Config | None, list[str]]:

@@ -10,6 +10,8 @@
   resolved once), the users file and the TLS policy. Only if everything validates is the new
   state swapped in; sessions in flight keep the context and users they started with. A failed
   reload logs every problem and keeps serving the old state.
+* Every SIGHUP to the main process is a numbered reload request, and every worker reports what
+  it made of it (:mod:`ftpsd.status`), so ``ftpsd reload`` can wait for the answer.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
 from ftpsd.limits import SharedLimits
 from ftpsd.passwd import load_users
+from ftpsd.status import DaemonStatus
 from ftpsd.tls import build_context, load_material
 
 log = logging.getLogger("ftpsd")
@@ -79,6 +82,10 @@ def load_everything(path: str) -> Loaded:
     )
 
 
+# Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
+_RESTART_ONLY = ("listen", "control_port", "implicit_port", "workers", "runtime_dir")
+
+
 class FtpsdServer(FTPServer):
     """One listener. Session limits are daemon-wide (SharedLimits), not per process."""
 
@@ -113,10 +120,25 @@ class FtpsdServer(FTPServer):
 
 
 class Worker:
-    """The state of one serving process."""
+    """The state of one serving process: worker ``index`` of the supervisor, or, with ``main``,
+    the whole daemon (``workers = 1``: it also numbers the reload requests)."""
 
-    def __init__(self, config_path: str, loaded: Loaded, listeners: list, limits: SharedLimits) -> None:
+    def __init__(
+        self,
+        config_path: str,
+        loaded: Loaded,
+        listeners: list,
+        limits: SharedLimits,
+        status: DaemonStatus,
+        *,
+        index: int = 0,
+        main: bool = False,
+    ) -> None:
         self.config_path = config_path
+        self.status = status
+        self.index = index
+        self.main = main
+        self.generation = 0  # the latest reload request this worker handled
         self.servers: list[FtpsdServer] = []
         self.runtime = Runtime(limits=limits)
         self._hup = False
@@ -127,14 +149,18 @@ class Worker:
         self._apply_limits(loaded.config)
         self.ioloop = self.servers[0].ioloop
 
-    def apply(self, loaded: Loaded, first: bool = False) -> None:
+    def apply(self, loaded: Loaded, first: bool = False) -> list[str]:
+        """Swap ``loaded`` in; returns a warning if a setting only a restart applies changed."""
         config = loaded.config
         s = config.server
-        if not first and self.config_path:
-            old = self.listen_signature
-            if (s.listen, s.control_port, s.implicit_port) != old:
-                log.warning("reload: listen/control_port/implicit_port changes need a restart; ignored")
-        self.listen_signature = (s.listen, s.control_port, s.implicit_port)
+        warnings = []
+        if not first:
+            before = self.loaded.config.server
+            changed = [f"server.{key}" for key in _RESTART_ONLY if getattr(s, key) != getattr(before, key)]
+            if changed:
+                warnings.append(f"{', '.join(changed)} changed: applied only by a restart; ignored")
+                log.warning("reload: %s", warnings[-1])
+        self.loaded = loaded
         for cls in (FtpsdHandler,):
             cls.ssl_context = loaded.context
             cls.authorizer = loaded.authorizer
@@ -161,6 +187,7 @@ class Worker:
             config.tls.tls13,
             config.tls.require_session_reuse,
         )
+        return warnings
 
     def _apply_limits(self, config: Config) -> None:
         for server in self.servers:
@@ -179,14 +206,32 @@ class Worker:
             old.close()
 
     def reload(self) -> None:
+        """Handle the latest reload request: read it first, then every file, then report."""
+        requested = self.status.requested()
+        if requested is not None:
+            self.generation = requested
+        problems: list[str] = []
+        warnings: list[str] = []
         try:
             loaded = load_everything(self.config_path)
         except (ConfigError, ValueError) as exc:
             problems = getattr(exc, "problems", None) or [str(exc)]
             for line in problems:
                 log.error("reload failed, keeping the current configuration: %s", line)
-            return
-        self.apply(loaded)
+        else:
+            warnings = self.apply(loaded)
+        self.report(problems, warnings)
+
+    def report(self, problems: list[str], warnings: list[str]) -> None:
+        self.status.report(
+            self.index,
+            self.generation,
+            problems=problems,
+            warnings=warnings,
+            fingerprint=self.loaded.fingerprint,
+            directory=self.loaded.directory,
+            users=self.loaded.users,
+        )
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
@@ -196,11 +241,24 @@ class Worker:
         else:
             self._stop = True
 
-    def serve(self) -> int:
+    def _first_report(self, reload_first: bool) -> None:
+        """Once SIGHUP is handled: publish (main) and report the state this worker serves."""
+        if self.main:
+            self.status.publish()  # only now: `ftpsd reload` must not signal before the handler
+        # A request may have come while SIGHUP was still ignored (between fork and serve()).
+        if reload_first or (self.status.requested() or 0) > self.generation:
+            self.reload()
+        else:
+            self.report([], [])
+
+    def serve(self, *, reload_first: bool = False) -> int:
+        """Serve until SIGTERM/SIGINT. ``reload_first``: read the files again before reporting
+        (a replacement worker: the supervisor's copy of the state may be older)."""
         signal.signal(signal.SIGHUP, self._on_signal)
         signal.signal(signal.SIGUSR1, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        self._first_report(reload_first)
         self.runtime.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
         self.runtime.waker = Waker(self.ioloop)
         for server in self.servers:
@@ -226,9 +284,13 @@ class Worker:
                     self.runtime.reregister()
                 if self._hup:
                     self._hup = False
+                    if self.main:
+                        self.status.request()
                     self.reload()
         finally:
             log.info("shutting down (pid %d)", os.getpid())
+            if self.main:
+                self.status.remove()
             self.runtime.pool.shutdown(wait=False, cancel_futures=True)
             self.ioloop.close()
             if self.runtime.xferlog is not None:
@@ -273,8 +335,16 @@ def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[
     return servers
 
 
-def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLimits) -> int:  # noqa: PLR0912, PLR0915 - one supervisor loop
-    """Fork ``workers`` processes sharing the bound listeners; forward signals; restart crashes."""
+def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
+    config_path: str,
+    loaded: Loaded,
+    workers: int,
+    limits: SharedLimits,
+    *,
+    status: DaemonStatus,
+) -> int:
+    """Fork ``workers`` processes sharing the bound listeners; number reload requests and forward
+    them; restart crashes."""
     children: dict[int, int] = {}
     stopping = False
     hup = False
@@ -289,6 +359,7 @@ def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLim
     # Handlers first, so a signal between fork and the child's own setup is not lost.
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    status.publish()  # only now: `ftpsd reload` must not signal before the handler exists
 
     started: dict[int, float] = {}
 
@@ -305,22 +376,26 @@ def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLim
     listeners = _bind(loaded)
     for index in range(workers):
         if spawn(index) is not None:
-            return _child(config_path, loaded, listeners, limits, restarted=False)
+            return _child(config_path, loaded, listeners, limits, status=status, index=index, restarted=False)
     log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
     restarts = 0
     exit_code = 0
     while children:
         if hup:
             hup = False
-            log.info("SIGHUP: forwarding to workers %s", sorted(children))
+            generation = status.request()  # published before any worker hears of it
+            log.info("SIGHUP: reload request %d, forwarding to workers %s", generation, sorted(children))
             for pid in children:
                 os.kill(pid, signal.SIGHUP)
+            # Keep the newest valid state for replacement workers (they start from this copy).
+            with contextlib.suppress(ConfigError, ValueError):
+                loaded = load_everything(config_path)
         if stopping:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
         if pid == 0:
@@ -330,7 +405,7 @@ def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLim
         lived = time.monotonic() - started.pop(pid, 0.0)
         if index is None or stopping:
             continue
-        log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, status)
+        log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, wait_status)
         # Its sessions are gone but still counted: zero the counts, survivors re-register theirs.
         limits.reset_sessions()
         for survivor in children:
@@ -349,15 +424,23 @@ def _supervise(config_path: str, loaded: Loaded, workers: int, limits: SharedLim
             continue
         time.sleep(0.5)
         if spawn(index) is not None:
-            return _child(config_path, loaded, listeners, limits, restarted=True)
+            return _child(config_path, loaded, listeners, limits, status=status, index=index, restarted=True)
     for sock, _ in listeners:
         sock.close()
+    status.remove()
     log.info("supervisor: all workers exited")
     return exit_code
 
 
 def _child(
-    config_path: str, loaded: Loaded, listeners: list, limits: SharedLimits, *, restarted: bool
+    config_path: str,
+    loaded: Loaded,
+    listeners: list,
+    limits: SharedLimits,
+    *,
+    status: DaemonStatus,
+    index: int,
+    restarted: bool,
 ) -> int:
     # Until the worker installs its own handlers: a reload or recount request arriving now is
     # dropped rather than killing the new worker (SIG_DFL for both terminates).
@@ -365,12 +448,10 @@ def _child(
         signal.signal(sig, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    worker = Worker(config_path, loaded, listeners, limits)
-    if restarted:
-        # The parent's copy may predate reloads: a replacement worker reads the files again.
-        worker.reload()
+    worker = Worker(config_path, loaded, listeners, limits, status, index=index)
     try:
-        code = worker.serve()
+        # The parent's copy may predate the latest request: a replacement reads the files again.
+        code = worker.serve(reload_first=restarted)
     finally:
         logging.shutdown()
     os._exit(code)
@@ -388,10 +469,11 @@ def run(config_path: str) -> int:
     # 0 = one per core this process may run on (honours CPU affinity, e.g. systemd CPUAffinity=).
     workers = loaded.config.server.workers or len(os.sched_getaffinity(0)) or 1
     limits = SharedLimits()  # before fork: every worker shares it
+    status = DaemonStatus.create(loaded.config.server.runtime_dir, workers)
     try:
         if workers == 1:
-            return Worker(config_path, loaded, _bind(loaded), limits).serve()
-        return _supervise(config_path, loaded, workers, limits)
+            return Worker(config_path, loaded, _bind(loaded), limits, status, main=True).serve()
+        return _supervise(config_path, loaded, workers, limits, status=status)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -182,8 +182,13 @@ class Bench:
             return  # see --curl-small
         outdir = self.out / "small"
         outdir.mkdir(exist_ok=True)
-        fn = C.py_many if client == "py" else C.curl_many
-        r = self.measured(key, server, lambda: fn(t, self.small, outdir))
+        steps: C.Steps = {}
+        fn = (
+            (lambda: C.py_many(t, self.small, outdir, steps))
+            if client == "py"
+            else (lambda: C.curl_many(t, self.small, outdir))
+        )
+        r = self.measured(key, server, fn)
         if r:
             bad = [n for n in self.small if not (outdir / n).exists() or sha(outdir / n) != self.sum_small[n]]
             if bad:
@@ -191,6 +196,9 @@ class Bench:
             else:
                 self.values[key].append(len(self.small) / r[1])
                 self.values[("small_cpu", client, server.name)].append(r[2] / len(self.small) * 1000)
+                for step, seconds in steps.items():
+                    key_step = (f"small_{step}", client, server.name)
+                    self.values[key_step].append(statistics.median(seconds) * 1e6)
         for n in self.small:
             with contextlib.suppress(FileNotFoundError):
                 (outdir / n).unlink()

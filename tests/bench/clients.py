@@ -39,6 +39,13 @@ class TransferError(RuntimeError):
     pass
 
 
+# Where one small download's time goes, as the client sees it (it waits on the server in each):
+# PASV + connect + RETR until the 150 reply; the data connection's TLS handshake; the data until
+# the server's close_notify; the client's close_notify and the 226 reply.
+STEPS = ("open", "tls", "data", "close")
+Steps = dict[str, list[float]]
+
+
 # -- Python client ----------------------------------------------------------------------------
 def py_session(t: Target) -> FTPSClient:
     ctx = ssl.create_default_context(cafile=str(t.ca))
@@ -55,16 +62,23 @@ def _close_data(conn) -> None:
     conn.close()
 
 
-def py_get(ftp: FTPSClient, remote: str, local: Path, buf: bytearray) -> int:
+def py_get(ftp: FTPSClient, remote: str, local: Path, buf: bytearray, steps: Steps | None = None) -> int:
     view = memoryview(buf)
     total = 0
     conn = ftp.transfercmd("RETR " + remote)
+    received = time.perf_counter()
     with local.open("wb", buffering=0) as out:
         while n := conn.recv_into(buf):
             out.write(view[:n])
             total += n
+    closing = time.perf_counter()
     _close_data(conn)
     ftp.voidresp()
+    if steps is not None:
+        opened, tls = ftp.last_data_setup
+        done = time.perf_counter()
+        for step, seconds in zip(STEPS, (opened, tls, closing - received, done - closing), strict=True):
+            steps.setdefault(step, []).append(seconds)
     return total
 
 
@@ -114,12 +128,12 @@ class PyTransfer:
         self.ftp.close()
 
 
-def py_many(t: Target, remotes: list[str], outdir: Path) -> int:
+def py_many(t: Target, remotes: list[str], outdir: Path, steps: Steps | None = None) -> int:
     """Every file over one control session (one TLS-resumed data connection each)."""
     ftp = py_session(t)
     buf = bytearray(BLOCK)
     try:
-        return sum(py_get(ftp, r, outdir / r, buf) for r in remotes)
+        return sum(py_get(ftp, r, outdir / r, buf, steps) for r in remotes)
     finally:
         with contextlib.suppress(Exception):
             ftp.quit()

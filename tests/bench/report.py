@@ -13,6 +13,11 @@ MEASURES = {
     "ul_cpu": ("1 GiB upload: server CPU", "s/GiB", False, "{:.2f}"),
     "small": ("small files, one session", "files/s", True, "{:.0f}"),
     "small_cpu": ("small files: server CPU", "ms/file", False, "{:.2f}"),
+    # One small download's steps as the client sees them (tests.bench.clients.STEPS), medians.
+    "small_open": ("small file step: PASV + connect + RETR until 150", "µs", False, "{:.0f}"),
+    "small_tls": ("small file step: data TLS handshake (resumed)", "µs", False, "{:.0f}"),
+    "small_data": ("small file step: data until close_notify", "µs", False, "{:.0f}"),
+    "small_close": ("small file step: client close_notify + 226", "µs", False, "{:.0f}"),
     "conc": ("concurrent sessions, aggregate", "MB/s", True, "{:.0f}"),
     "conc_fail": ("concurrent sessions: failures", "count", False, "{:.0f}"),
     "conc_cpu": ("concurrent sessions: server CPU", "s/GiB", False, "{:.2f}"),
@@ -81,7 +86,7 @@ def _label(a, key: str) -> str:
     label = MEASURES[key][0]
     if key in ("dl", "dl_cpu", "ul", "ul_cpu"):
         label = label.replace("1 GiB", f"{a.size_mib} MiB" if a.size_mib != 1024 else "1 GiB")
-    if key.startswith("small"):
+    if key in ("small", "small_cpu"):
         label = f"{a.small_count} x {a.small_size} B files, one session" + (
             ": server CPU" if key != "small" else ""
         )

@@ -67,6 +67,7 @@ class Server:
     homes: dict[str, pathlib.Path]
     cafile: pathlib.Path
     cert: Issued
+    runtime_dir: pathlib.Path
     proc: subprocess.Popen | None = None
     generation: int = 1
     options: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +126,18 @@ class Server:
     def reload(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGHUP)
+
+    def reload_command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """``ftpsd reload`` (what the unit's ExecReload runs), with the daemon's pid."""
+        assert self.proc is not None
+        command = [sys.executable, "-m", "ftpsd", "reload", "--config", str(self.config_path)]
+        return subprocess.run(
+            [*command, "--pid", str(self.proc.pid), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     # -- PKI --------------------------------------------------------------------------
     def rotate(self, issued: Issued | None = None, *, key_from: Issued | None = None) -> Issued:
@@ -239,6 +252,7 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
         "login_failure_delay": 0.2,
         "ban_after_failures": 5,
         "ban_seconds": 600,
+        "runtime_dir": str(tmp / "run"),
     }
     tls = {
         "certfile": str(pki / "current" / "cert.pem"),
@@ -270,6 +284,7 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
         homes=homes,
         cafile=cafile,
         cert=cert,
+        runtime_dir=pathlib.Path(server["runtime_dir"]),
         options={"workers": server["workers"]},
     )
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import hashlib
 import io
 import json
 import os
 import re
+import signal
 import ssl
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -232,3 +237,110 @@ def test_default_one_worker_per_core(make_server) -> None:
         assert f": {cores} workers [" in log
     assert len(set(re.findall(r"ftpsd\[(\d+)\] INFO ftpsd: listening on", log))) == cores
     server.client().quit()
+
+
+# --- `ftpsd reload`: synchronous and truthful ------------------------------------------------
+def _worker_pid(server: Server, index: int) -> int:
+    return json.loads((server.runtime_dir / f"worker-{index}.json").read_text())["pid"]
+
+
+@contextlib.contextmanager
+def _only_worker(server: Server, index: int) -> Iterator[None]:
+    """Every other worker stopped (SIGSTOP): new connections can only be accepted by ``index``."""
+    others = [_worker_pid(server, i) for i in range(server.workers) if i != index]
+    for pid in others:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in others:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reload_command_returns_once_every_worker_serves_the_new_certificate(
+    make_server, workers: int
+) -> None:
+    server = make_server(workers=workers)
+    new = server.rotate()
+    result = server.reload_command()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"ftpsd: reloaded generation 1 on {workers} worker")
+    assert f"certificate sha256={new.fingerprint} from {server.pki / 'gen-2'}" in result.stdout
+    # Right after the command returns, no retry: fresh sessions on each worker get the new cert.
+    for index in range(workers):
+        with _only_worker(server, index):
+            assert [server.served_fingerprint() for _ in range(3)] == [_fp(new)] * 3
+
+
+@pytest.mark.parametrize("kind", ["key-mismatch", "expired", "garbage-cert", "missing-key"])
+def test_reload_command_fails_on_a_broken_certificate_and_the_old_one_stays(make_server, kind: str) -> None:
+    server = make_server(workers=2)
+    old = server.cert
+    _broken(server, kind)
+    result = server.reload_command()
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    prefix = f"ftpsd: reload refused by workers 0, 1, still serving certificate sha256={old.fingerprint}: "
+    assert lines, result.stderr
+    assert all(line.startswith(prefix + "tls.") for line in lines), result.stderr
+    for index in range(2):
+        with _only_worker(server, index):
+            assert server.served_fingerprint() == _fp(old)
+    good = server.rotate()
+    assert server.reload_command().returncode == 0
+    assert server.served_fingerprint() == _fp(good)
+
+
+def test_reload_command_times_out_naming_the_silent_worker(make_server) -> None:
+    server = make_server(workers=2)
+    new = server.rotate()
+    silent = _worker_pid(server, 1)
+    os.kill(silent, signal.SIGSTOP)
+    try:
+        # Worker 1's report of the start-up generation must not pass for an answer.
+        result = server.reload_command("--timeout", "2")
+    finally:
+        os.kill(silent, signal.SIGCONT)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ftpsd: reload generation 1 not confirmed within 2 s: no answer yet from worker 1 (pid {silent});"
+        " it may still be applied\n"
+    )
+    result = server.reload_command()
+    assert result.returncode == 0, result.stderr
+    assert f"sha256={new.fingerprint}" in result.stdout
+
+
+def test_concurrent_reload_commands_each_get_their_own_answer(make_server) -> None:
+    server = make_server(workers=2)
+    first = server.rotate()
+    command = [sys.executable, "-m", "ftpsd", "reload", "--config", str(server.config_path)]
+    early = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = server.rotate()
+    late = server.reload_command()  # started after the second rotation: must report it
+    out, err = early.communicate(timeout=60)
+    assert early.returncode == 0, err
+    assert late.returncode == 0, late.stderr
+    assert f"sha256={second.fingerprint}" in late.stdout
+    assert f"sha256={first.fingerprint}" in out or f"sha256={second.fingerprint}" in out
+    assert server.served_fingerprint() == _fp(second)
+
+
+def test_replacement_worker_serves_the_last_applied_state(make_server) -> None:
+    server = make_server(workers=2)
+    new = server.rotate()
+    assert server.reload_command().returncode == 0
+    _broken(server, "expired")  # on disk, not reloaded: the replacement must not fall back further
+    victim = _worker_pid(server, 0)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while _worker_pid(server, 0) == victim and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _worker_pid(server, 0) != victim, server.log()[-3000:]
+    with _only_worker(server, 0):
+        assert server.served_fingerprint() == _fp(new)  # not the certificate it started with
+    result = server.reload_command()
+    assert result.returncode == 1
+    assert f"by workers 0, 1, still serving certificate sha256={new.fingerprint}: tls." in result.stderr

@@ -25,6 +25,7 @@ def test_defaults_match_design() -> None:
     assert config.server.implicit_port == 990
     assert config.server.passive_ports == (50000, 50099)
     assert config.server.workers == 0
+    assert config.server.runtime_dir == "/run/ftpsd"
     assert config.tls.min_version == "TLSv1.2"
     assert config.tls.tls13 is True
     assert config.tls.ciphers == "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -85,6 +86,10 @@ def test_defaults_match_design() -> None:
         ),
         ({"server": {"ban_after_failures": 1.5}}, "server.ban_after_failures: must be an integer"),
         ({"server": {"banner": "two\nlines"}}, "server.banner: must be a single-line string"),
+        (
+            {"server": {"runtime_dir": "run/ftpsd"}},
+            'server.runtime_dir: must be an absolute path or "" (off)',
+        ),
         ({"tls": {"certfile": "relative.pem"}}, "tls.certfile: must be an absolute path"),
         ({"tls": {"chainfile": "chain.pem"}}, 'tls.chainfile: must be an absolute path or "" (no chain)'),
         (
