@@ -219,6 +219,7 @@ class Bench:
             moved = res["good"] * self.a.session_mib * MIB
             self.values[key].append(moved / res["wall"] / 1e6)
             self.values[("conc_fail", client, server.name)].append(len(res["failures"]))
+            self.values[("conc_client_cpu", client, server.name)].append(res["client_cpu"])
             if moved:
                 self.values[("conc_cpu", client, server.name)].append(cpu / (moved / GIB))
             for f in res["failures"][:3]:

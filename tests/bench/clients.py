@@ -7,6 +7,7 @@ side anything while timed.
 from __future__ import annotations
 
 import contextlib
+import resource
 import ssl
 import subprocess
 import threading
@@ -194,6 +195,7 @@ def concurrent(t: Target, client: str, remote: str, outdir: Path, *, sessions: i
     outs = [outdir / f"c{i}.bin" for i in range(sessions)]
     failures: list[str] = []
     lock = threading.Lock()
+    cpu0 = _client_cpu()
     start = time.perf_counter()
     if client == "py":
 
@@ -221,6 +223,7 @@ def concurrent(t: Target, client: str, remote: str, outdir: Path, *, sessions: i
             if p.returncode != 0:
                 failures.append(f"curl exit {p.returncode}: {err.strip()[:200]}")
     wall = time.perf_counter() - start
+    client_cpu = _client_cpu() - cpu0
     good = 0
     for o in outs:
         if o.exists():
@@ -228,7 +231,13 @@ def concurrent(t: Target, client: str, remote: str, outdir: Path, *, sessions: i
                 good += 1
             o.unlink()
     failures.extend(["checksum mismatch or missing file"] * max(0, sessions - good - len(failures)))
-    return {"wall": wall, "good": good, "failures": failures}
+    return {"wall": wall, "good": good, "failures": failures, "client_cpu": client_cpu}
+
+
+def _client_cpu() -> float:
+    """CPU seconds of this process (the Python clients' threads) and of reaped children (curl)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 # -- idle sessions ------------------------------------------------------------------------------

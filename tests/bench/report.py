@@ -21,6 +21,7 @@ MEASURES = {
     "conc": ("concurrent sessions, aggregate", "MB/s", True, "{:.0f}"),
     "conc_fail": ("concurrent sessions: failures", "count", False, "{:.0f}"),
     "conc_cpu": ("concurrent sessions: server CPU", "s/GiB", False, "{:.2f}"),
+    "conc_client_cpu": ("concurrent sessions: the clients' CPU (all of them)", "s", False, "{:.2f}"),
     "idle": ("idle TLS session (PSS, all server processes)", "KiB/session", False, "{:.0f}"),
     "idle_anon": ("idle TLS session (anonymous PSS only)", "KiB/session", False, "{:.0f}"),
     "setup": ("session setup (connect+AUTH TLS+login+PROT P)", "ms", False, "{:.1f}"),
@@ -70,15 +71,37 @@ until the socket is full or 1 MiB went out (fairness); `SSL_MODE_RELEASE_BUFFERS
 0.46 against 0.48-0.53 s/GiB without); the data handler's repr is cheap unless debug logging is on. Handshake,
 shutdown, errors, ASCII and throttled transfers stay on pyftpdlib's code path.
 
-What is left: per small file, the resumed TLS handshake (~31 % of busy time) and pyftpdlib's
-command processing, all in Python, where vsftpd runs C; and per session, the password hash: the
-concurrent-sessions figure counts 50 logins, and ftpsd's default scrypt (ln=15, 32 MiB) costs
-several times Debian's yescrypt on this machine (see "Ceiling and login cost"). A what-if run,
-`python -m tests.bench --only conc,idle --servers ftpsd,vsftpd --reps 1 --ftpsd-scrypt-ln 14`
-(scrypt at 16 MiB, the memory of yescrypt's default `j9T`), measured 26 ms per login and an
-aggregate of 1.0x vsftpd's, against 102 ms and 0.5-0.64x with the default ln=15 in the same hour.
-With two cores shared by the clients and the server, the clients' own TLS work bounds every
-throughput figure; server CPU per GiB is the figure the server controls.
+- **Per data connection, while waiting.** pyftpdlib registers a download's data socket for WRITE
+  as soon as RETR queues the file, and its TLS mixin keeps that interest while the handshake
+  waits to read. A connected socket is always writable, so the loop called `SSL_do_handshake`
+  about 34 times per small file until the client's next flight arrived (cProfile, 1,000 files).
+  ftpsd's data channel waits only for what OpenSSL asks for during the handshake (server CPU per
+  small file 1.20 -> 0.75 ms in one A/B run; `test_data_handshake_waits_without_spinning`).
+
+What is left, and why three targets stay out of reach on this machine:
+
+- **Small files** are bound by round trips, not by server CPU (ftpsd's CPU per file is at or
+  below vsftpd's). Each file costs the client five waits on the server: PASV, RETR until 150, the
+  resumed TLS 1.3 handshake, the data, the 226 (the "small file step" rows). The handshake step is
+  the largest for every server: the client's own TLS work plus the server's (about 0.2-0.3 ms of
+  OpenSSL per resumed TLS 1.3 handshake on either side, measured for pyOpenSSL/OpenSSL 4.0 and for
+  the stdlib's OpenSSL 3.0 alike), and each wait also pays a cross-CPU wake-up, which is slow on
+  this VM. The client's CPU per file (~0.8 ms, same client for every server) plus one handshake
+  already exceed two thirds of vsftpd's time per file, so 1.5x vsftpd would need the rest of
+  ftpsd's path to cost almost nothing. Stock pyftpdlib's handshake step is shorter than ftpsd's
+  only because it busy-loops (it burns a core while waiting, see its server CPU per file).
+- **50 concurrent sessions**: server and clients share two cores and the run is CPU-bound. The
+  clients alone (50 TLS handshakes and 1.6 GiB decrypted and written) use about 3 CPU-seconds,
+  and 50 logins at Debian's hash cost about 0.7-1.1 more, whichever server; 2x vsftpd's aggregate
+  would need the whole run, clients included, in about half of vsftpd's wall time. ftpsd's server
+  CPU per GiB here is below vsftpd's, logins included.
+- **Downloads with the Python client**: the client reads one TLS record (16 KiB) per `recv_into`,
+  which caps it near 1 GB/s on an idle machine; vsftpd already gets within about 10 % of that, so
+  the ratio depends on how much CPU the client gets (the spread table shows it). Server CPU per
+  GiB is the figure the server controls.
+- **Login cost**: ftpsd's default scrypt ln=14 (16 MiB, the memory of Debian's yescrypt
+  `$y$j9T$`) costs more per login than yescrypt here (see "Ceiling and login cost"); the
+  concurrent-sessions figure counts 50 logins.
 """
 
 
