@@ -12,6 +12,8 @@
   reload logs every problem and keeps serving the old state.
 * Every SIGHUP to the main process is a numbered reload request, and every worker reports what
   it made of it (:mod:`ftpsd.status`), so ``ftpsd reload`` can wait for the answer.
+* Once serving, the main process removes partial uploads a killed daemon left in the users'
+  homes (:mod:`ftpsd.partials`), in small steps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from ftpsd.config import Config, ConfigError, check_config
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
 from ftpsd.limits import SharedLimits
+from ftpsd.partials import LeftoverSweep
 from ftpsd.passwd import load_users
 from ftpsd.status import DaemonStatus
 from ftpsd.tls import build_context, load_material
@@ -62,6 +66,7 @@ class Loaded:
     fingerprint: str
     directory: str
     users: int
+    homes: tuple[str, ...]
 
 
 def load_everything(path: str) -> Loaded:
@@ -79,6 +84,7 @@ def load_everything(path: str) -> Loaded:
         fingerprint=material.fingerprint,
         directory=material.directory,
         users=len(users),
+        homes=tuple(user.home for user in users),
     )
 
 
@@ -121,7 +127,7 @@ class FtpsdServer(FTPServer):
 
 class Worker:
     """The state of one serving process: worker ``index`` of the supervisor, or, with ``main``,
-    the whole daemon (``workers = 1``: it also numbers the reload requests)."""
+    the whole daemon (``workers = 1``: it also numbers the reload requests and sweeps)."""
 
     def __init__(
         self,
@@ -133,11 +139,13 @@ class Worker:
         *,
         index: int = 0,
         main: bool = False,
+        sweep: LeftoverSweep | None = None,
     ) -> None:
         self.config_path = config_path
         self.status = status
         self.index = index
         self.main = main
+        self.sweep = sweep
         self.generation = 0  # the latest reload request this worker handled
         self.servers: list[FtpsdServer] = []
         self.runtime = Runtime(limits=limits)
@@ -269,6 +277,8 @@ class Worker:
                 port,
                 "implicit" if server.handler.implicit else "explicit",
             )
+        if self.sweep is not None:
+            threading.Thread(target=self.sweep.run, name="leftover-sweep", daemon=True).start()
         timeout = 0.5
         try:
             while not self._stop:
@@ -342,9 +352,10 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
     limits: SharedLimits,
     *,
     status: DaemonStatus,
+    start_time: float,
 ) -> int:
     """Fork ``workers`` processes sharing the bound listeners; number reload requests and forward
-    them; restart crashes."""
+    them; restart crashes; sweep leftover partial uploads while idle."""
     children: dict[int, int] = {}
     stopping = False
     hup = False
@@ -378,6 +389,7 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         if spawn(index) is not None:
             return _child(config_path, loaded, listeners, limits, status=status, index=index, restarted=False)
     log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
+    sweep: LeftoverSweep | None = LeftoverSweep(loaded.homes, start_time)
     restarts = 0
     exit_code = 0
     while children:
@@ -399,6 +411,8 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         except ChildProcessError:
             break
         if pid == 0:
+            if sweep is not None and not stopping and sweep.step():
+                sweep = None
             time.sleep(0.2)
             continue
         index = children.pop(pid, None)
@@ -458,6 +472,7 @@ def _child(
 
 
 def run(config_path: str) -> int:
+    start_time = time.time()  # partial uploads older than this are leftovers of an earlier run
     setup_logging("info")
     try:
         loaded = load_everything(config_path)
@@ -472,8 +487,10 @@ def run(config_path: str) -> int:
     status = DaemonStatus.create(loaded.config.server.runtime_dir, workers)
     try:
         if workers == 1:
-            return Worker(config_path, loaded, _bind(loaded), limits, status, main=True).serve()
-        return _supervise(config_path, loaded, workers, limits, status=status)
+            sweep = LeftoverSweep(loaded.homes, start_time)
+            worker = Worker(config_path, loaded, _bind(loaded), limits, status, main=True, sweep=sweep)
+            return worker.serve()
+        return _supervise(config_path, loaded, workers, limits, status=status, start_time=start_time)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

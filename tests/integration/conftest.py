@@ -74,13 +74,17 @@ class Server:
 
     # -- process ----------------------------------------------------------------------
     def start(self) -> None:
+        """Start (or start again, after stop() or kill()) and wait until every worker listens."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_start = self._log.tell()
+        # Its own process group, as in its systemd cgroup: kill() reaches every worker.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ftpsd", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 15
         ports = [self.port] + ([self.implicit_port] if self.implicit_port else [])
@@ -89,7 +93,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ftpsd exited with {self.proc.returncode}:\n{self.log()}")
-            if self.log().count("listening on") >= len(ports) * self.workers:
+            if self.log()[self._log_start :].count("listening on") >= len(ports) * self.workers:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"ftpsd did not start:\n{self.log()}")
@@ -110,6 +114,13 @@ class Server:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor and every worker at once (systemd's final SIGKILL of the unit)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -279,3 +279,51 @@ def test_data_handshake_waits_without_spinning(server: Server, command: str) -> 
             assert b"small.bin" in data
     ftp.quit()
     assert busy < 0.25 * pause * rounds, f"ftpsd used {busy:.2f} s of CPU while waiting {pause * rounds:.1f} s"
+
+
+def _an_hour_old(path) -> None:
+    then = time.time() - 3600
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_partial_upload_of_a_killed_daemon_is_removed_at_the_next_start(make_server, workers: int) -> None:
+    server = make_server(workers=workers)
+    home = server.homes["alice"]
+    (home / "sub").mkdir()
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR sub/upload.bin")
+    conn.sendall(os.urandom(200_000))
+    deadline = time.monotonic() + 10
+    while not _parts(home / "sub") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    server.kill()  # mid-transfer: nobody discards the temporary file
+    conn.close()
+    ftp.close()
+    assert len(_parts(home / "sub")) == 1
+    # Old files that only look like partial uploads, symlinks, and a directory out of the home.
+    outside = server.root / "outside"
+    outside.mkdir()
+    (outside / ".o.0123456789ab.ftpsd-part").write_bytes(b"not in any home")
+    lookalikes = [
+        "sub.0123456789ab.ftpsd-part",
+        ".sub.0123456789AB.ftpsd-part",
+        ".sub.0123456789ab.ftpsd-part.keep",
+        ".sub.0123456789a.ftpsd-part",
+    ]
+    for name in lookalikes:
+        (home / name).write_bytes(b"mine")
+    (home / ".link.0123456789ab.ftpsd-part").symlink_to(outside / ".o.0123456789ab.ftpsd-part")
+    (home / "outside").symlink_to(outside, target_is_directory=True)
+    for path in [*outside.iterdir(), *home.iterdir()]:
+        _an_hour_old(path)
+
+    server.start()
+    server.wait_log("leftover sweep done", count=2)  # the first start's sweep, then this one's
+    assert _parts(home / "sub") == []
+    assert f"removed 1 partial upload(s) under {home}" in server.log()
+    assert sorted(p.name for p in home.iterdir() if p.is_file() and not p.is_symlink()) == sorted(lookalikes)
+    assert (home / ".link.0123456789ab.ftpsd-part").is_symlink()
+    assert (outside / ".o.0123456789ab.ftpsd-part").read_bytes() == b"not in any home"
+    server.client().quit()

@@ -1,0 +1,112 @@
+"""Partial uploads left behind by a killed daemon, removed after the next start.
+
+``STOR`` writes to ``.<name>.<12 hex>.ftpsd-part`` in the target directory and renames it over
+the real name once complete (:meth:`ftpsd.handlers.FtpsdHandler.ftp_STOR`); a daemon killed with
+SIGKILL cannot discard those files. :class:`LeftoverSweep` walks every user's home and removes
+the regular files named exactly so whose modification time is older than the daemon's start.
+An upload in progress belongs to this daemon, began after its start and so has a newer file.
+
+The walk never follows a symlink and never leaves a home: ``os.fwalk`` does not descend into
+symlinked directories, and every check and removal is relative to the directory's descriptor
+(``dir_fd``, ``follow_symlinks=False``). It runs in slices of :data:`STEP_SECONDS` (the
+supervisor steps it between its other duties; the single-process daemon runs it in a thread),
+so it never holds up serving, however large the homes are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import time
+from collections.abc import Iterable, Iterator
+
+from ftpsd.handlers import UPLOAD_SUFFIX
+
+log = logging.getLogger("ftpsd")
+
+# ftp_STOR's temporary name: "." + name + "." + secrets.token_hex(6) + UPLOAD_SUFFIX.
+PART_NAME = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
+STEP_SECONDS = 0.05  # one slice of work
+PAUSE_SECONDS = 0.2  # between slices: at most a fifth of a core
+
+
+def _outermost(homes: Iterable[str]) -> list[str]:
+    """Existing homes, symlinks resolved, without the ones inside another (walked with it)."""
+    kept: list[str] = []
+    for home in sorted({os.path.realpath(h) for h in homes}, key=lambda p: p.split(os.sep)):
+        if not os.path.isdir(home):
+            continue  # the authorizer already warned: that user cannot log in
+        if kept and (home + os.sep).startswith(kept[-1].rstrip(os.sep) + os.sep):
+            continue
+        kept.append(home)
+    return kept
+
+
+def _unreadable(err: OSError) -> None:
+    log.warning("leftover sweep: cannot read %s: %s", err.filename, err.strerror or err)
+
+
+class LeftoverSweep:
+    """Remove leftover partial uploads under ``homes`` older than ``started`` (a ``time.time()``).
+
+    File times come from the kernel's coarse clock, at most a tick behind ``time.time()``; no
+    upload can begin within a tick of ``started`` (taken before the configuration is even read).
+    """
+
+    def __init__(self, homes: Iterable[str], started: float) -> None:
+        self.started = started
+        self.removed = 0
+        self._work = self._sweep(_outermost(homes))
+
+    def step(self, seconds: float = STEP_SECONDS) -> bool:
+        """Work for about ``seconds``; True once every home is done."""
+        deadline = time.monotonic() + seconds
+        for _ in self._work:
+            if time.monotonic() >= deadline:
+                break
+        else:
+            return True
+        return False
+
+    def run(self) -> None:
+        """The whole sweep at a bounded pace (the body of a background thread)."""
+        while not self.step():
+            time.sleep(PAUSE_SECONDS)
+
+    def _sweep(self, homes: list[str]) -> Iterator[None]:
+        began = time.monotonic()
+        touched = 0
+        for home in homes:
+            removed = 0
+            for path, _dirs, files, dirfd in os.fwalk(home, onerror=_unreadable):
+                for name in files:
+                    if PART_NAME.fullmatch(name) and self._remove(path, name, dirfd):
+                        removed += 1
+                    yield
+                yield
+            if removed:
+                touched += 1
+                self.removed += removed
+                log.info("leftover sweep: removed %d partial upload(s) under %s", removed, home)
+        log.info(
+            "leftover sweep done: removed %d partial upload(s) in %d of %d home(s) (%.1f s)",
+            self.removed,
+            touched,
+            len(homes),
+            time.monotonic() - began,
+        )
+
+    def _remove(self, path: str, name: str, dirfd: int) -> bool:
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= self.started:
+                return False
+            os.unlink(name, dir_fd=dirfd)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            log.warning("leftover sweep: cannot remove %s: %s", os.path.join(path, name), err.strerror or err)
+            return False
+        return True
