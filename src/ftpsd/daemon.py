@@ -493,4 +493,5 @@ def run(config_path: str) -> int:
         return _supervise(config_path, loaded, workers, limits, status=status, start_time=start_time)
     except OSError as exc:
         log.error("cannot start: %s", exc)
+        status.remove()
         return 1

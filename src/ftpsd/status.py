@@ -63,19 +63,27 @@ class DaemonStatus:
 
     @classmethod
     def create(cls, directory: str, workers: int) -> DaemonStatus:
-        """Make ``directory`` if needed and remove the status files of an earlier run."""
+        """Make ``directory`` if needed and remove the status files of an earlier run; unless
+        another running ftpsd uses it (then this one publishes nothing)."""
         if directory:
-            try:
-                os.makedirs(directory, mode=0o755, exist_ok=True)
-                for name in os.listdir(directory):
-                    if name == DAEMON_FILE or _WORKER_RE.fullmatch(name):
-                        os.unlink(os.path.join(directory, name))
-            except OSError as err:
+            why = ""
+            other = _daemon(_read_json(os.path.join(directory, DAEMON_FILE)))
+            if other is not None and other["pid"] != os.getpid() and _alive(other["pid"]):
+                why = f"in use by ftpsd pid {other['pid']}"
+            else:
+                try:
+                    os.makedirs(directory, mode=0o755, exist_ok=True)
+                    for name in os.listdir(directory):
+                        if name == DAEMON_FILE or _WORKER_RE.fullmatch(name):
+                            os.unlink(os.path.join(directory, name))
+                except OSError as err:
+                    why = f"unusable: {err.strerror or err}"
+            if why:
                 log.warning(
-                    "server.runtime_dir %s is unusable (%s): `ftpsd reload` cannot confirm reloads;"
+                    "server.runtime_dir %s is %s: `ftpsd reload` cannot confirm this daemon's reloads;"
                     " SIGHUP still reloads",
                     directory,
-                    err.strerror or err,
+                    why,
                 )
                 directory = ""
         return cls(directory, workers)
@@ -187,6 +195,16 @@ def _who(reports: list[dict], workers: int) -> str:
     return f" by worker{'s' if len(reports) > 1 else ''} {indexes}"
 
 
+def _daemon(data: dict | None) -> dict | None:
+    """daemon.json's content if it has the expected shape."""
+    if data is None:
+        return None
+    shape = {"instance": str, "pid": int, "workers": int, "generation": int}
+    if not all(isinstance(data.get(key), kind) for key, kind in shape.items()) or data["workers"] < 1:
+        return None
+    return data
+
+
 def _answers(report: dict, instance: str, target: int) -> bool:
     """A worker report of this run of the daemon, for generation ``target`` or a later one."""
     generation = report.get("generation")
@@ -196,8 +214,8 @@ def _answers(report: dict, instance: str, target: int) -> bool:
 def _wait_for_daemon(path: str, pid: int | None, deadline: float) -> dict:
     """daemon.json of the running daemon (of ``pid`` if given; it may still be starting)."""
     while True:
-        data = _read_json(path)
-        if data is not None and (pid is None or data.get("pid") == pid):
+        data = _daemon(_read_json(path))
+        if data is not None and (pid is None or data["pid"] == pid):
             return data
         if pid is None:
             raise ReloadFailed([f"no daemon status in {path}: is ftpsd running (server.runtime_dir)?"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -116,3 +117,26 @@ def test_peek_runtime_dir(tmp_path: pathlib.Path, text: str, expected: str) -> N
     path = tmp_path / "ftpsd.toml"
     path.write_text(text)
     assert peek_runtime_dir(str(path)) == expected
+
+
+def test_a_directory_in_use_by_another_running_daemon_is_left_alone(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = json.dumps({"instance": "x", "pid": other.pid, "workers": 1, "generation": 5})
+        (tmp_path / "daemon.json").write_text(theirs)
+        status = DaemonStatus.create(str(tmp_path), 1)
+        status.publish()
+        assert (tmp_path / "daemon.json").read_text() == theirs
+        assert status.directory == ""
+        assert f"is in use by ftpsd pid {other.pid}" in caplog.text
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_malformed_status_is_no_daemon(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "daemon.json").write_text('{"pid": "1"}')
+    with pytest.raises(ReloadFailed, match=r"no daemon status in"):
+        reload_daemon(str(tmp_path))
