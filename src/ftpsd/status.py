@@ -247,17 +247,17 @@ def reload_daemon(directory: str, pid: int | None = None, timeout: float = 30.0)
     except PermissionError:
         raise ReloadFailed([f"not allowed to signal ftpsd (pid {pid}): run as root or its user"]) from None
     while True:
-        daemon = _read_json(daemon_path) or {}
-        if daemon.get("instance") != instance:
-            raise ReloadFailed([f"ftpsd restarted during the reload ({daemon_path} changed hands)"])
         reports = [_read_json(os.path.join(directory, _WORKER_FILE.format(i))) or {} for i in range(workers)]
         pending = [i for i, r in enumerate(reports) if not _answers(r, instance, target)]
         if not pending:
             break
         if not _alive(pid):
             raise ReloadFailed([f"ftpsd (pid {pid}) exited during the reload"])
+        daemon = _daemon(_read_json(daemon_path))
+        if daemon is None or daemon["instance"] != instance:
+            raise ReloadFailed([f"ftpsd was restarted during the reload ({daemon_path} is another run's)"])
         if time.monotonic() >= deadline:
-            if daemon.get("generation", 0) < target:
+            if daemon["generation"] < target:
                 raise ReloadFailed([f"ftpsd (pid {pid}) took no reload request within {timeout:g} s"])
             late = ", ".join(
                 f"{i} (pid {reports[i]['pid']})" if reports[i].get("instance") == instance else str(i)
