@@ -21,7 +21,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import socket
 import threading
 import time
@@ -36,13 +35,12 @@ from pyftpdlib.ioloop import AsyncChat
 from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.limits import SharedLimits
+from ftpsd.partials import final_name, part_name
 from ftpsd.tls import session_reused
 
 log = logging.getLogger("ftpsd")
 auth_log = logging.getLogger("ftpsd.auth")
 tls_log = logging.getLogger("ftpsd.tls")
-
-UPLOAD_SUFFIX = ".ftpsd-part"
 
 
 class Waker(AsyncChat):
@@ -325,6 +323,10 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- uploads: temporary name, committed on success -----------------------------------
     def ftp_STOR(self, file: str, mode: str = "w"):
+        if final_name(os.path.basename(file)) is not None:
+            # Such a file would be taken for a killed daemon's leftover and removed at start.
+            self.respond("553 Name reserved for uploads in progress; choose another name.")
+            return None
         user = self.authorizer.get_user(self.username)
         if user is not None and user.perm == "upload" and os.path.lexists(file):
             self.respond("550 Upload-only account: existing files cannot be overwritten.")
@@ -336,13 +338,20 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("550 Is a directory.")
             return None
         directory, name = os.path.split(file)
-        temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}")
+        temp = os.path.join(directory, part_name(name))
         self._uploads[temp] = file
         result = super().ftp_STOR(temp, mode)
         if result is None:
             self._uploads.pop(temp, None)
             self._remove_quietly(temp)
         return file if result else None
+
+    def ftp_RNTO(self, path: str):
+        if final_name(os.path.basename(path)) is not None:
+            self.respond("553 Name reserved for uploads in progress; choose another name.")
+            self._rnfr = None
+            return None
+        return super().ftp_RNTO(path)
 
     def commit_upload(self, file_obj) -> str | None:
         """Called by the DTP on a clean end of upload, before the reply. None = committed."""
@@ -385,9 +394,11 @@ class FtpsdHandler(TLS_FTPHandler):
     # --- logs --------------------------------------------------------------------------
     def log_transfer(self, cmd, filename, receive, completed, elapsed, bytes) -> None:  # noqa: PLR0917 - pyftpdlib API
         final = filename
-        if receive and filename.endswith(UPLOAD_SUFFIX):
+        if receive:
             directory, temp_name = os.path.split(filename)
-            final = os.path.join(directory, temp_name[1:].rsplit(".", 2)[0])
+            real_name = final_name(temp_name)
+            if real_name is not None:
+                final = os.path.join(directory, real_name)
         super().log_transfer(cmd, final, receive, completed, elapsed, bytes)
         xfer = self.runtime.xferlog
         if xfer is None:

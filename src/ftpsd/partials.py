@@ -18,16 +18,29 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from ftpsd.handlers import UPLOAD_SUFFIX
-
 log = logging.getLogger("ftpsd")
 
-# ftp_STOR's temporary name: "." + name + "." + secrets.token_hex(6) + UPLOAD_SUFFIX.
-PART_NAME = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
+# An upload's temporary name: "." + name + "." + 12 hex digits + UPLOAD_SUFFIX (part_name()).
+UPLOAD_SUFFIX = ".ftpsd-part"
+PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
+
+
+def part_name(name: str) -> str:
+    """A fresh temporary name for an upload of ``name`` (same directory)."""
+    return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
+
+
+def final_name(name: str) -> str | None:
+    """The name an upload's temporary file stands for; None if ``name`` is not one."""
+    match = PART_NAME.fullmatch(name)
+    return match["name"] if match else None
+
+
 STEP_SECONDS = 0.05  # one slice of work
 PAUSE_SECONDS = 0.2  # between slices: at most a fifth of a core
 

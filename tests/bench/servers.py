@@ -73,6 +73,7 @@ implicit_port = 0
 passive_ports = [{pasv_lo}, {pasv_hi}]
 max_connections_per_ip = 0
 workers = {workers}
+runtime_dir = "{runtime_dir}"
 
 [tls]
 certfile = "{cert}"
@@ -229,6 +230,7 @@ class Ftpsd(Server):
                 host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
                 cert=self.env.pki["cert"], key=self.env.pki["key"], chain=self.env.pki["chain"],
                 users=users, xferlog=self.workdir / "xferlog", workers=self.workers,
+                runtime_dir=self.workdir / "run",
             )
         )  # fmt: skip
         ftpsd = Path(sys.executable).with_name("ftpsd")

@@ -260,7 +260,7 @@ def test_data_handshake_waits_without_spinning(server: Server, command: str) -> 
     ftp.voidcmd("TYPE I")
     pause, rounds, busy = 0.3, 4, 0.0
     for _ in range(rounds):
-        raw, _ = ftplib.FTP.ntransfercmd(ftp, command)  # 150 received; no TLS yet
+        raw, _ = ftplib.FTP.ntransfercmd(ftp, command)  # noqa: S321 - 150 received; TLS wrapped below
         before = _cpu_seconds(server.proc.pid)
         time.sleep(pause)
         busy += _cpu_seconds(server.proc.pid) - before
@@ -278,7 +278,8 @@ def test_data_handshake_waits_without_spinning(server: Server, command: str) -> 
         else:
             assert b"small.bin" in data
     ftp.quit()
-    assert busy < 0.25 * pause * rounds, f"ftpsd used {busy:.2f} s of CPU while waiting {pause * rounds:.1f} s"
+    waited = pause * rounds
+    assert busy < 0.25 * waited, f"ftpsd used {busy:.2f} s of CPU while waiting {waited:.1f} s"
 
 
 def _an_hour_old(path) -> None:
@@ -327,3 +328,23 @@ def test_partial_upload_of_a_killed_daemon_is_removed_at_the_next_start(make_ser
     assert (home / ".link.0123456789ab.ftpsd-part").is_symlink()
     assert (outside / ".o.0123456789ab.ftpsd-part").read_bytes() == b"not in any home"
     server.client().quit()
+
+
+@pytest.mark.parametrize("how", ["STOR", "APPE", "RNTO"])
+def test_upload_temporary_names_are_reserved(server: Server, how: str) -> None:
+    """A client cannot create a file named like an upload in progress (it would be taken for a
+    killed daemon's leftover and removed at the next start)."""
+    reserved = ".report.csv.0123456789ab.ftpsd-part"
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    if how == "RNTO":
+        ftp.storbinary("STOR report.csv", io.BytesIO(b"data"))
+        ftp.sendcmd("RNFR report.csv")
+        with pytest.raises(ftplib.error_perm, match=r"^553"):
+            ftp.sendcmd(f"RNTO {reserved}")
+    else:
+        with pytest.raises(ftplib.error_perm, match=r"^553"):
+            ftp.storbinary(f"{how} {reserved}", io.BytesIO(b"data"))
+    ftp.voidcmd("NOOP")
+    ftp.quit()
+    assert not (server.homes["alice"] / reserved).exists()
