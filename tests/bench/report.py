@@ -78,7 +78,7 @@ shutdown, errors, ASCII and throttled transfers stay on pyftpdlib's code path.
   ftpsd's data channel waits only for what OpenSSL asks for during the handshake (server CPU per
   small file 1.20 -> 0.75 ms in one A/B run; `test_data_handshake_waits_without_spinning`).
 
-What is left, and why three targets stay out of reach on this machine:
+What is left, and why three throughput targets stay out of reach on this machine:
 
 - **Small files** are bound by round trips, not by server CPU (ftpsd's CPU per file is at or
   below vsftpd's). Each file costs the client five waits on the server: PASV, RETR until 150, the
@@ -86,19 +86,24 @@ What is left, and why three targets stay out of reach on this machine:
   the largest for every server: the client's own TLS work plus the server's (about 0.2-0.3 ms of
   OpenSSL per resumed TLS 1.3 handshake on either side, measured for pyOpenSSL/OpenSSL 4.0 and for
   the stdlib's OpenSSL 3.0 alike), and each wait also pays a cross-CPU wake-up, which is slow on
-  this VM. The client's CPU per file (~0.8 ms, same client for every server) plus one handshake
-  already exceed two thirds of vsftpd's time per file, so 1.5x vsftpd would need the rest of
-  ftpsd's path to cost almost nothing. Stock pyftpdlib's handshake step is shorter than ftpsd's
-  only because it busy-loops (it burns a core while waiting, see its server CPU per file).
+  this VM. The client's own CPU per file (~0.8 ms, the same client for every server) plus the
+  server's share of one resumed handshake (~0.25 ms) already take about 85 % of the ~1.3 ms per
+  file that 1.5x vsftpd allows (vsftpd: 1.9 ms per file in the final run), before any of the five
+  wake-ups or any FTP command is handled. Stock pyftpdlib is a little faster per file still: it
+  sends the file before the client's Finished (no session-reuse check, which ftpsd must make
+  first), writes no per-transfer logs and checks no jail; it also keeps pyftpdlib's busy-wait
+  during the handshake (see its server CPU per file).
 - **50 concurrent sessions**: server and clients share two cores and the run is CPU-bound. The
   clients alone (50 TLS handshakes and 1.6 GiB decrypted and written) use about 3 CPU-seconds,
   and 50 logins at Debian's hash cost about 0.7-1.1 more, whichever server; 2x vsftpd's aggregate
   would need the whole run, clients included, in about half of vsftpd's wall time. ftpsd's server
   CPU per GiB here is below vsftpd's, logins included.
-- **Downloads with the Python client**: the client reads one TLS record (16 KiB) per `recv_into`,
-  which caps it near 1 GB/s on an idle machine; vsftpd already gets within about 10 % of that, so
-  the ratio depends on how much CPU the client gets (the spread table shows it). Server CPU per
-  GiB is the figure the server controls.
+- **Downloads** are bound by the clients: each is one thread that decrypts every record and
+  reads one TLS record (16 KiB) per call, and each topped out near 1 GB/s against every server in
+  the final run (Python 0.98-1.03, curl 0.90-1.04 GB/s), with the server on the other core. A
+  server faster than that cannot show it; ftpsd's server CPU per GiB (a third of vsftpd's) is
+  the figure the server controls. Earlier runs on a loaded machine showed 1.35x: a busy machine
+  slows vsftpd (a core per transfer) more than ftpsd.
 - **Login cost**: ftpsd's default scrypt ln=14 (16 MiB, the memory of Debian's yescrypt
   `$y$j9T$`) costs more per login than yescrypt here (see "Ceiling and login cost"); the
   concurrent-sessions figure counts 50 logins.
