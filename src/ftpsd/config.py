@@ -106,6 +106,19 @@ class _Checker:
             self.problems.append(f"{where}: {message}")
         return ok
 
+    def path(self, out: dict[str, Any], s: dict[str, Any], where: str, default: str, off: str = "") -> None:
+        """``where`` (``section.key``) must be an absolute path; with ``off`` (what "" means), or "".
+
+        Valid values land in ``out[key]``.
+        """
+        key = where.split(".", 1)[1]
+        value = s.get(key, default)
+        ok = isinstance(value, str) and (os.path.isabs(value) or (bool(off) and value == ""))
+        if self.need(
+            ok, where, f'must be an absolute path or "" ({off})' if off else "must be an absolute path"
+        ):
+            out[key] = value
+
 
 def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0912 - one branch per key
     out: dict[str, Any] = {}
@@ -175,13 +188,7 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
         "must be a single-line string of at most 200 characters",
     ):
         out["banner"] = banner
-    runtime_dir = s.get("runtime_dir", ServerConfig.runtime_dir)
-    if c.need(
-        isinstance(runtime_dir, str) and (runtime_dir == "" or os.path.isabs(runtime_dir)),
-        "server.runtime_dir",
-        'must be an absolute path or "" (off)',
-    ):
-        out["runtime_dir"] = runtime_dir
+    c.path(out, s, "server.runtime_dir", ServerConfig.runtime_dir, off="off")
     ints = {
         "workers": (0, 256, "0 (one per core) to 256"),
         "max_connections": (1, 1_000_000, "1 or more"),
@@ -215,17 +222,9 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
 
 def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("certfile", "keyfile"):
-        value = s.get(key, getattr(TLSConfig, key))
-        if c.need(isinstance(value, str) and os.path.isabs(value), f"tls.{key}", "must be an absolute path"):
-            out[key] = value
-    chain = s.get("chainfile", TLSConfig.chainfile)
-    if c.need(
-        isinstance(chain, str) and (chain == "" or os.path.isabs(chain)),
-        "tls.chainfile",
-        'must be an absolute path or "" (no chain)',
-    ):
-        out["chainfile"] = chain
+    c.path(out, s, "tls.certfile", TLSConfig.certfile)
+    c.path(out, s, "tls.keyfile", TLSConfig.keyfile)
+    c.path(out, s, "tls.chainfile", TLSConfig.chainfile, off="no chain")
     minv = s.get("min_version", TLSConfig.min_version)
     if c.need(
         minv in TLS_VERSIONS, "tls.min_version", f"must be one of {', '.join(TLS_VERSIONS)}, got {minv!r}"
@@ -253,10 +252,9 @@ def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_users(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
-    value = s.get("file", UsersConfig.file)
-    if c.need(isinstance(value, str) and os.path.isabs(value), "users.file", "must be an absolute path"):
-        return {"file": value}
-    return {}
+    out: dict[str, Any] = {}
+    c.path(out, s, "users.file", UsersConfig.file)
+    return out
 
 
 def _check_logging(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
@@ -264,13 +262,7 @@ def _check_logging(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
     level = s.get("level", LoggingConfig.level)
     if c.need(level in LOG_LEVELS, "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}"):
         out["level"] = level
-    xferlog = s.get("xferlog", LoggingConfig.xferlog)
-    if c.need(
-        isinstance(xferlog, str) and (xferlog == "" or os.path.isabs(xferlog)),
-        "logging.xferlog",
-        'must be an absolute path or "" (off)',
-    ):
-        out["xferlog"] = xferlog
+    c.path(out, s, "logging.xferlog", LoggingConfig.xferlog, off="off")
     return out
 
 

@@ -42,6 +42,10 @@ log = logging.getLogger("ftpsd")
 auth_log = logging.getLogger("ftpsd.auth")
 tls_log = logging.getLogger("ftpsd.tls")
 
+# Names of uploads in progress (ftpsd.partials): a client file so named would be taken for a
+# killed daemon's leftover and removed at the next start.
+_RESERVED_NAME = "553 Name reserved for uploads in progress; choose another name."
+
 
 class Waker(AsyncChat):
     """Runs callbacks posted from worker threads on the IO loop (self-pipe pattern)."""
@@ -324,8 +328,7 @@ class FtpsdHandler(TLS_FTPHandler):
     # --- uploads: temporary name, committed on success -----------------------------------
     def ftp_STOR(self, file: str, mode: str = "w"):
         if final_name(os.path.basename(file)) is not None:
-            # Such a file would be taken for a killed daemon's leftover and removed at start.
-            self.respond("553 Name reserved for uploads in progress; choose another name.")
+            self.respond(_RESERVED_NAME)
             return None
         user = self.authorizer.get_user(self.username)
         if user is not None and user.perm == "upload" and os.path.lexists(file):
@@ -348,7 +351,7 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def ftp_RNTO(self, path: str):
         if final_name(os.path.basename(path)) is not None:
-            self.respond("553 Name reserved for uploads in progress; choose another name.")
+            self.respond(_RESERVED_NAME)
             self._rnfr = None
             return None
         return super().ftp_RNTO(path)
