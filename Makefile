@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every failing step says which one it was.
 step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
-.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean
+.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -88,3 +88,7 @@ demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, pr
 
 clean: ## Remove the venv, caches and wheelhouse (not the lab images)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse
+
+clean-lab: ## Remove everything the kit made on this machine (its images, containers, networks, venv, caches); nothing else
+	$(call step,clean-lab: the kit's own images, containers, networks, venv and caches)
+	bash lab/clean-lab.sh || { echo "make: step 'clean-lab' failed" >&2; exit 1; }

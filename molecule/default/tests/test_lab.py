@@ -109,3 +109,24 @@ def test_nftables_drop_rule_takes_effect(
             client.run(f"nft delete table {table}")
         after = fetch(server, target, CLIENT_PORT)
         assert (after.rc, after.stdout) == (0, token), after.stderr
+
+
+def test_roles_installed_packages_on_hosts_without_package_lists(
+    servers: list[testinfra.host.Host], client: testinfra.host.Host
+) -> None:
+    """prepare.yml purged a package each role installs and left the hosts with no package lists
+    and a freshly modified lists directory (a minimal image's state, issue 10): the converge
+    must have refreshed the lists and installed the package back, in that order."""
+    for host, package in [*((s, "nftables") for s in servers), (client, "lftp")]:
+        name = host_name(host)
+        # dpkg.log starts empty in the lab images (finalize.sh), so it holds exactly this
+        # scenario's history: the purge by prepare.yml, then the install by the role.
+        events = [
+            line.split()[2]
+            for line in host.file("/var/log/dpkg.log").content_string.splitlines()
+            if re.search(rf" (purge|install) {re.escape(package)}:", line)
+        ]
+        assert events[:1] == ["purge"] and events[-1:] == ["install"], f"{name}: dpkg.log {events}"
+        assert host.package(package).is_installed, f"{name}: {package} not installed"
+        lists = host.run("find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' | wc -l")
+        assert int(lists.stdout) > 0, f"{name}: the role installed {package} without package lists?"
