@@ -4,6 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV    ?= $(CURDIR)/.venv
+# The stock-Debian-12 path: a venv from Debian's own Python 3.11 (ansible-core 2.19), no pyenv.
+STOCK_PYTHON ?= /usr/bin/python3.11
+STOCK_VENV   ?= $(CURDIR)/.venv-stock
+# `make molecule MOLECULE_SCENARIOS="pki default"` runs only these.
+MOLECULE_SCENARIOS ?=
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -13,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every failing step says which one it was.
 step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
-.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab
+.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,12 +29,12 @@ host: ## Host packages and podman configuration for the lab
 	$(call step,host packages and podman configuration)
 	bash lab/setup-host.sh || { echo "make: step 'host' (lab/setup-host.sh) failed" >&2; exit 1; }
 
-venv: $(VENV)/.stamp ## The controller virtualenv (Python 3.12+, ansible-core, test tools)
+venv: $(VENV)/.stamp ## The controller virtualenv (newest Python 3.11+, ansible-core, test tools)
 
 $(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
 	$(call step,controller virtualenv)
 	test -x $(PY) || { py=$$(bash lab/find-python.sh) && "$$py" -m venv $(VENV); } \
-		|| { echo "make: step 'venv' failed: no Python >= 3.12 for the venv" >&2; exit 1; }
+		|| { echo "make: step 'venv' failed: no usable Python for the venv (lab/find-python.sh)" >&2; exit 1; }
 	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src \
 		|| { echo "make: step 'venv' failed: pip install" >&2; exit 1; }
 	touch $@
@@ -68,9 +73,17 @@ pytest: venv ## Unit + integration tests in one run (its summary closes `make te
 
 molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, verify, destroy
 	$(call step,molecule)
-	bash lab/molecule-all.sh || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
+	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint unit molecule pytest ## setup, lint, unit, molecule, then unit + integration (its summary ends the output); what CI runs
+test: setup lint unit molecule test-stock pytest ## setup, lint, unit, molecule, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+
+test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-core 2.19, no pyenv): lint, unit, Molecule pki
+	$(call step,stock Debian 12 controller: $(STOCK_PYTHON) in $(STOCK_VENV))
+	test -x $(STOCK_PYTHON) || { echo "make: step 'test-stock' failed: $(STOCK_PYTHON) missing (apt-get install python3 python3-venv)" >&2; exit 1; }
+	env -u PYENV_VERSION PATH=/usr/sbin:/usr/bin:/sbin:/bin FTPSKIT_PYTHON=$(STOCK_PYTHON) \
+	  $(MAKE) --no-print-directory VENV=$(STOCK_VENV) MOLECULE_SCENARIOS=pki venv lint unit molecule \
+	  || { echo "make: step 'test-stock' failed (Python 3.11 / ansible-core 2.19)" >&2; exit 1; }
+	$(STOCK_VENV)/bin/ansible --version | head -n1
 
 bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale
 	$(call step,benchmarks)

@@ -18,7 +18,8 @@ gateway=10.213.8.1
 images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
 
 cd "$root"
-export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
+venv=${VENV:-$root/.venv}
+export PATH="$venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 die() { echo "molecule-all: $*" >&2; exit 1; }

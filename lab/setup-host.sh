@@ -2,15 +2,21 @@
 # Prepare this machine for the podman lab; idempotent (a second run changes nothing).
 #   1. install the Debian packages of lab/host-packages.txt that are missing (apt-get update
 #      only when something is missing);
-#   2. write /etc/containers/containers.conf for this kind of machine (see LAB-NOTES): runc,
-#      cgroupfs, file events logger, default ulimits = this machine's hard limits;
+#   2. write the kit's own podman drop-in /etc/containers/containers.conf.d/50-ftps-kit.conf for
+#      this kind of machine (see LAB-NOTES): runc, cgroupfs, file events logger, default
+#      ulimits = this machine's hard limits. The machine's /etc/containers/containers.conf is
+#      never written (podman reads drop-ins after it, so ours wins for these keys only); a
+#      containers.conf that an earlier version of the kit wrote (it starts with our header) is
+#      moved aside to containers.conf.ftps-kit-old;
 #   3. check that podman really works (`podman info`).
 # Every failure names its step.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 packages_file="$here/host-packages.txt"
-conf=/etc/containers/containers.conf
+conf=/etc/containers/containers.conf.d/50-ftps-kit.conf
+old_conf=/etc/containers/containers.conf
+header="# Written by ftps-kit lab/setup-host.sh"
 step=""
 
 fail() { trap - EXIT; echo "setup-host: step '$step' failed: $*" >&2; exit 1; }
@@ -49,7 +55,8 @@ pid_max=$(cat /proc/sys/kernel/pid_max)
 if [[ $nproc == unlimited ]] || ((nproc > pid_max)); then nproc=$pid_max; fi
 want=$(
   cat <<EOF
-# Written by ftps-kit lab/setup-host.sh; rewritten when it differs.
+$header; rewritten when it differs.
+# The kit's own drop-in: podman reads it after /etc/containers/containers.conf (left untouched).
 # This machine: cgroup v1 "hybrid" (crun refuses it: use runc), PID 1 is not systemd (cgroupfs,
 # file events logger), and root lacks CAP_SYS_RESOURCE, so containers must not ask for more
 # than the hard limits (ulimit -Hn / -Hu, nproc capped at kernel.pid_max).
@@ -72,12 +79,17 @@ EOF
 if [[ -f $conf ]] && [[ $(cat "$conf") == "$want" ]]; then
   echo "setup-host: $conf up to date"
 else
-  install -d -m 0755 /etc/containers
-  tmp=$(mktemp /etc/containers/.containers.conf.XXXXXX)
+  install -d -m 0755 "$(dirname "$conf")"
+  tmp=$(mktemp "$(dirname "$conf")/.ftps-kit.conf.XXXXXX")
   printf '%s\n' "$want" >"$tmp"
   chmod 0644 "$tmp"
   mv -f "$tmp" "$conf"
   echo "setup-host: wrote $conf (nofile=$nofile, nproc=$nproc)"
+fi
+# After the drop-in is in place (no moment without our settings):
+if [[ -f $old_conf ]] && [[ $(head -c ${#header} "$old_conf") == "$header" ]]; then
+  mv -f "$old_conf" "$old_conf.ftps-kit-old"
+  echo "setup-host: moved the kit's old $old_conf aside ($old_conf.ftps-kit-old); the kit now uses $conf"
 fi
 
 # --- 3. podman works ---------------------------------------------------------------------------
