@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every failing step says which one it was.
 step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
-.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock
+.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff format --check src library module_utils tests molecule || { echo "run: ruff format src library module_utils tests molecule" >&2; exit 1; }
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
+
+docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
+	$(PY) lab/role_docs.py
 
 unit: venv ## Unit tests (no hosts, no network)
 	$(call step,unit tests)
