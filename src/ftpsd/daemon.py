@@ -37,6 +37,7 @@ from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError, check_config
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import LeftoverSweep
 from ftpsd.passwd import load_users
@@ -49,7 +50,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    formatter = PriorityFormatter if stderr_is_journal() else logging.Formatter
+    handler.setFormatter(formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
