@@ -238,6 +238,8 @@ class Worker:
             problems = getattr(exc, "problems", None) or [str(exc)]
             for line in problems:
                 log.error("reload failed, keeping the current configuration: %s", line)
+            # A reload also means "reopen the xferlog" (logrotate's postrotate): even when refused.
+            self._open_xferlog(self.loaded.config.logging.xferlog)
         else:
             warnings = self.apply(loaded)
         self.last_reload = {
