@@ -93,8 +93,8 @@ demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, pr
 	time $(BIN)/ansible-playbook -i inventories/lab playbooks/site.yml \
 	  || { echo "make: step 'demo' (ansible-playbook playbooks/site.yml) failed" >&2; exit 1; }
 
-clean: ## Remove the venv, caches and wheelhouse (not the lab images)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse ftpskit-ftps-*.tar.gz
+clean: ## Remove the venv, caches and the lab's wheelhouse (not the lab's CA, not the lab images)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache .ansible inventories/lab/.ftps-kit/wheelhouse ftpskit-ftps-*.tar.gz
 
 clean-lab: ## Remove everything the kit made on this machine (its images, containers, networks, venv, caches); nothing else
 	$(call step,clean-lab: the kit's own images, containers, networks, venv and caches)

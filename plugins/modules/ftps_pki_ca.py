@@ -51,7 +51,7 @@ author:
 EXAMPLES = r"""
 - name: Ensure the internal CA exists
   ftpskit.ftps.ftps_pki_ca:
-    path: "{{ playbook_dir }}/../.pki/ca"
+    path: "{{ inventory_dir }}/.ftps-kit/pki/ca"
     passphrase: "{{ vault_ftps_pki_ca_passphrase }}"
   delegate_to: localhost
   run_once: true
@@ -68,7 +68,7 @@ cert_path:
   description: Path of the CA certificate on the controller.
   returned: always
   type: str
-  sample: /srv/kit/.pki/ca/ca.pem
+  sample: /srv/kit/inventories/prod/.ftps-kit/pki/ca/ca.pem
 fingerprint_sha256:
   description: SHA-256 fingerprint of the CA certificate (lowercase hex, no separators).
   returned: when the CA exists

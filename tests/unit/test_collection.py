@@ -119,3 +119,30 @@ def test_ansible_doc_from_the_installed_collection(
     assert listing.returncode == 0, listing.stderr
     for role in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client"):
         assert f"ftpskit.ftps.{role}" in listing.stdout
+
+
+def test_controller_data_never_defaults_inside_the_roles() -> None:
+    """Roles are independent of where they are installed: every controller-side path default
+    is in ftps_kit_data_dir (default: beside the inventory); only the collection's own content
+    (ftpsd's source, the roles' files and vars) is found relative to role_path."""
+    allowed = {"ftps_server_source_dir", "src/ftpsd", "build-wheelhouse.sh", "/vars"}
+    data = "{{ ftps_kit_data_dir | default(inventory_dir ~ '/.ftps-kit') }}/"
+    offenders = []
+    for path in sorted((ROOT / "roles").glob("*/*/*.yml")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
+            context = " ".join(lines[max(0, number - 3) : number])
+            if "role_path" in line and not any(a in context for a in allowed):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+    for role, names in {
+        "ftps_pki": ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir"),
+        "ftps_server": ("ftps_server_wheelhouse_dir",),
+        "ftps_client": ("ftps_client_wheelhouse_dir", "src"),
+    }.items():
+        defaults = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
+        specs = (ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text()
+        for name in names:
+            line = next(x for x in defaults.splitlines() if x.strip().startswith(f"{name}:"))
+            assert data in line, line
+            assert line.split(":", 1)[1].strip() in specs, f"{role}: {name} default differs in argument_specs"

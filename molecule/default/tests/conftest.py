@@ -86,6 +86,7 @@ def ansible_env(**extra: str) -> dict[str, str]:
     return dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
+        FTPS_KIT_LAB_DATA_DIR=str(ROOT / "inventories" / "lab" / ".ftps-kit"),
         **extra,
     )
 
