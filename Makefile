@@ -20,7 +20,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,7 +85,11 @@ molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, 
 	$(call step,molecule)
 	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint unit molecule test-stock pytest ## setup, lint, unit, molecule, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+test: setup lint unit molecule test-installed test-stock pytest ## setup, lint, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+
+test-installed: lab-images ## The collection as a user installs it: tarball + requirements.yml in a directory outside the repo, site.yml on the lab
+	$(call step,installed collection: a user's playbook outside the repository)
+	VENV=$(VENV) bash lab/installed-form.sh || { echo "make: step 'test-installed' failed" >&2; exit 1; }
 
 test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-core 2.19, no pyenv): lint, unit, Molecule pki
 	$(call step,stock Debian 12 controller: $(STOCK_PYTHON) in $(STOCK_VENV))
