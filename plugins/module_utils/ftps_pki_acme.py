@@ -121,7 +121,9 @@ class Account:
             if passphrase
             else serialization.NoEncryption()
         )
-        pem = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
         _write(self.key_path, pem, 0o600)
@@ -246,9 +248,7 @@ class Connection:
                     directory=self.directory,
                 )
             except (ValueError, TypeError) as exc:
-                raise AcmeError(
-                    "ftps_pki_acme_eab_hmac_key is not base64url as the CA hands it out"
-                ) from exc
+                raise AcmeError("ftps_pki_acme_eab_hmac_key is not base64url as the CA hands it out") from exc
         if check_mode:
             return True
         registration = messages.NewRegistration.from_data(
@@ -279,7 +279,7 @@ def _short(exc: BaseException) -> str:
 # error sentences
 
 
-def explain_problem(problem: Any, port: int = 80, challenge_type: str = "http-01") -> str:
+def explain_problem(problem: Any, port: int = 80, challenge_type: str = "http-01") -> str:  # noqa: PLR0911 - one sentence per ACME error type
     """One ACME problem document (RFC 8555 6.7) → a sentence an operator can act on."""
     code = getattr(problem, "code", None) or ""
     detail = (getattr(problem, "detail", None) or "").strip()
@@ -329,7 +329,7 @@ def explain_problem(problem: Any, port: int = 80, challenge_type: str = "http-01
     return f"{code or getattr(problem, 'typ', 'ACME error')}: {detail or problem}"
 
 
-def explain(exc: BaseException, port: int = 80, challenge_type: str = "http-01") -> str:
+def explain(exc: BaseException, port: int = 80, challenge_type: str = "http-01") -> str:  # noqa: PLR0911 - one sentence per failure kind
     if isinstance(exc, AcmeError):
         return str(exc)
     if HAS_ACME and isinstance(exc, acme_errors.ValidationError):
@@ -371,7 +371,9 @@ def ari_cert_id(cert: Any) -> str:
     return f"{b64(aki)}.{b64(raw)}"
 
 
-def ari_due(start: _dt.datetime, end: _dt.datetime, cert_id: str, now: _dt.datetime) -> tuple[bool, _dt.datetime]:
+def ari_due(
+    start: _dt.datetime, end: _dt.datetime, cert_id: str, now: _dt.datetime
+) -> tuple[bool, _dt.datetime]:
     """Whether to renew now, and the moment chosen in the window (RFC 9773 4.2).
 
     The RFC asks clients to pick a point in the window at random; ftps-kit derives the point
@@ -400,7 +402,12 @@ def renewal_info(conn: Connection, cert_pem: str, now: _dt.datetime | None = Non
         start = _parse_time(window["start"])
         end = _parse_time(window["end"])
     except (requests.exceptions.RequestException, acme_errors.Error, ValueError, KeyError, TypeError) as exc:
-        return {"available": True, "due": False, "reason": "", "error": f"renewal info not readable: {_short(exc)}"}
+        return {
+            "available": True,
+            "due": False,
+            "reason": "",
+            "error": f"renewal info not readable: {_short(exc)}",
+        }
     due, chosen = ari_due(start, end, cert_id, now)
     result = {
         "available": True,
@@ -448,7 +455,9 @@ def create_order(conn: Connection, csr_pem: str, challenge_type: str) -> dict[st
             continue  # the CA reused a valid authorization: nothing to prove
         challb = next((c for c in authzr.body.challenges if isinstance(c.chall, wanted)), None)
         if challb is None:
-            offered = ", ".join(sorted({str(c.to_json().get("type")) for c in authzr.body.challenges})) or "none"
+            offered = (
+                ", ".join(sorted({str(c.to_json().get("type")) for c in authzr.body.challenges})) or "none"
+            )
             hint = " (dns-01 cannot prove an IP address)" if ident.typ == messages.IDENTIFIER_IP else ""
             raise AcmeError(
                 f"the CA offers no {challenge_type} challenge for {ident.value} (offered: {offered}){hint}: "
@@ -591,10 +600,12 @@ def phase_challenges(
             state = create_order(conn, csr, challenge_type)
             if state["records"]:
                 if not dns_hook:
-                    raise AcmeError("ftps_pki_acme_challenge_type is dns-01 but ftps_pki_acme_dns_hook is empty")
+                    raise AcmeError(
+                        "ftps_pki_acme_challenge_type is dns-01 but ftps_pki_acme_dns_hook is empty"
+                    )
                 run_dns_hook(dns_hook, "add", state["records"])
                 published = True
-        except Exception as exc:  # noqa: BLE001 - every failure becomes this host's sentence
+        except Exception as exc:
             errors[host] = explain(exc, port, challenge_type)
             continue
         orders[host] = state
@@ -620,7 +631,7 @@ def phase_certificates(
     for host, state in orders.items():
         try:
             certificates[host], chains[host] = complete_order(conn, state, timeout)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes this host's sentence
+        except Exception as exc:
             errors[host] = explain(exc, port, challenge_type)
         finally:
             if state.get("records") and dns_hook:

@@ -39,7 +39,9 @@ options:
     type: bool
     default: false
   ca_bundle:
-    description: PEM bundle the directory's TLS certificate must verify against; empty for the default (certifi).
+    description:
+      - PEM bundle the directory's TLS certificate must verify against.
+      - Empty for the default of Python's requests (certifi).
     type: path
     default: ""
   account_dir:
@@ -121,7 +123,9 @@ EXAMPLES = r"""
     phase: challenges
     directory_url: https://acme.example.net/directory
     account_dir: "{{ ftps_pki_acme_account_dir }}"
-    requests: "{{ ansible_play_hosts | map('extract', hostvars, '__ftps_pki_acme_request') | select('defined') | list }}"
+    requests:
+      - host: ftp1
+        csr: "{{ hostvars['ftp1'].__ftps_pki_request.csr }}"
   delegate_to: localhost
   run_once: true
   register: __ftps_pki_acme_challenges
@@ -165,7 +169,10 @@ account:
   description: The account key's path and whether it or the registration is new.
   returned: always
   type: dict
-  sample: {"key": ".pki/acme/acme-v02.api.letsencrypt.org_directory/account.key", "created": false, "registered": false}
+  sample:
+    key: .pki/acme/acme-v02.api.letsencrypt.org_directory/account.key
+    created: false
+    registered: false
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -185,7 +192,11 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_acme import 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "phase": {"type": "str", "choices": ["renewal_info", "challenges", "certificates"], "required": True},
+            "phase": {
+                "type": "str",
+                "choices": ["renewal_info", "challenges", "certificates"],
+                "required": True,
+            },
             "directory_url": {"type": "str", "default": ""},
             "staging": {"type": "bool", "default": False},
             "ca_bundle": {"type": "path", "default": ""},

@@ -28,7 +28,9 @@ options:
     elements: dict
     default: []
   port:
-    description: TCP port the responder listens on (the CA always connects to port 80; another port only behind a redirect or NAT).
+    description:
+      - TCP port the responder listens on.
+      - The CA always connects to port 80; another port only behind a redirect or NAT.
     type: int
     default: 80
   bind_address:

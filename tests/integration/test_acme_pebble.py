@@ -31,7 +31,9 @@ from tests.certs import TestCA
 from tests.collection import acme, http01, pki
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
-pytestmark = pytest.mark.skipif(not os.path.exists(PEBBLE), reason="pebble is not installed (apt-get install pebble)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(PEBBLE), reason="pebble is not installed (apt-get install pebble)"
+)
 
 
 def _free_port() -> int:
@@ -69,10 +71,22 @@ class Pebble:
             }
         }
         (tmp / "pebble.json").write_text(json.dumps(config))
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_VA_ALWAYS_VALID="0", PEBBLE_WFE_NONCEREJECT="0",
-                   PEBBLE_AUTHZREUSE="0")
+        env = dict(
+            os.environ,
+            PEBBLE_VA_NOSLEEP="1",
+            PEBBLE_VA_ALWAYS_VALID="0",
+            PEBBLE_WFE_NONCEREJECT="0",
+            PEBBLE_AUTHZREUSE="0",
+        )
         self.proc = subprocess.Popen(
-            [PEBBLE, "-config", str(tmp / "pebble.json"), "-dnsserver", f"127.0.0.1:{self.dns_port}", "-strict"],
+            [
+                PEBBLE,
+                "-config",
+                str(tmp / "pebble.json"),
+                "-dnsserver",
+                f"127.0.0.1:{self.dns_port}",
+                "-strict",
+            ],
             stdout=(tmp / "pebble.log").open("wb"),
             stderr=subprocess.STDOUT,
             env=env,
@@ -110,7 +124,17 @@ class Responder:
         script = tmp / "responder.py"
         script.write_text(http01.RESPONDER_SOURCE)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(script), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.dir)],
+            [
+                sys.executable,
+                "-I",
+                str(script),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(self.dir),
+            ],
             stderr=subprocess.DEVNULL,
         )
         self.port = port
@@ -151,7 +175,11 @@ def _csr(names: list[str]) -> tuple[ec.EllipticCurvePrivateKey, str]:
     # ACME orders the subject CN too, so (like the role's preflight asks) it is one of the SANs;
     # an IP address cannot be a CN identifier, so an IP-only CSR has an empty subject.
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([]) if names[0][0].isdigit() else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    subject = (
+        x509.Name([])
+        if names[0][0].isdigit()
+        else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    )
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject)
@@ -207,8 +235,9 @@ def test_http01_issuance_chain_verifies_against_pebble_root(
 ) -> None:
     conn = _connection(pebble, tmp_path)
     key, csr = _csr(["127.0.0.1"])
-    out = acme.phase_challenges(conn, [{"host": "h1", "csr": csr}, {"host": "idle", "csr": ""}],
-                                challenge_type="http-01")
+    out = acme.phase_challenges(
+        conn, [{"host": "h1", "csr": csr}, {"host": "idle", "csr": ""}], challenge_type="http-01"
+    )
     assert out["errors"] == {}
     assert list(out["orders"]) == ["h1"]
     assert [t["identifier"] for t in out["tokens"]["h1"]] == ["127.0.0.1"]
@@ -244,7 +273,9 @@ def test_wrong_name_is_reported(pebble: Pebble, responder: Responder, tmp_path: 
         message = out["errors"]["h1"]
     else:
         responder.serve(out["tokens"]["h1"])
-        message = acme.phase_certificates(conn, out["orders"], challenge_type="http-01", timeout=60)["errors"]["h1"]
+        message = acme.phase_certificates(conn, out["orders"], challenge_type="http-01", timeout=60)[
+            "errors"
+        ]["h1"]
     assert "ftp.does-not-exist.invalid" in message
     assert "resolve" in message or "reach" in message
 
@@ -252,12 +283,15 @@ def test_wrong_name_is_reported(pebble: Pebble, responder: Responder, tmp_path: 
 def test_dns01_for_an_ip_address_is_refused_with_a_hint(pebble: Pebble, tmp_path: pathlib.Path) -> None:
     conn = _connection(pebble, tmp_path)
     _key, csr = _csr(["127.0.0.1"])
-    out = acme.phase_challenges(conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook="/bin/true")
+    out = acme.phase_challenges(
+        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook="/bin/true"
+    )
     assert "dns-01 cannot prove an IP address" in out["errors"]["h1"]
 
 
-def test_renewal_info_absent_from_this_pebble_is_not_due(pebble: Pebble, responder: Responder,
-                                                         tmp_path: pathlib.Path) -> None:
+def test_renewal_info_absent_from_this_pebble_is_not_due(
+    pebble: Pebble, responder: Responder, tmp_path: pathlib.Path
+) -> None:
     # Debian's pebble 2.4 has no renewalInfo in its directory: nothing is due, nothing fails.
     conn = acme.Connection(pebble.url, str(pebble.ca_bundle))
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
@@ -266,8 +300,13 @@ def test_renewal_info_absent_from_this_pebble_is_not_due(pebble: Pebble, respond
 
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(5).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(5)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
