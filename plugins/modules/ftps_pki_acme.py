@@ -9,7 +9,7 @@ module: ftps_pki_acme
 short_description: ACME account, renewal information, orders and certificates for server CSRs
 description:
   - Runs on the controller (C(run_once=true), C(delegate_to=localhost)) for every host of the
-    play in one call. The servers' keys never come here: only their CSRs and certificates.
+    play in one call. The servers' keys never come here, only their CSRs and certificates.
   - The account key is created once in O(account_dir) (ECDSA P-256, 0600 in a 0700 directory,
     encrypted with O(account_passphrase) when set) and registered at the CA the first time an
     order is due; the account URL is kept beside it, so runs with nothing due contact the CA only
@@ -23,7 +23,7 @@ description:
   - O(phase=certificates) answers the challenges of O(orders), waits for the CA, finalizes with
     the CSR and returns the certificates and chains; for dns-01 it calls O(dns_hook) C(remove).
   - A host's failure (challenge unreachable, CAA, rate limit, refused name...) never fails the
-    module: it is returned in RV(errors) as a sentence for the operator.
+    module; it is returned in RV(errors) as a sentence for the operator.
 options:
   phase:
     description: Which step of the protocol to run.
