@@ -43,9 +43,11 @@ def _free_port() -> int:
 
 
 class Pebble:
-    def __init__(self, tmp: pathlib.Path) -> None:
+    def __init__(self, tmp: pathlib.Path, dns_port: int | None = None) -> None:
         self.tmp = tmp
         self.port, self.mgmt, self.http_port, self.dns_port = (_free_port() for _ in range(4))
+        if dns_port is not None:
+            self.dns_port = dns_port
         ca = TestCA("pebble tls")
         issued = ca.issue("localhost")
         (tmp / "tls.pem").write_bytes(
@@ -151,6 +153,61 @@ class Responder:
     def serve(self, tokens: list[dict[str, str]]) -> None:
         for item in tokens:
             (self.dir / item["token"]).write_text(item["key_authorization"])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class ChallTestSrv:
+    """pebble-challtestsrv (same package): a DNS server whose TXT records an HTTP API sets."""
+
+    def __init__(self, tmp: pathlib.Path) -> None:
+        self.dns_port, self.mgmt = _free_port(), _free_port()
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("pebble-challtestsrv") or "/usr/bin/pebble-challtestsrv",
+                "-dns01",
+                f"127.0.0.1:{self.dns_port}",
+                "-management",
+                f"127.0.0.1:{self.mgmt}",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ],
+            stdout=(tmp / "challtestsrv.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.mgmt), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        # The dns-01 hook of the kit's contract: `hook add|remove <name> <value>`.
+        self.hook = tmp / "dns-hook"
+        self.log = tmp / "dns-hook.log"
+        self.hook.write_text(
+            f"""#!{sys.executable}
+import json, sys, urllib.request
+action, name, value = sys.argv[1:4]
+open({str(self.log)!r}, "a").write(f"{{action}} {{name}}\\n")
+if action == "add":
+    path, body = "/set-txt", {{"host": name, "value": value}}
+else:
+    path, body = "/clear-txt", {{"host": name}}
+url = "http://127.0.0.1:{self.mgmt}" + path
+request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+urllib.request.urlopen(request, timeout=5).read()
+"""
+        )
+        self.hook.chmod(0o755)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -316,3 +373,51 @@ def test_renewal_info_absent_from_this_pebble_is_not_due(
     assert out["available"] is has_ari
     if not has_ari:
         assert out["due"] == {}
+
+
+@pytest.fixture(scope="module")
+def dns_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pebble, ChallTestSrv]]:
+    tmp = tmp_path_factory.mktemp("dns")
+    dns = ChallTestSrv(tmp)
+    server = Pebble(tmp, dns_port=dns.dns_port)
+    yield server, dns
+    server.stop()
+    dns.stop()
+
+
+def test_dns01_through_the_hook(dns_pebble: tuple[Pebble, ChallTestSrv], tmp_path: pathlib.Path) -> None:
+    pebble, dns = dns_pebble
+    conn = _connection(pebble, tmp_path)
+    key, csr = _csr(["ftp.dns01.test"])
+    out = acme.phase_challenges(
+        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook=str(dns.hook)
+    )
+    assert out["errors"] == {}
+    assert out["tokens"]["h1"] == []
+    done = acme.phase_certificates(
+        conn,
+        json.loads(json.dumps(out["orders"])),
+        challenge_type="dns-01",
+        timeout=60,
+        dns_hook=str(dns.hook),
+    )
+    assert done["errors"] == {}, done["errors"]
+    cert = pki.load_certificate(done["certificates"]["h1"])
+    assert pki.same_public_key(cert.public_key(), key.public_key())
+    assert pki.cert_sans(cert) == ["DNS:ftp.dns01.test"]
+    assert dns.log.read_text().splitlines() == [
+        "add _acme-challenge.ftp.dns01.test.",
+        "remove _acme-challenge.ftp.dns01.test.",
+    ]
+
+
+def test_dns01_hook_failure_is_the_hosts_sentence(
+    dns_pebble: tuple[Pebble, ChallTestSrv], tmp_path: pathlib.Path
+) -> None:
+    pebble, _dns = dns_pebble
+    conn = _connection(pebble, tmp_path)
+    _key, csr = _csr(["ftp2.dns01.test"])
+    out = acme.phase_challenges(
+        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook="/bin/false"
+    )
+    assert "the dns-01 hook `/bin/false add _acme-challenge.ftp2.dns01.test.` failed" in out["errors"]["h1"]
