@@ -7,7 +7,8 @@
 #     uses them: a container that is not ours keeps its network, and this script says so);
 #   - the kit's images localhost/ftpskit-debian:12 and :13;
 #   - in this checkout: the venvs (.venv, .venv-stock), lab/cache/ (debootstrap's .debs and root file
-#     systems), files/wheelhouse/, .cache/ (collections, Molecule), .pytest_cache, .ruff_cache.
+#     systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the collection
+#     link, Molecule), .ansible/, .pytest_cache, .ruff_cache.
 # It never removes other images, containers or networks, never runs `podman system reset`, and
 # leaves the machine's apt packages, /etc/containers and pip's cache alone (the CI run is made
 # with PIP_NO_CACHE_DIR=1 to prove it does not need that cache). Idempotent.
@@ -59,7 +60,7 @@ else
 fi
 
 cd "$root"
-for path in .venv .venv-stock lab/cache files/wheelhouse .cache .pytest_cache .ruff_cache; do
+for path in .venv .venv-stock lab/cache inventories/lab/.ftps-kit .cache .ansible .pytest_cache .ruff_cache; do
   if [[ -e $path ]]; then
     rm -rf -- "$path"
     echo "clean-lab: removed $root/$path"

@@ -18,6 +18,10 @@ gateway=10.213.8.1
 images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
 
 cd "$root"
+# The checkout is the collection ftpskit.ftps (ANSIBLE_COLLECTIONS_PATH in .config/molecule): the
+# link `make collection-link` makes, also when this script is run by hand after a clean.
+mkdir -p .cache/collections/ansible_collections/ftpskit
+ln -sfn ../../../.. .cache/collections/ansible_collections/ftpskit/ftps
 venv=${VENV:-$root/.venv}
 export PATH="$venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0

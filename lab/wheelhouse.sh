@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make wheelhouse`: the wheels the lab's servers install ftpsd from (Debian 12 = Python 3.11,
 # Debian 13 = Python 3.13, both x86_64 here). The build itself is the ftps_server role's
-# build-wheelhouse.sh, the same script the role runs on the controller for other fleets.
+# build-wheelhouse.sh, the same script the role runs on the controller for other fleets. Output:
+# the lab's data directory inventories/lab/.ftps-kit/wheelhouse (ftps_kit_data_dir, git-ignored).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 machine="$(uname -m)"
 targets=("${@:-3.11-$machine}")
 (($#)) || targets=("3.11-$machine" "3.13-$machine")
 exec bash "$root/roles/ftps_server/files/build-wheelhouse.sh" \
-  --src "$root/src" --out "$root/files/wheelhouse" "${targets[@]}"
+  --src "$root/src" --out "$root/inventories/lab/.ftps-kit/wheelhouse" "${targets[@]}"

@@ -170,7 +170,7 @@ account:
   returned: always
   type: dict
   sample:
-    key: .pki/acme/acme-v02.api.letsencrypt.org_directory/account.key
+    key: inventories/prod/.ftps-kit/pki/acme/acme-v02.api.letsencrypt.org_directory/account.key
     created: false
     registered: false
 """

@@ -50,8 +50,8 @@ author:
 
 EXAMPLES = r"""
 - name: Ensure the internal CA exists
-  ftps_pki_ca:
-    path: "{{ playbook_dir }}/../.pki/ca"
+  ftpskit.ftps.ftps_pki_ca:
+    path: "{{ inventory_dir }}/.ftps-kit/pki/ca"
     passphrase: "{{ vault_ftps_pki_ca_passphrase }}"
   delegate_to: localhost
   run_once: true
@@ -68,7 +68,7 @@ cert_path:
   description: Path of the CA certificate on the controller.
   returned: always
   type: str
-  sample: /srv/kit/.pki/ca/ca.pem
+  sample: /srv/kit/inventories/prod/.ftps-kit/pki/ca/ca.pem
 fingerprint_sha256:
   description: SHA-256 fingerprint of the CA certificate (lowercase hex, no separators).
   returned: when the CA exists
@@ -87,7 +87,7 @@ not_after:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     CA_KEY_TYPES,
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
