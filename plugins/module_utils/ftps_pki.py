@@ -784,8 +784,11 @@ def request(
     issuer: x509.Certificate | None,
     self_signed: bool,
     check_mode: bool,
+    extra_reasons: list[str] | None = None,
 ) -> dict[str, Any]:
     """Decide whether the host needs a new certificate; if so, stage a key and a CSR.
+
+    ``extra_reasons`` are reasons decided elsewhere (acme mode: the CA's renewal window, RFC 9773).
 
     A pending key (made earlier, never served) is reused while it has the wanted type, so an
     unsigned CSR stays stable across runs (external mode) and a failed run resumes cleanly.
@@ -803,6 +806,8 @@ def request(
         self_signed=self_signed,
         force=force,
     )
+    if cert is not None:
+        reasons += [reason for reason in extra_reasons or [] if reason]
     result: dict[str, Any] = {"reissue": bool(reasons), "reasons": reasons, "csr": "", "changed": False}
     result["diff"] = {"before": {"certificate": _summary(cert)}, "after": {"certificate": _summary(cert)}}
     if not reasons:

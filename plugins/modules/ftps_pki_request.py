@@ -60,6 +60,13 @@ options:
     description: The certificate is expected to be self-signed.
     type: bool
     default: false
+  extra_reasons:
+    description:
+      - Reasons to re-issue decided elsewhere, e.g. an ACME CA's renewal window (RFC 9773); they
+        count like the renewal rules when the host has a certificate.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -126,6 +133,7 @@ def main() -> None:
             "force": {"type": "bool", "default": False},
             "issuer": {"type": "str", "default": ""},
             "self_signed": {"type": "bool", "default": False},
+            "extra_reasons": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -145,6 +153,7 @@ def main() -> None:
             issuer=issuer,
             self_signed=params["self_signed"],
             check_mode=module.check_mode,
+            extra_reasons=params["extra_reasons"],
         )
     except PKIError as exc:
         module.fail_json(msg=f"{params['common_name']}: {exc}")

@@ -39,6 +39,8 @@ def sha256(path: pathlib.Path) -> str:
 
 def test_every_module_is_found() -> None:
     assert MODULES == [
+        "ftps_pki_acme",
+        "ftps_pki_acme_http01",
         "ftps_pki_ca",
         "ftps_pki_install",
         "ftps_pki_request",

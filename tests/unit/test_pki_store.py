@@ -197,3 +197,18 @@ def test_self_signed(store, ca) -> None:
     req2 = _request(store, ca, issuer=None, self_signed=True)
     assert not req2["reissue"]
     assert not pki.install(store, self_signed=True, common_name="srv1", sans=WANT["sans"])["changed"]
+
+
+def test_extra_reasons_renew_a_current_certificate(store, ca) -> None:
+    # acme mode: the CA's renewal window (ARI) is a reason decided on the controller.
+    _converge(store, ca)
+    ari = "ari: the CA suggests renewal between 2026-12-01T00:00:00Z and 2026-12-02T00:00:00Z"
+    req = _request(store, ca, extra_reasons=[ari, ""])
+    assert req["reissue"]
+    assert req["reasons"] == [ari]
+    assert req["csr"].startswith("-----BEGIN CERTIFICATE REQUEST")
+
+
+def test_extra_reasons_do_not_replace_missing(store, ca) -> None:
+    req = _request(store, ca, extra_reasons=["ari: window open"])
+    assert req["reasons"] == ["missing: no current certificate"]
