@@ -381,13 +381,13 @@ def test_config_change_reloads_and_port_change_would_restart(
     }
     try:
         output = run_playbook("site.yml", name, changed, *tags)
-        assert "RUNNING HANDLER [ftps_server : Reload ftpsd]" in output
-        assert "RUNNING HANDLER [ftps_server : Restart ftpsd]" not in output
+        assert "RUNNING HANDLER [ftpskit.ftps.ftps_server : Reload ftpsd]" in output
+        assert "RUNNING HANDLER [ftpskit.ftps.ftps_server : Restart ftpsd]" not in output
         assert server.check_output("systemctl show -P MainPID ftpsd") == pid
         assert "ftpsd reload test" in banner(client, name)
 
         output = run_playbook("site.yml", name, {"ftps_server_workers": 2}, *tags)
-        assert "RUNNING HANDLER [ftps_server : Restart ftpsd]" in output
+        assert "RUNNING HANDLER [ftpskit.ftps.ftps_server : Restart ftpsd]" in output
         assert server.check_output("systemctl show -P MainPID ftpsd") != pid
     finally:
         run_playbook("site.yml", name, {}, *tags)
