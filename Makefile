@@ -18,7 +18,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Every failing step says which one it was.
 step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
-.PHONY: help setup venv host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock
+COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
+
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,7 +31,12 @@ host: ## Host packages and podman configuration for the lab
 	$(call step,host packages and podman configuration)
 	bash lab/setup-host.sh || { echo "make: step 'host' (lab/setup-host.sh) failed" >&2; exit 1; }
 
-venv: $(VENV)/.stamp ## The controller virtualenv (newest Python 3.11+, ansible-core, test tools)
+venv: $(VENV)/.stamp collection-link ## The controller virtualenv (newest Python 3.11+, ansible-core, test tools)
+
+# The checkout is the collection ftpskit.ftps (galaxy.yml): ansible.cfg's collections_path (and
+# Molecule's ANSIBLE_COLLECTIONS_PATH) finds it through this relative link to the repository root.
+collection-link: ## Link .cache/collections/ansible_collections/ftpskit/ftps to this checkout
+	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
 
 $(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
 	$(call step,controller virtualenv)
@@ -55,7 +62,7 @@ lab-down: ## Remove the lab's containers and network (only ours)
 lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(call step,lint)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src library module_utils tests molecule || { echo "run: ruff format src library module_utils tests molecule" >&2; exit 1; }
+	$(BIN)/ruff format --check src plugins tests molecule || { echo "run: ruff format src plugins tests molecule" >&2; exit 1; }
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 
@@ -100,7 +107,7 @@ demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, pr
 	  || { echo "make: step 'demo' (ansible-playbook playbooks/site.yml) failed" >&2; exit 1; }
 
 clean: ## Remove the venv, caches and wheelhouse (not the lab images)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse
+	rm -rf $(VENV) .pytest_cache .ruff_cache .cache files/wheelhouse ftpskit-ftps-*.tar.gz
 
 clean-lab: ## Remove everything the kit made on this machine (its images, containers, networks, venv, caches); nothing else
 	$(call step,clean-lab: the kit's own images, containers, networks, venv and caches)

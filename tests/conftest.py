@@ -1,15 +1,22 @@
-"""Shared pytest setup: import our module_utils the way Ansible does on a host."""
+"""Shared pytest setup: this checkout is the collection ftpskit.ftps, imported as Ansible does."""
 
 from __future__ import annotations
 
 import pathlib
-
-import ansible.module_utils
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# `from ansible.module_utils.ftps_pki import ...` resolves to module_utils/ftps_pki.py, as it
-# does when Ansible ships a module to a host.
-_MODULE_UTILS = str(ROOT / "module_utils")
-if _MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_MODULE_UTILS)
+# `make collection-link` makes .cache/collections/ansible_collections/ftpskit/ftps a link to the
+# checkout; the same link here (relative, so a moved checkout keeps it) lets `pytest` run without
+# make. With .cache/collections on sys.path, `from ansible_collections.ftpskit.ftps.plugins.
+# module_utils.ftps_pki import ...` resolves to plugins/module_utils/ftps_pki.py, the name the
+# modules use on a host. `ansible_collections` is a namespace package: the `ansible` package's
+# collections in site-packages stay importable beside it.
+COLLECTIONS = ROOT / ".cache" / "collections"
+_LINK = COLLECTIONS / "ansible_collections" / "ftpskit" / "ftps"
+if not _LINK.is_symlink():
+    _LINK.parent.mkdir(parents=True, exist_ok=True)
+    _LINK.symlink_to("../../../..")
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))

@@ -1,6 +1,6 @@
 """Atomic file writes: the one implementation for the daemon, the client and our modules.
 
-Standard library only: ``module_utils/ftps_atomicfile.py`` is a symlink to this file, so
+Standard library only: ``plugins/module_utils/ftps_atomicfile.py`` is a symlink to this file, so
 Ansible ships it to hosts beside the modules that use it.
 """
 

@@ -1,6 +1,6 @@
 """FTPS client logic shared by the probe module, ``ftps-trust``, the tests and the benchmark.
 
-Standard library only: this file is also Ansible module_utils (``module_utils/ftps_client.py``
+Standard library only: this file is also Ansible module_utils (``plugins/module_utils/ftps_client.py``
 is a symlink to it), so it runs on any host with a Python 3.11+ and nothing else installed.
 It must not import anything from the ``ftpsd`` package.
 
@@ -38,10 +38,10 @@ import ssl
 import time
 from typing import Any
 
-# This file is also module_utils (a symlink): under Ansible the helper is
-# ansible.module_utils.ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
+# This file is also the collection's module_utils (a symlink): under Ansible the helper is
+# the collection's ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
 try:
-    from ansible.module_utils.ftps_atomicfile import atomic_write
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
 except ImportError:
     from ftpsd.atomicfile import atomic_write
 

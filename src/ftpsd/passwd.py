@@ -1,6 +1,6 @@
 """Password hashing and the users file of ftpsd (``/etc/ftpsd/users.json``).
 
-Standard library only: this file is also Ansible module_utils (``module_utils/ftps_passwd.py``
+Standard library only: this file is also Ansible module_utils (``plugins/module_utils/ftps_passwd.py``
 is a symlink to it), so the ``ftps_users`` role hashes and validates with the same code the
 daemon verifies with.
 
@@ -35,10 +35,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# This file is also module_utils (a symlink): under Ansible the helper is
-# ansible.module_utils.ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
+# This file is also the collection's module_utils (a symlink): under Ansible the helper is
+# the collection's ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
 try:
-    from ansible.module_utils.ftps_atomicfile import atomic_write
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
 except ImportError:
     from ftpsd.atomicfile import atomic_write
 

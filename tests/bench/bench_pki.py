@@ -25,12 +25,11 @@ import sys
 import tempfile
 import time
 
-import ansible.module_utils
-
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# module_utils resolve as ansible.module_utils.<name>, as on a host (and in tests/conftest.py).
-ansible.module_utils.__path__.append(str(REPO / "module_utils"))
-from ansible.module_utils import ftps_pki as pki  # noqa: E402
+# The collection's module_utils under the name the modules use (the link `make collection-link`
+# makes, as in tests/conftest.py).
+sys.path.insert(0, str(REPO / ".cache" / "collections"))
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki  # noqa: E402
 
 PLAYBOOK = """\
 - name: Sign every host's CSR in one call (the role's sign step)
@@ -83,8 +82,7 @@ def bench_playbook(ca_dir: str, requests: list[dict], work: pathlib.Path) -> flo
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LIBRARY": str(REPO / "library"),
-        "ANSIBLE_MODULE_UTILS": str(REPO / "module_utils"),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".cache" / "collections"),
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_FORKS": str(os.cpu_count() or 2),
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,

@@ -18,7 +18,11 @@ import sys
 import threading
 
 import pytest
-from ansible.module_utils.ftps_client import ProbeError, parse_certificate, probe
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+    ProbeError,
+    parse_certificate,
+    probe,
+)
 from cryptography.hazmat.primitives import hashes
 
 from tests.client_certs import make_ca, make_leaf
@@ -256,7 +260,7 @@ def _ansible_probe(args: dict, *, python: str, check: bool = False) -> dict:
         "-c",
         "local",
         "-m",
-        "ftps_probe",
+        "ftpskit.ftps.ftps_probe",
         "-a",
         json.dumps(args),
     ]

@@ -9,7 +9,7 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
     PinStore,
     PinStoreError,
     compare_pin,
@@ -214,7 +214,7 @@ def test_side_by_side_names_where_a_kit_pin_came_from(two_certs) -> None:
 
 
 def test_unparsable_certificate_still_yields_its_fingerprint() -> None:
-    from ansible.module_utils.ftps_client import _fields_or_fingerprint
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import _fields_or_fingerprint
 
     fields = _fields_or_fingerprint(b"\x30\x03\x02\x01\x01")
     assert (

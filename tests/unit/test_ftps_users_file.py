@@ -1,12 +1,16 @@
-"""module_utils/ftps_users_file.py: planning the users file from the inventory (ftps_users)."""
+"""plugins/module_utils/ftps_users_file.py: planning the users file from the inventory (ftps_users)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from ansible.module_utils.ftps_passwd import User, hash_password, verify_password
-from ansible.module_utils.ftps_users_file import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import (
+    User,
+    hash_password,
+    verify_password,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
     MASK,
     check_accounts,
     masked,

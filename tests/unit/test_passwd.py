@@ -1,4 +1,4 @@
-"""ftpsd.passwd: hashes and the users file (also module_utils/ftps_passwd.py)."""
+"""ftpsd.passwd: hashes and the users file (also plugins/module_utils/ftps_passwd.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ PBKDF2 = hash_password("correct horse", "pbkdf2-sha256")
 
 
 def test_module_utils_symlink_is_the_same_code() -> None:
-    from ansible.module_utils import ftps_passwd
+    from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_passwd
 
     assert os.path.realpath(ftps_passwd.__file__) == os.path.realpath(passwd.__file__)
 

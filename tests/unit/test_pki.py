@@ -1,4 +1,4 @@
-"""module_utils/ftps_pki: keys, SANs, serials, signing, chains, the renewal rules, the store."""
+"""plugins/module_utils/ftps_pki: keys, SANs, serials, signing, chains, the renewal rules, the store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pathlib
 import stat
 
 import pytest
-from ansible.module_utils import ftps_pki as pki
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 

@@ -1,4 +1,4 @@
-"""module_utils/ftps_pki host side: request → sign → install, generations, check mode, rejection."""
+"""plugins/module_utils/ftps_pki host side: request → sign → install, generations, check mode, rejection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pathlib
 import stat
 
 import pytest
-from ansible.module_utils import ftps_pki as pki
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,11 @@ import datetime as dt
 import hashlib
 
 import pytest
-from ansible.module_utils.ftps_client import CertificateParseError, parse_certificate, pem_to_der
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+    CertificateParseError,
+    parse_certificate,
+    pem_to_der,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa

@@ -80,13 +80,12 @@ def client() -> testinfra.host.Host:
 
 
 def ansible_env(**extra: str) -> dict[str, str]:
-    """Environment for running ansible/ansible-playbook from a test: our roles, modules and
-    module_utils (Molecule's own ansible.cfg is not the project's)."""
+    """Environment for running ansible/ansible-playbook from a test: the collection ftpskit.ftps
+    (this checkout, linked by `make collection-link`; Molecule's own ansible.cfg is not the
+    project's)."""
     return dict(
         os.environ,
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_LIBRARY=str(ROOT / "library"),
-        ANSIBLE_MODULE_UTILS=str(ROOT / "module_utils"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
         **extra,
     )
 

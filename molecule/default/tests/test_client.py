@@ -2,7 +2,7 @@
 
 State: the fleet CA sits in the client's system trust store (file + bundle + hashed link), the
 pin file matches the served certificates, ftps-trust is on the PATH. Behaviour, from the client
-to every server: ftps_probe (run by ansible, as site.yml does) verifies chain, hostname, pin and
+to every server: ftpskit.ftps.ftps_probe (run by ansible, as site.yml does) verifies chain, hostname, pin and
 a round trip on a reused TLS session; ftps-trust says each certificate chains to a trusted CA;
 curl and lftp verify with the system store alone (no --cacert), and refuse a name the
 certificate does not cover, so verification is really on.
@@ -100,7 +100,7 @@ def run_probe(client_name: str, args: dict) -> dict:
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
             "-m",
-            "ftps_probe",
+            "ftpskit.ftps.ftps_probe",
             "-a",
             json.dumps(args),
         ],

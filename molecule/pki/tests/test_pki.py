@@ -6,14 +6,15 @@ import hashlib
 import json
 import os
 import pathlib
+import sys
 
-import ansible.module_utils
 import pytest
 
-# module_utils resolve as ansible.module_utils.<name>, as on a host (tests/conftest.py does the
-# same for the unit tests; Molecule's pytest run does not see that conftest).
-ansible.module_utils.__path__.append(str(pathlib.Path(__file__).resolve().parents[3] / "module_utils"))
-from ansible.module_utils import ftps_pki as pki  # noqa: E402
+# The collection's module_utils under the name the modules use (the link `make collection-link`
+# makes; tests/conftest.py does the same for the unit tests, which Molecule's pytest run does not
+# see).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / ".cache" / "collections"))
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
 
 PKI = "/etc/ftps-kit/pki"
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"

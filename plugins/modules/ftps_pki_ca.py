@@ -50,7 +50,7 @@ author:
 
 EXAMPLES = r"""
 - name: Ensure the internal CA exists
-  ftps_pki_ca:
+  ftpskit.ftps.ftps_pki_ca:
     path: "{{ playbook_dir }}/../.pki/ca"
     passphrase: "{{ vault_ftps_pki_ca_passphrase }}"
   delegate_to: localhost
@@ -87,7 +87,7 @@ not_after:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     CA_KEY_TYPES,
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,

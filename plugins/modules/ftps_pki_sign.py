@@ -66,7 +66,7 @@ author:
 
 EXAMPLES = r"""
 - name: Sign the CSRs of every host in one call
-  ftps_pki_sign:
+  ftpskit.ftps.ftps_pki_sign:
     ca_path: "{{ ftps_pki_ca_dir }}"
     requests: >-
       {{ ansible_play_hosts | map('extract', hostvars, '__ftps_pki_sign_request')
@@ -99,7 +99,7 @@ signed:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
     CertificateAuthority,

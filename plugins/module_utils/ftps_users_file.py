@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible.module_utils.ftps_passwd import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import (
     PERMS,
     SCHEMES,
     User,

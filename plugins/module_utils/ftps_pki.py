@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from ansible.module_utils.ftps_atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
 
 CRYPTOGRAPHY_IMP_ERR: str | None = None
 try:

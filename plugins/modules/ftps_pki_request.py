@@ -74,7 +74,7 @@ author:
 
 EXAMPLES = r"""
 - name: Make a key and a CSR if the certificate needs re-issue
-  ftps_pki_request:
+  ftpskit.ftps.ftps_pki_request:
     common_name: "{{ inventory_hostname }}"
     sans: ["{{ inventory_hostname }}", "{{ ansible_facts.fqdn }}", "10.213.0.11"]
     key_type: ecdsa-p256
@@ -102,7 +102,7 @@ csr:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
     KEY_TYPES,

@@ -15,7 +15,7 @@ description:
     the certificate with a pin, and returns the certificate's fields.
   - With credentials, logs in and proves a data connection on a reused TLS session (a listing),
     and optionally a round trip (upload, download, SHA-256 comparison, delete).
-  - Standard library only on the host; the logic lives in C(module_utils/ftps_client.py).
+  - Standard library only on the host; the logic lives in C(plugins/module_utils/ftps_client.py).
   - Every failure (unknown CA, pin mismatch, hostname not in the SANs, expired certificate,
     server without TLS, login refused, data connection refused) fails the task with a sentence
     saying what is wrong, and C(error_kind) naming the case.
@@ -103,7 +103,7 @@ author:
 
 EXAMPLES = r"""
 - name: Verify the server against the system trust store and prove a round trip
-  ftps_probe:
+  ftpskit.ftps.ftps_probe:
     host: ftp1.example.internal
     username: probe
     password: "{{ vault_probe_password }}"
@@ -111,7 +111,7 @@ EXAMPLES = r"""
   no_log: false
 
 - name: Check the implicit port against the fleet CA and the pinned certificate
-  ftps_probe:
+  ftpskit.ftps.ftps_probe:
     host: 10.213.0.11
     server_hostname: ftp1.example.internal
     implicit: true
@@ -120,7 +120,7 @@ EXAMPLES = r"""
       fingerprint_sha256: "{{ hostvars['ftp1'].ftps_pki_certificate.fingerprint_sha256 }}"
 
 - name: A self-signed server trusted through its pin only
-  ftps_probe:
+  ftpskit.ftps.ftps_probe:
     host: legacy.example.internal
     validate_certs: false
     pin_file: /etc/ftps-trust/known_servers.json
@@ -189,7 +189,12 @@ error_kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ftps_client import PinStore, PinStoreError, ProbeError, probe
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+    PinStore,
+    PinStoreError,
+    ProbeError,
+    probe,
+)
 
 
 def main() -> None:

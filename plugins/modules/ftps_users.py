@@ -82,7 +82,7 @@ author:
 
 EXAMPLES = r"""
 - name: Manage FTPS users
-  ftps_users:
+  ftpskit.ftps.ftps_users:
     path: /etc/ftpsd/users.json
     owner: root
     group: ftpsd
@@ -135,8 +135,8 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ftps_passwd import UsersFileError
-from ansible.module_utils.ftps_users_file import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import UsersFileError
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
     check_accounts,
     masked,
     parse_current,

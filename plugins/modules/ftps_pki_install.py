@@ -86,14 +86,14 @@ author:
 
 EXAMPLES = r"""
 - name: Install the signed certificate
-  ftps_pki_install:
+  ftpskit.ftps.ftps_pki_install:
     certificate: "{{ __ftps_pki_sign.certificates[inventory_hostname] }}"
     chain: "{{ __ftps_pki_sign.chain }}"
     required_names: ["{{ inventory_hostname }}"]
   notify: ftps certificate changed
 
 - name: Install an operator-provided certificate and key
-  ftps_pki_install:
+  ftpskit.ftps.ftps_pki_install:
     certificate: "{{ vault_ftps_cert }}"
     private_key: "{{ vault_ftps_key }}"
     chain: "{{ vault_ftps_chain }}"
@@ -123,7 +123,7 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
     PKIError,

@@ -1,0 +1,1 @@
+../../src/ftpsd/client.py

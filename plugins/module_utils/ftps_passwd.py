@@ -1,0 +1,1 @@
+../../src/ftpsd/passwd.py

@@ -1,0 +1,121 @@
+"""The checkout is the collection ftpskit.ftps: every module documents itself, and the built
+tarball installs into a working collection (real module_utils code, roles, playbooks, ftpsd)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
+# plugins/module_utils/<name> -> the daemon's file it links to (one implementation, two names).
+SHARED = {
+    "ftps_atomicfile.py": "atomicfile.py",
+    "ftps_client.py": "client.py",
+    "ftps_passwd.py": "passwd.py",
+}
+
+
+def run(argv: list[str], cwd: pathlib.Path, collections: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run an ansible command in ``cwd`` (outside the checkout) with an empty ansible.cfg and only
+    ``collections`` as collections path: nothing of the project's configuration helps it."""
+    config = cwd / "ansible.cfg"
+    config.touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(config))
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_module_is_found() -> None:
+    assert MODULES == [
+        "ftps_pki_ca",
+        "ftps_pki_install",
+        "ftps_pki_request",
+        "ftps_pki_sign",
+        "ftps_probe",
+        "ftps_users",
+    ]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_from_the_checkout(module: str, tmp_path: pathlib.Path) -> None:
+    # tests/conftest.py made the link .cache/collections/ansible_collections/ftpskit/ftps.
+    result = run(
+        [str(BIN / "ansible-doc"), f"ftpskit.ftps.{module}"], tmp_path, ROOT / ".cache" / "collections"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"ftpskit.ftps.{module}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    """(tarball, installed collection dir) from `ansible-galaxy collection build` + `install`."""
+    work = tmp_path_factory.mktemp("collection")
+    build = run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", str(ROOT), "--output-path", str(work)],
+        work,
+        work / "none",
+    )
+    assert build.returncode == 0, build.stderr
+    tarball = work / "ftpskit-ftps-0.1.0.tar.gz"
+    install = run(
+        [str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(work / "coll")],
+        work,
+        work / "coll",
+    )
+    assert install.returncode == 0, install.stderr
+    return tarball, work / "coll" / "ansible_collections" / "ftpskit" / "ftps"
+
+
+def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathlib.Path]) -> None:
+    tarball, _ = installed
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    for module in MODULES:
+        assert f"plugins/modules/{module}.py" in names
+    for role in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client"):
+        assert f"roles/{role}/tasks/main.yml" in names
+    assert {"playbooks/site.yml", "meta/runtime.yml", "LICENSE", "src/pyproject.toml"} <= names
+    assert "roles/ftps_server/files/build-wheelhouse.sh" in names
+    assert not [
+        n for n in names if n.split("/")[0] in {".cache", ".venv", ".pki", ".ftps-kit", "files", "lab"}
+    ]
+
+
+def test_installed_module_utils_are_the_daemons_code(installed: tuple[pathlib.Path, pathlib.Path]) -> None:
+    _, coll = installed
+    for name, target in SHARED.items():
+        path = coll / "plugins" / "module_utils" / name
+        # A link inside the collection (galaxy keeps those) that resolves to the shipped source.
+        assert path.resolve() == (coll / "src" / "ftpsd" / target).resolve(), name
+        assert sha256(path) == sha256(ROOT / "src" / "ftpsd" / target), name
+    for module in MODULES:
+        assert sha256(coll / "plugins" / "modules" / f"{module}.py") == sha256(
+            ROOT / "plugins" / "modules" / f"{module}.py"
+        )
+
+
+def test_ansible_doc_from_the_installed_collection(
+    installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    _, coll = installed
+    argv = [str(BIN / "ansible-doc"), *(f"ftpskit.ftps.{m}" for m in MODULES)]
+    result = run(argv, tmp_path, coll.parents[2])
+    assert result.returncode == 0, result.stderr
+    for module in MODULES:
+        assert f"ftpskit.ftps.{module}" in result.stdout
+    listing = run([str(BIN / "ansible-doc"), "-t", "role", "-l", "ftpskit.ftps"], tmp_path, coll.parents[2])
+    assert listing.returncode == 0, listing.stderr
+    for role in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client"):
+        assert f"ftpskit.ftps.{role}" in listing.stdout
