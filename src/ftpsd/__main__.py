@@ -1,7 +1,10 @@
 """Command line: ``ftpsd --config PATH`` runs the daemon, ``ftpsd check-config PATH`` validates.
 
 ``ftpsd reload`` asks the running daemon to reload and waits for every worker's answer (the
-unit's ExecReload). ``ftpsd hash-password`` reads a password from stdin and prints its hash.
+unit's ExecReload) and, with ``--metrics-out``, refreshes the metrics textfile afterwards.
+``ftpsd status`` says what the daemon serves and whether it is the deployed certificate;
+``ftpsd metrics`` writes a Prometheus textfile. ``ftpsd hash-password`` reads a password from
+stdin and prints its hash.
 """
 
 from __future__ import annotations
@@ -53,6 +56,30 @@ def _reload(config_path: str, pid: int | None, timeout: float) -> int:
     return 0
 
 
+def _status(config_path: str, as_json: bool) -> int:
+    import json
+
+    from ftpsd.status import collect, format_status
+
+    info = collect(config_path)
+    if as_json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        print("\n".join(format_status(info)))
+    return 0 if info["running"] and info["served_matches_deployed"] else 1
+
+
+def _metrics(config_path: str, out: str, renew_before_days: int) -> int:
+    from ftpsd.metrics import write
+
+    try:
+        write(config_path, out, renew_before_days)
+    except OSError as err:
+        print(f"ftpsd: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ftpsd", description="Hardened, reloadable FTPS daemon.")
     parser.add_argument("--version", action="version", version=f"ftpsd {__version__}")
@@ -72,13 +99,38 @@ def main(argv: list[str] | None = None) -> int:
     reload.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for every worker (default 30)"
     )
+    reload.add_argument("--metrics-out", help="after the reload (applied or not), rewrite this textfile")
+    reload.add_argument("--renew-before-days", type=int, default=30, help=argparse.SUPPRESS)
+    status = sub.add_parser(
+        "status",
+        help="what each worker serves, and whether it is the deployed certificate;"
+        " exit 0 only if running and serving the deployed certificate",
+    )
+    status.add_argument("--config", default=argparse.SUPPRESS, help="the daemon's configuration")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    metrics = sub.add_parser("metrics", help="write a Prometheus textfile (node_exporter textfile collector)")
+    metrics.add_argument("--config", default=argparse.SUPPRESS, help="the daemon's configuration")
+    metrics.add_argument("--out", required=True, help="the .prom file to write (atomically)")
+    metrics.add_argument(
+        "--renew-before-days",
+        type=int,
+        default=30,
+        help="the PKI's renewal window, ftps_pki_renew_before_days (default 30)",
+    )
     hashp = sub.add_parser("hash-password", help="hash a password read from stdin")
     hashp.add_argument("--scheme", default="scrypt", choices=("scrypt", "pbkdf2-sha256"))
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check(args.path)
     if args.command == "reload":
-        return _reload(args.config, args.pid, args.timeout)
+        code = _reload(args.config, args.pid, args.timeout)
+        if args.metrics_out:
+            _metrics(args.config, args.metrics_out, args.renew_before_days)
+        return code
+    if args.command == "status":
+        return _status(args.config, args.json)
+    if args.command == "metrics":
+        return _metrics(args.config, args.out, args.renew_before_days)
     if args.command == "hash-password":
         return _hash_password(args.scheme)
     from ftpsd.daemon import run

@@ -326,6 +326,21 @@ def peek_runtime_dir(path: str) -> str:
     return value if isinstance(value, str) else ServerConfig.runtime_dir
 
 
+def peek_tls(path: str) -> TLSConfig:
+    """``tls.certfile``/``keyfile``/``chainfile`` of a configuration file (defaults where absent
+    or unreadable): ``ftpsd status`` and ``ftpsd metrics`` compare the deployed certificate with
+    the one served even when the rest of the file would not validate."""
+    try:
+        with open(path, "rb") as handle:
+            tls = tomllib.load(handle).get("tls", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return TLSConfig()
+    if not isinstance(tls, dict):
+        return TLSConfig()
+    keys = ("certfile", "keyfile", "chainfile")
+    return TLSConfig(**{k: tls[k] for k in keys if isinstance(tls.get(k), str)})
+
+
 def check_config(path: str) -> tuple[Config | None, list[str]]:
     """Full check: the document, the TLS material and the users file. Returns (config, problems)."""
     try:

@@ -32,15 +32,17 @@ from dataclasses import dataclass
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
+from ftpsd import notify
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError, check_config
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import LeftoverSweep
 from ftpsd.passwd import load_users
-from ftpsd.status import DaemonStatus
-from ftpsd.tls import build_context, load_material
+from ftpsd.status import DaemonStatus, certificate_summary
+from ftpsd.tls import TLSMaterial, build_context, load_material
 
 log = logging.getLogger("ftpsd")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -48,7 +50,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    formatter = PriorityFormatter if stderr_is_journal() else logging.Formatter
+    handler.setFormatter(formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -67,6 +70,8 @@ class Loaded:
     directory: str
     users: int
     homes: tuple[str, ...]
+    material: TLSMaterial | None = None
+    loaded_at: float = 0.0  # time.time() when the files were read
 
 
 def load_everything(path: str) -> Loaded:
@@ -85,8 +90,12 @@ def load_everything(path: str) -> Loaded:
         directory=material.directory,
         users=len(users),
         homes=tuple(user.home for user in users),
+        material=material,
+        loaded_at=time.time(),
     )
 
+
+_SESSIONS_EVERY = 5.0  # seconds between checks whether the status file's session count is stale
 
 # Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
 _RESTART_ONLY = ("listen", "control_port", "implicit_port", "workers", "runtime_dir")
@@ -152,6 +161,9 @@ class Worker:
         self._hup = False
         self._recount = False
         self._stop = False
+        self.last_reload: dict | None = None  # ok/refused, message, time of the latest reload
+        self._last_report: tuple[list[str], list[str]] = ([], [])
+        self._reported_sessions = 0
         self.apply(loaded, first=True)  # handlers need their TLS context before a server exists
         self.servers = _servers(listeners)
         self._apply_limits(loaded.config)
@@ -226,11 +238,21 @@ class Worker:
             problems = getattr(exc, "problems", None) or [str(exc)]
             for line in problems:
                 log.error("reload failed, keeping the current configuration: %s", line)
+            # A reload also means "reopen the xferlog" (logrotate's postrotate): even when refused.
+            self._open_xferlog(self.loaded.config.logging.xferlog)
         else:
             warnings = self.apply(loaded)
+        self.last_reload = {
+            "result": "refused" if problems else "ok",
+            "message": "; ".join(problems or warnings),
+            "time": time.time(),
+        }
         self.report(problems, warnings)
 
     def report(self, problems: list[str], warnings: list[str]) -> None:
+        self._last_report = (problems, warnings)
+        self._reported_sessions = len(self.runtime.sessions)
+        material = self.loaded.material
         self.status.report(
             self.index,
             self.generation,
@@ -239,6 +261,13 @@ class Worker:
             fingerprint=self.loaded.fingerprint,
             directory=self.loaded.directory,
             users=self.loaded.users,
+            certificate=(
+                certificate_summary(material.cert, material.chain, self.loaded.loaded_at)
+                if material
+                else None
+            ),
+            sessions=self._reported_sessions,
+            last_reload=self.last_reload,
         )
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -258,8 +287,10 @@ class Worker:
             self.reload()
         else:
             self.report([], [])
+        if self.main:
+            notify.ready(f"serving certificate sha256={self.loaded.fingerprint}")
 
-    def serve(self, *, reload_first: bool = False) -> int:
+    def serve(self, *, reload_first: bool = False) -> int:  # noqa: PLR0912 - one serving loop
         """Serve until SIGTERM/SIGINT. ``reload_first``: read the files again before reporting
         (a replacement worker: the supervisor's copy of the state may be older)."""
         signal.signal(signal.SIGHUP, self._on_signal)
@@ -280,6 +311,7 @@ class Worker:
         if self.sweep is not None:
             threading.Thread(target=self.sweep.run, name="leftover-sweep", daemon=True).start()
         timeout = 0.5
+        next_count = time.monotonic() + _SESSIONS_EVERY
         try:
             while not self._stop:
                 try:
@@ -295,9 +327,18 @@ class Worker:
                 if self._hup:
                     self._hup = False
                     if self.main:
+                        notify.reloading("reloading")
                         self.status.request()
                     self.reload()
+                    if self.main:
+                        notify.ready(f"serving certificate sha256={self.loaded.fingerprint}")
+                if time.monotonic() >= next_count:
+                    next_count = time.monotonic() + _SESSIONS_EVERY
+                    if len(self.runtime.sessions) != self._reported_sessions:
+                        self.report(*self._last_report)
         finally:
+            if self.main:
+                notify.stopping()
             log.info("shutting down (pid %d)", os.getpid())
             if self.main:
                 self.status.remove()
@@ -392,10 +433,17 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
     sweep: LeftoverSweep | None = LeftoverSweep(loaded.homes, start_time)
     restarts = 0
     exit_code = 0
+    # systemd (Type=notify): READY=1 once every worker reported this generation (start: 0).
+    awaited: int | None = status.generation
     while children:
+        if awaited is not None and status.reported(awaited):
+            awaited = None
+            notify.ready(f"{workers} workers serving, reload generation {status.generation}")
         if hup:
             hup = False
+            notify.reloading(f"reloading: generation {status.generation + 1}")
             generation = status.request()  # published before any worker hears of it
+            awaited = generation
             log.info("SIGHUP: reload request %d, forwarding to workers %s", generation, sorted(children))
             for pid in children:
                 os.kill(pid, signal.SIGHUP)
@@ -442,6 +490,7 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
     for sock, _ in listeners:
         sock.close()
     status.remove()
+    notify.stopping()
     log.info("supervisor: all workers exited")
     return exit_code
 

@@ -145,6 +145,9 @@ class DaemonStatus:
         fingerprint: str,
         directory: str,
         users: int,
+        certificate: dict | None = None,
+        sessions: int = 0,
+        last_reload: dict | None = None,
     ) -> None:
         """What worker ``index`` made of ``generation``, and what it serves now."""
         self._write(
@@ -159,8 +162,44 @@ class DaemonStatus:
                 "fingerprint": fingerprint,
                 "directory": directory,
                 "users": users,
+                "certificate": certificate or {},
+                "sessions": sessions,
+                "last_reload": last_reload,
             },
         )
+
+    def reported(self, generation: int) -> bool:
+        """Whether every worker of this run reported ``generation`` or a later one (True when
+        nothing is published: there is nothing to wait for)."""
+        if not self.directory:
+            return True
+        for index in range(self.workers):
+            report = _read_json(os.path.join(self.directory, _WORKER_FILE.format(index))) or {}
+            if not _answers(report, self.instance, generation):
+                return False
+        return True
+
+
+def certificate_summary(cert, chain=(), loaded_at: float | None = None) -> dict:
+    """What status files, ``ftpsd status`` and the metrics say about one certificate
+    (``cert``: a cryptography x509.Certificate; fingerprint in :func:`ftpsd.tls.fingerprint`'s
+    format)."""
+    from ftpsd.tls import fingerprint
+
+    leaf = fingerprint(cert)
+    others = [c for c in chain if fingerprint(c) != leaf]  # a chain file may repeat the leaf
+    summary = {
+        "fingerprint": leaf,
+        "serial": format(cert.serial_number, "X"),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": cert.not_valid_before_utc.timestamp(),
+        "not_after": cert.not_valid_after_utc.timestamp(),
+        "chain_not_after": min((c.not_valid_after_utc.timestamp() for c in others), default=None),
+    }
+    if loaded_at is not None:
+        summary["loaded_at"] = loaded_at
+    return summary
 
 
 # --- `ftpsd reload` ------------------------------------------------------------------------
@@ -307,3 +346,124 @@ def _outcome(reports: list[dict], workers: int) -> ReloadResult:
         ),
         warnings=warnings,
     )
+
+
+# --- `ftpsd status` and `ftpsd metrics`: what runs, what is deployed ------------------------
+def deployed_certificate(config_path: str) -> tuple[dict | None, str]:
+    """The certificate (and chain) on disk that the configuration names, as
+    :func:`certificate_summary`; or (None, why not)."""
+    from cryptography import x509
+
+    from ftpsd.config import peek_tls
+    from ftpsd.tls import resolve_paths
+
+    _, cert_path, _, chain_path = resolve_paths(peek_tls(config_path))
+    try:
+        with open(cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificates(handle.read())[0]
+        chain: list = []
+        if chain_path and os.path.exists(chain_path):
+            with open(chain_path, "rb") as handle:
+                chain = x509.load_pem_x509_certificates(handle.read())
+    except OSError as err:
+        return None, f"cannot read {err.filename}: {err.strerror or err}"
+    except ValueError:
+        return None, f"{cert_path} or {chain_path} holds no PEM certificate"
+    summary = certificate_summary(cert, chain)
+    summary["path"] = cert_path
+    return summary, ""
+
+
+def collect(config_path: str) -> dict:
+    """Everything ``ftpsd status --json`` prints: the running daemon (from the runtime_dir), each
+    worker's report, the deployed certificate, and whether every worker serves it."""
+    from ftpsd.config import peek_runtime_dir
+
+    directory = peek_runtime_dir(config_path)
+    daemon = _daemon(_read_json(os.path.join(directory, DAEMON_FILE))) if directory else None
+    running = daemon is not None and _alive(daemon["pid"])
+    workers: list[dict] = []
+    if running:
+        for index in range(daemon["workers"]):
+            report = _read_json(os.path.join(directory, _WORKER_FILE.format(index))) or {}
+            if report.get("instance") != daemon["instance"]:
+                workers.append({"index": index, "reported": False})
+                continue
+            workers.append(
+                {
+                    "index": index,
+                    "reported": True,
+                    "pid": report.get("pid"),
+                    "generation": report.get("generation"),
+                    "certificate": report.get("certificate") or {"fingerprint": report.get("fingerprint")},
+                    "directory": report.get("directory"),
+                    "users": report.get("users"),
+                    "sessions": report.get("sessions", 0),
+                    "last_reload": report.get("last_reload"),
+                    "problems": report.get("problems", []),
+                }
+            )
+    deployed, why = deployed_certificate(config_path)
+    served = {w["certificate"].get("fingerprint") for w in workers if w.get("reported")}
+    matches = None
+    if running and deployed is not None and workers and all(w["reported"] for w in workers):
+        matches = served == {deployed["fingerprint"]}
+    return {
+        "config": config_path,
+        "runtime_dir": directory,
+        "running": running,
+        "daemon": {k: daemon[k] for k in ("pid", "instance", "workers", "generation")} if running else None,
+        "workers": workers,
+        "sessions": sum(w.get("sessions", 0) for w in workers),
+        "deployed": deployed,
+        "deployed_error": why,
+        "served_matches_deployed": matches,
+    }
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+
+
+def format_status(info: dict) -> list[str]:
+    """``ftpsd status`` for people: one fact a line."""
+    lines = []
+    if not info["running"]:
+        where = info["runtime_dir"] or "(runtime_dir off)"
+        lines.append(f"daemon: not running (no live daemon status in {where})")
+    else:
+        d = info["daemon"]
+        lines.append(f"daemon: pid {d['pid']}, {d['workers']} worker(s), reload generation {d['generation']}")
+    for w in info["workers"]:
+        if not w["reported"]:
+            lines.append(f"worker {w['index']}: not serving yet (no report)")
+            continue
+        c = w["certificate"]
+        last = w["last_reload"]
+        reload_text = (
+            "none since start"
+            if not last
+            else f"{last['result']} at {_when(last['time'])}"
+            + (f": {last['message']}" if last["message"] else "")
+        )
+        lines += [
+            f"worker {w['index']}: pid {w['pid']}, generation {w['generation']},"
+            f" {w['sessions']} session(s) open",
+            f"  certificate sha256={c.get('fingerprint')} serial={c.get('serial', '-')}",
+            f"  not after {_when(c.get('not_after'))}, loaded {_when(c.get('loaded_at'))}"
+            f" from {w['directory']}",
+            f"  last reload: {reload_text}",
+        ]
+    dep = info["deployed"]
+    if dep is None:
+        lines.append(f"deployed certificate: unknown ({info['deployed_error']})")
+    else:
+        lines.append(
+            f"deployed certificate: {dep['path']} sha256={dep['fingerprint']} serial={dep['serial']}"
+            f" not after {_when(dep['not_after'])}"
+        )
+    matches = info["served_matches_deployed"]
+    lines.append(f"served matches deployed: {'unknown' if matches is None else 'yes' if matches else 'no'}")
+    return lines

@@ -42,7 +42,7 @@ pip=("$PYTHON" -m pip --disable-pip-version-check)
 pin() { "$PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
 if [[ -z "${FTPSD_PINS:-}" ]]; then
   FTPSD_PINS=""
-  for dist in pyftpdlib pyOpenSSL; do
+  for dist in pyftpdlib pyOpenSSL prometheus_client; do
     version="$(pin "$dist")"
     FTPSD_PINS+="${dist}${version:+==$version} "
   done
