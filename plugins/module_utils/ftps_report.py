@@ -64,7 +64,7 @@ def _memory(status: Any) -> tuple[list[str], str]:
     return fps, "" if fps else "no worker reported a certificate"
 
 
-def build_row(
+def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in memory, each port)
     host: str,
     *,
     deployed_pem: str | None,
