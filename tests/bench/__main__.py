@@ -24,7 +24,7 @@ from tests.bench import clients as C
 from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, make_random_file, openssl_speed
 from tests.bench.env import sha256_file as sha
 from tests.bench.report import render
-from tests.bench.servers import SERVERS, Ftpsd, Server
+from tests.bench.servers import SERVERS, Ftpsd, FtpsdBaseline, Server
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="give ftpsd's user an scrypt hash with this ln instead of ftpsd's default (what-if runs)",
     )
+    p.add_argument(
+        "--baseline",
+        default="",
+        help="git ref of an earlier ftpsd, run beside the current one as server 'ftpsd-base' "
+        "(before/after ratios from one run)",
+    )
     p.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     a = p.parse_args(argv)
     quick = a.quick
@@ -75,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.only = set(a.only.split(",")) - {""} or {"dl", "ul", "small", "conc", "idle"}
     if a.output is None and not quick:
         a.output = str(REPO / "docs" / "benchmark.md")
+    if a.baseline and "ftpsd-base" not in a.servers:
+        a.servers.insert(1, "ftpsd-base")
     for s in a.servers:
         if s not in SERVERS:
             p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
@@ -260,6 +268,8 @@ class Bench:
         for s in servers:
             if isinstance(s, Ftpsd) and a.ftpsd_scrypt_ln:
                 s.scrypt_ln = a.ftpsd_scrypt_ln
+            if isinstance(s, FtpsdBaseline):
+                s.ref = a.baseline
         for s in servers:
             self.populate(s)
         try:

@@ -166,7 +166,7 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
     if a.note:
         lines += ["", f"Note: {a.note}"]
     lines += ["", "## Results", ""]
-    ratio_cols = [s for s in ("vsftpd", "pyftpdlib") if s in servers and "ftpsd" in servers]
+    ratio_cols = [s for s in ("ftpsd-base", "vsftpd", "pyftpdlib") if s in servers and "ftpsd" in servers]
     head = ["Measure", "Client", *servers, "unit"] + [f"ftpsd/{s}" for s in ratio_cols]
     if "ftpsd" in servers:
         head.append("ftpsd target")

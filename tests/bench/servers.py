@@ -28,7 +28,12 @@ from tests.bench.env import BenchEnv, BenchError, CpuCgroup, crypt_cost, ensure_
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 # Ports outside the ephemeral range (32768-60999 here), one block per server.
-PORTS = {"ftpsd": (20121, (61000, 62999)), "vsftpd": (20221, (63000, 64999)), "pyftpdlib": (20321, None)}
+PORTS = {
+    "ftpsd": (20121, (61000, 62999)),
+    "vsftpd": (20221, (63000, 64999)),
+    "pyftpdlib": (20321, None),
+    "ftpsd-base": (20421, (65000, 65499)),
+}
 
 VSFTPD_CONF = """\
 # ftpsbench: vsftpd configured like ftpsd's defaults (TLS required, session reuse required).
@@ -247,4 +252,37 @@ class Ftpsd(Server):
         return f"$scrypt$ln={ln},r=8,p=1${b64(salt)}${b64(digest)}"
 
 
-SERVERS: dict[str, type[Server]] = {"ftpsd": Ftpsd, "vsftpd": Vsftpd, "pyftpdlib": StockPyftpdlib}
+class FtpsdBaseline(Ftpsd):
+    """ftpsd as it was at another commit (``--baseline REF``), for before/after ratios in one run.
+
+    ``git archive REF src/ftpsd`` is unpacked into the server's work directory and put first on
+    PYTHONPATH; the configuration, users file and certificate are the same as for ``ftpsd``.
+    """
+
+    name = "ftpsd-base"
+    ref = ""  # set by tests.bench from --baseline
+
+    def prepare(self) -> list[str]:
+        argv = super().prepare()
+        if not self.ref:
+            raise BenchError("ftpsd-base needs --baseline REF (a git commit of this repository)")
+        tree = self.workdir / "baseline"
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", self.ref, "src/ftpsd"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        self.source = tree / "src"
+        return [sys.executable, "-m", "ftpsd", *argv[argv.index("--config") :]]
+
+    def environ(self) -> dict[str, str]:
+        return dict(os.environ, PYTHONPATH=str(self.source))
+
+
+SERVERS: dict[str, type[Server]] = {
+    "ftpsd": Ftpsd,
+    "vsftpd": Vsftpd,
+    "pyftpdlib": StockPyftpdlib,
+    "ftpsd-base": FtpsdBaseline,
+}
