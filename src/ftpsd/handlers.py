@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
-from pyftpdlib.handlers import PassiveDTP, TLS_FTPHandler
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import AsyncChat
 
 from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
