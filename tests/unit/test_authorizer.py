@@ -278,3 +278,67 @@ def test_limits_record_lock_excludes_forked_workers() -> None:
         limits.connect("192.0.2.1", 0, 0, 600)
     os.waitpid(pid, 0)
     assert limits.sessions("192.0.2.1") == 600
+
+
+# -- timing: an unknown name costs the same KDF as a known one ----------------------------------
+
+
+def _recording(monkeypatch) -> list[tuple[str, dict]]:
+    """Record the scheme and parameters of every hash verification (the test hook)."""
+    import ftpsd.authorizer as authorizer_module
+    from ftpsd.passwd import parse_hash
+
+    calls: list[tuple[str, dict]] = []
+    real = authorizer_module.verify_password
+
+    def spy(password: str, encoded: str) -> bool:
+        parsed = parse_hash(encoded)
+        calls.append((parsed.scheme, {**parsed.params, "salt": len(parsed.salt), "dk": len(parsed.digest)}))
+        return real(password, encoded)
+
+    monkeypatch.setattr(authorizer_module, "verify_password", spy)
+    return calls
+
+
+def test_unknown_user_runs_the_same_kdf_as_a_pbkdf2_user(monkeypatch, homes) -> None:
+    """Issue 11 row 12: pbkdf2-hashed user 179 ms vs unknown user 41 ms (user enumeration)."""
+    auth = FtpsdAuthorizer([User("alice", HASH, str(homes["alice"]), "rw")])
+    calls = _recording(monkeypatch)
+    assert not auth.check_password("alice", "wrong")
+    assert not auth.check_password("mallory", "wrong")
+    assert not auth.check_password("mallory", "pw")  # no stand-in ever matches
+    assert len(calls) == 3
+    assert calls[0] == calls[1] == calls[2]
+    assert calls[0][0] == "pbkdf2-sha256"
+
+
+def test_unknown_names_map_onto_the_users_own_parameters(monkeypatch, tmp_path) -> None:
+    """Mixed schemes and costs: every unknown name verifies one user's parameters, always the same."""
+    from ftpsd.passwd import parse_hash
+
+    home = tmp_path / "h"
+    home.mkdir()
+    scrypt_hash = hash_password("pw")
+    fast = "$pbkdf2-sha256$1000$" + HASH.split("$", 3)[3]
+    users = [User("a", HASH, str(home)), User("b", scrypt_hash, str(home)), User("c", fast, str(home))]
+    auth = FtpsdAuthorizer(users)
+    allowed = set()
+    for user in users:
+        parsed = parse_hash(user.hash)
+        allowed.add(
+            (
+                parsed.scheme,
+                tuple(sorted({**parsed.params, "salt": len(parsed.salt), "dk": len(parsed.digest)}.items())),
+            )
+        )
+    calls = _recording(monkeypatch)
+    seen = set()
+    for index in range(40):
+        name = f"nobody{index}"
+        auth.check_password(name, "x")
+        auth.check_password(name, "y")
+        first, second = calls[-2], calls[-1]
+        assert first == second  # deterministic per name
+        seen.add((first[0], tuple(sorted(first[1].items()))))
+    assert seen <= allowed
+    assert len(seen) > 1  # names spread over the users' parameter sets
