@@ -88,12 +88,13 @@ def _renegotiation_after_login(server: Server) -> None:
 
 
 def _nul_in_path_after_login(server: Server) -> None:
+    """A NUL in a path made pyftpdlib's handler raise (ending through handle_error)."""
     sock, conn = login(server, "alice", PASSWORDS["alice"])
-    with pytest.raises(Exception):  # noqa: B017 - a reply or a closed session, either way
-        reply = command(conn, "CWD a\0b")
-        assert reply.startswith(b"5")
-        command(conn, "SIZE a\0b")
-        raise OSError("closed")
+    for line in ("CWD a\0b", "SIZE a\0b", "RETR a\0b"):
+        try:
+            command(conn, line)
+        except (SSL.Error, OSError):
+            break  # the session was ended: the counts must still come back
     sock.close()
 
 
@@ -179,8 +180,10 @@ def test_every_way_a_session_ends_gives_back_its_counts(make_server) -> None:
     for way in WAYS:
         way(server)
         assert wait_counted_zero(server) == ZERO, way.__name__
-    ftp = server.client()
-    ftp.quit()
+    # And the behaviour that depends on it: the per-IP limit (4) still admits 4 sessions at once.
+    held = [login(server, "alice", PASSWORDS["alice"]) for _ in range(4)]
+    for sock, _conn in held:
+        sock.close()
 
 
 def test_banned_at_connect_takes_nothing(make_server) -> None:
