@@ -150,9 +150,18 @@ class RangedPassiveDTP(PassiveDTP):
 
     def bind(self, addr) -> None:
         if addr[1] == 0 and self.cmd_channel.passive_ports:
-            self.close()
-            raise PassivePortsExhausted(errno.EADDRINUSE, "no free port in passive_ports")
+            self._refuse()
         super().bind(addr)
+
+    def listen(self, num: int) -> None:
+        # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
+        if self.cmd_channel.passive_ports and self.socket.getsockname()[1] == 0:
+            self._refuse()
+        super().listen(num)
+
+    def _refuse(self) -> None:
+        self.close()
+        raise PassivePortsExhausted(errno.EADDRINUSE, "no free port in passive_ports")
 
 
 class FtpsdHandler(TLS_FTPHandler):
@@ -348,7 +357,9 @@ class FtpsdHandler(TLS_FTPHandler):
         runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
 
     def _refuse_banned(self, username: str) -> None:
-        auth_log.warning("login refused user=%s ip=%s: address banned", username, self.remote_ip)
+        auth_log.warning(
+            "login refused user=%s ip=%s: address banned or out of login attempts", username, self.remote_ip
+        )
         self.username = ""
         self.respond("421 Too many failed logins from your address; try again later.")
         self.close_when_done()
