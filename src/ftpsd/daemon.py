@@ -41,6 +41,7 @@ from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import LeftoverSweep
 from ftpsd.passwd import load_users
+from ftpsd.safetext import EscapingFormatter
 from ftpsd.status import DaemonStatus, certificate_summary
 from ftpsd.tls import TLSMaterial, build_context, load_material
 
@@ -50,7 +51,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    formatter = PriorityFormatter if stderr_is_journal() else logging.Formatter
+    formatter = PriorityFormatter if stderr_is_journal() else EscapingFormatter
     handler.setFormatter(formatter("ftpsd[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -95,7 +96,7 @@ def load_everything(path: str) -> Loaded:
     )
 
 
-_SESSIONS_EVERY = 5.0  # seconds between checks whether the status file's session count is stale
+_SESSIONS_EVERY = 1.0  # seconds between checks whether the status file's session counts are stale
 
 # Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
 _RESTART_ONLY = ("listen", "control_port", "implicit_port", "workers", "runtime_dir")
@@ -157,13 +158,13 @@ class Worker:
         self.sweep = sweep
         self.generation = 0  # the latest reload request this worker handled
         self.servers: list[FtpsdServer] = []
+        limits.bind_worker(index)  # this process counts its sessions in its own column
         self.runtime = Runtime(limits=limits)
         self._hup = False
-        self._recount = False
         self._stop = False
         self.last_reload: dict | None = None  # ok/refused, message, time of the latest reload
         self._last_report: tuple[list[str], list[str]] = ([], [])
-        self._reported_sessions = 0
+        self._reported_sessions: tuple = ()
         self.apply(loaded, first=True)  # handlers need their TLS context before a server exists
         self.servers = _servers(listeners)
         self._apply_limits(loaded.config)
@@ -249,9 +250,13 @@ class Worker:
         }
         self.report(problems, warnings)
 
+    def _sessions_now(self) -> tuple:
+        """What the status file's session figures depend on (cheap: no table scan)."""
+        return len(self.runtime.sessions), self.runtime.limits.header(self.index)
+
     def report(self, problems: list[str], warnings: list[str]) -> None:
         self._last_report = (problems, warnings)
-        self._reported_sessions = len(self.runtime.sessions)
+        self._reported_sessions = self._sessions_now()
         material = self.loaded.material
         self.status.report(
             self.index,
@@ -266,15 +271,14 @@ class Worker:
                 if material
                 else None
             ),
-            sessions=self._reported_sessions,
+            sessions=self._reported_sessions[0],
+            counted=self.runtime.limits.counts(self.index),
             last_reload=self.last_reload,
         )
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
             self._hup = True
-        elif signum == signal.SIGUSR1:
-            self._recount = True
         else:
             self._stop = True
 
@@ -294,7 +298,6 @@ class Worker:
         """Serve until SIGTERM/SIGINT. ``reload_first``: read the files again before reporting
         (a replacement worker: the supervisor's copy of the state may be older)."""
         signal.signal(signal.SIGHUP, self._on_signal)
-        signal.signal(signal.SIGUSR1, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self._first_report(reload_first)
@@ -321,9 +324,6 @@ class Worker:
                     log.exception("unhandled error in the IO loop; continuing")
                     soonest = 0.0
                 timeout = 0.5 if soonest is None else max(0.0, min(soonest, 0.5))
-                if self._recount:
-                    self._recount = False
-                    self.runtime.reregister()
                 if self._hup:
                     self._hup = False
                     if self.main:
@@ -334,7 +334,7 @@ class Worker:
                         notify.ready(f"serving certificate sha256={self.loaded.fingerprint}")
                 if time.monotonic() >= next_count:
                     next_count = time.monotonic() + _SESSIONS_EVERY
-                    if len(self.runtime.sessions) != self._reported_sessions:
+                    if self._sessions_now() != self._reported_sessions:
                         self.report(*self._last_report)
         finally:
             if self.main:
@@ -468,11 +468,8 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         if index is None or stopping:
             continue
         log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, wait_status)
-        # Its sessions are gone but still counted: zero the counts, survivors re-register theirs.
-        limits.reset_sessions()
-        for survivor in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(survivor, signal.SIGUSR1)
+        # Its sessions died with it: give back exactly what it counted (its own column).
+        limits.release_worker(index)
         restarts += 1
         if lived < 5 and restarts > 3:
             log.error("workers die right after starting; giving up")
@@ -505,10 +502,9 @@ def _child(
     index: int,
     restarted: bool,
 ) -> int:
-    # Until the worker installs its own handlers: a reload or recount request arriving now is
-    # dropped rather than killing the new worker (SIG_DFL for both terminates).
-    for sig in (signal.SIGHUP, signal.SIGUSR1):
-        signal.signal(sig, signal.SIG_IGN)
+    # Until the worker installs its own handler: a reload request arriving now is dropped
+    # rather than killing the new worker (SIG_DFL terminates).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     worker = Worker(config_path, loaded, listeners, limits, status, index=index)
@@ -532,7 +528,7 @@ def run(config_path: str) -> int:
     setup_logging(loaded.config.logging.level)
     # 0 = one per core this process may run on (honours CPU affinity, e.g. systemd CPUAffinity=).
     workers = loaded.config.server.workers or len(os.sched_getaffinity(0)) or 1
-    limits = SharedLimits()  # before fork: every worker shares it
+    limits = SharedLimits(workers=workers)  # before fork: every worker shares it
     status = DaemonStatus.create(loaded.config.server.runtime_dir, workers)
     try:
         if workers == 1:

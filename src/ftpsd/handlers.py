@@ -30,12 +30,14 @@ from typing import Any
 
 from OpenSSL import SSL
 from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import AsyncChat
 
 from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import final_name, part_name
+from ftpsd.safetext import escape, escape_reply
 from ftpsd.tls import session_reused
 
 log = logging.getLogger("ftpsd")
@@ -106,14 +108,13 @@ class Runtime:
     def banned(self, ip: str) -> bool:
         return self.limits.banned(ip, self.ban_seconds)
 
-    def record_failure(self, ip: str) -> bool:
-        """Count a failed login; True if the address is now banned."""
-        return self.limits.record_failure(ip, self.ban_after_failures, self.ban_seconds)
+    def begin_attempt(self, ip: str) -> bool:
+        """Reserve a password attempt for ``ip``; False if banned or out of attempts."""
+        return self.limits.begin_attempt(ip, self.ban_after_failures, self.ban_seconds)
 
-    def reregister(self) -> None:
-        """After SharedLimits.reset_sessions(): count this worker's live sessions again."""
-        for handler in list(self.sessions):
-            self.limits.register(handler.remote_ip, handler._user_counted or None)
+    def finish_attempt(self, ip: str, ok: bool) -> bool:
+        """Settle a reserved attempt; True if the address is banned now."""
+        return self.limits.finish_attempt(ip, ok, self.ban_after_failures, self.ban_seconds)
 
 
 class ReuseGatedDTPHandler(FtpsdDTPHandler):
@@ -135,7 +136,32 @@ class ReuseGatedDTPHandler(FtpsdDTPHandler):
 
 
 def _xferlog_name(path: str) -> str:
-    return "".join("_" if ch.isspace() else ch for ch in path)
+    """xferlog fields are space-separated: escape (:func:`ftpsd.safetext.escape`), then '_'."""
+    return escape(path).replace(" ", "_")
+
+
+class PassivePortsExhausted(OSError):
+    """Every port of ``passive_ports`` is taken; answered 425, never a port outside the range."""
+
+
+class RangedPassiveDTP(PassiveDTP):
+    """pyftpdlib's passive listener binds a kernel-chosen port (``bind((ip, 0))``) when the range
+    is exhausted, outside what the firewall opens. Refuse that bind instead."""
+
+    def bind(self, addr) -> None:
+        if addr[1] == 0 and self.cmd_channel.passive_ports:
+            self._refuse()
+        super().bind(addr)
+
+    def listen(self, num: int) -> None:
+        # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
+        if self.cmd_channel.passive_ports and self.socket.getsockname()[1] == 0:
+            self._refuse()
+        super().listen(num)
+
+    def _refuse(self) -> None:
+        self.close()
+        raise PassivePortsExhausted(errno.EADDRINUSE, "no free port in passive_ports")
 
 
 class FtpsdHandler(TLS_FTPHandler):
@@ -149,6 +175,7 @@ class FtpsdHandler(TLS_FTPHandler):
     tls_control_required = True
     tls_data_required = True
     dtp_handler = ReuseGatedDTPHandler
+    passive_dtp = RangedPassiveDTP
     abstracted_fs = JailedFS
     permit_foreign_addresses = False  # data connections only from the control peer (no FXP)
     permit_privileged_ports = False
@@ -163,6 +190,7 @@ class FtpsdHandler(TLS_FTPHandler):
         self._uploads: dict[str, str] = {}
         self._greeted = False
         self._checking_password = False
+        self._released = False
         super().__init__(conn, server, ioloop)
         # Snapshot the policy current at connect time: a reload must not change it mid-session.
         self.require_session_reuse = type(self).require_session_reuse
@@ -212,16 +240,63 @@ class FtpsdHandler(TLS_FTPHandler):
             "yes" if reused else "no",
         )
 
-    def close(self) -> None:
-        if not self._closed:
+    # --- accounting: one release point every way of ending passes through ---------------
+    def del_channel(self, map=None) -> None:
+        """asyncore's ``dispatcher.close()`` calls this on every way a session ends: ``close()``,
+        pyftpdlib's ``handle_error`` (which calls the base class's ``close`` and so skips any
+        override here), TLS shutdown, timeouts, ``close_when_done``. ``AsyncChat.close`` marks the
+        handler closed first, so a closed handler here is a session ending; the password check
+        also unregisters the socket while the session lives on (not closed: nothing released)."""
+        super().del_channel(map)
+        if self._closed:
+            self._release()
+
+    def _release(self) -> None:
+        """Give back what this session took: idempotent (``_released``)."""
+        if self._released:
+            return
+        self._released = True
+        try:
             self._release_user()
             for temp in list(self._uploads):
                 self._discard_upload(temp)
+        finally:
             if self._counted_ip:
                 self.runtime.sessions.discard(self)
                 self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
                 self._counted_ip = ""
-        super().close()
+
+    # --- client bytes on the way back out ------------------------------------------------
+    def push(self, data: str) -> None:
+        """Every reply line leaves through here: client-supplied text echoed in a reply (paths,
+        command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`)."""
+        super().push(escape_reply(data))
+
+    def ftp_AUTH(self, line: str) -> None:
+        """After ``234`` only TLS may follow: plaintext the client pipelined behind ``AUTH TLS``
+        (in the same packet or before the handshake) is discarded, never run as if it came over
+        TLS (the STARTTLS command-injection class, CVE-2011-0411)."""
+        super().ftp_AUTH(line)
+        if self._ssl_requested and (self.ac_in_buffer or self._in_buffer):
+            log.warning(
+                "%s:%s discarded %d plaintext bytes pipelined after AUTH TLS",
+                self.remote_ip,
+                self.remote_port,
+                len(self.ac_in_buffer) + sum(len(chunk) for chunk in self._in_buffer),
+            )
+            self.ac_in_buffer = b""
+            self._in_buffer = []
+            self._in_buffer_len = 0
+
+    # --- passive ports stay in the configured range --------------------------------------
+    def _make_epasv(self, extmode: bool = False) -> None:
+        try:
+            super()._make_epasv(extmode)
+        except PassivePortsExhausted:
+            self._dtp_acceptor = None
+            msg = "425 No free passive port in the configured range; try again later."
+            log.warning("%s:%s %s", self.remote_ip, self.remote_port, msg[4:])
+            self.respond(msg)
 
     # --- command policy ----------------------------------------------------------------
     def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
@@ -257,9 +332,14 @@ class FtpsdHandler(TLS_FTPHandler):
         if not self.username:
             self.respond("503 Login with USER first.")
             return
+        username, runtime = self.username, self.runtime
+        # Bans apply here, on every session, also those opened before the ban; and an address
+        # gets at most ban_after_failures attempts per window across sessions and workers.
+        if not runtime.begin_attempt(self.remote_ip):
+            self._refuse_banned(username)
+            return
         # The users snapshot current now serves this session until it ends.
-        self.authorizer = type(self).authorizer
-        username, authorizer, runtime = self.username, self.authorizer, self.runtime
+        self.authorizer = authorizer = type(self).authorizer
         if runtime.pool is None or runtime.waker is None:
             self._password_checked(username, line, authorizer.check_password(username, line))
             return
@@ -276,11 +356,23 @@ class FtpsdHandler(TLS_FTPHandler):
 
         runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
 
+    def _refuse_banned(self, username: str) -> None:
+        auth_log.warning(
+            "login refused user=%s ip=%s: address banned or out of login attempts", username, self.remote_ip
+        )
+        self.username = ""
+        self.respond("421 Too many failed logins from your address; try again later.")
+        self.close_when_done()
+
     def _password_checked(self, username: str, password: str, ok: bool) -> None:
         self._checking_password = False
+        banned = self.runtime.finish_attempt(self.remote_ip, ok)
         if self._closed:
             return
         self.add_channel()
+        if banned and ok:
+            self._refuse_banned(username)  # banned while the check ran (another session failed)
+            return
         if ok:
             user = self.authorizer.get_user(username)
             cap = user.max_connections if user else 0
@@ -300,7 +392,6 @@ class FtpsdHandler(TLS_FTPHandler):
             self.user_max_rate = user.max_rate if user else 0
             self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
             return
-        banned = self.runtime.record_failure(self.remote_ip)
         auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
         if banned:
             auth_log.warning(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 
+from ftpsd.safetext import EscapingFormatter
+
 # logging level → syslog priority (sd-daemon.h: SD_DEBUG 7 … SD_CRIT 2)
 PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -36,8 +38,8 @@ def stderr_is_journal(fd: int = 2) -> bool:
     return (st.st_dev, st.st_ino) == (device, inode)
 
 
-class PriorityFormatter(logging.Formatter):
-    """Prefix each line of a formatted record with ``<N>``."""
+class PriorityFormatter(EscapingFormatter):
+    """Prefix each line of a formatted record with ``<N>`` (client text escaped, as everywhere)."""
 
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{priority(record.levelno)}>"

@@ -1,14 +1,26 @@
 """Connection counts, failed-login counters and bans shared by every worker process.
 
-The table lives in an anonymous shared ``mmap`` created before ``fork()``, guarded by one
-``multiprocessing.Lock`` (a POSIX semaphore), so ``max_connections``, ``max_connections_per_ip``
-and bans hold for the whole daemon, not per worker.
+The table lives in an anonymous shared ``mmap`` created before ``fork()``, guarded by a POSIX
+record lock, so ``max_connections``, ``max_connections_per_ip`` and bans hold for the whole
+daemon, not per worker. A record lock is released by the kernel when its holder dies, so a worker
+killed inside a critical section cannot wedge the others (a semaphore would stay taken).
 
-Layout: a header (total sessions) and ``SLOTS`` fixed-size slots addressed by a hash of the
-client address with a bounded probe window. A slot whose address has no session, no failures in
-the window and no ban is free for reuse. If every slot in an address's window is busy (an
-attacker with thousands of addresses), that address is tracked in no slot: it is still counted
-in the total, but has no per-IP limit or ban - the limits fail open rather than lock everyone out.
+Layout: a header (per worker: control sessions, logged-in sessions) and ``SLOTS`` fixed-size
+slots addressed by a hash of the client address (or ``user:<name>``) with a bounded probe window.
+Session counts are kept **per worker** (one column each): a worker counts only in its own column
+(:meth:`SharedLimits.bind_worker`), so when a worker dies the supervisor zeroes exactly that
+column (:meth:`SharedLimits.release_worker`) and nothing else; no recount race with survivors.
+Failed-login counters and bans are daemon-wide.
+
+A slot whose key has no session, no failures in the window and no ban is free for reuse. If every
+slot in an address's window is busy (an attacker with thousands of addresses), that address is
+tracked in no slot: it is still counted in the total, but has no per-IP limit or ban - the limits
+fail open rather than lock everyone out.
+
+Login attempts are reserved before the password is checked (:meth:`SharedLimits.begin_attempt`
+counts it as a failure up front, :meth:`SharedLimits.finish_attempt` gives it back on success):
+however many sessions or workers an address spreads its attempts over, at most
+``ban_after_failures`` passwords are tried per ban window.
 """
 
 from __future__ import annotations
@@ -17,16 +29,16 @@ import fcntl
 import hashlib
 import ipaddress
 import mmap
-import multiprocessing
 import struct
 import tempfile
 import time
 
 SLOTS = 8192
 PROBE = 64
-_HEADER = struct.Struct("=q")  # total control sessions
-_SLOT = struct.Struct("=16siidd")  # address, sessions, failures, first failure, banned until
+_HEADER = struct.Struct("=qq")  # per worker: control sessions, logged-in sessions
+_SLOT_HEAD = struct.Struct("=16sBxxxidd")  # key, kind, failures, first failure, banned until
 _EMPTY = b"\0" * 16
+_IP, _USER = 1, 2
 
 
 def _key(ip: str) -> bytes:
@@ -36,11 +48,15 @@ def _key(ip: str) -> bytes:
         return hashlib.sha256(ip.encode()).digest()[:16]
 
 
+def _user_key(name: str) -> bytes:
+    return hashlib.sha256(("user:" + name).encode()).digest()[:16]
+
+
 class _FileLock:
-    """Fallback lock: a POSIX record lock on an unlinked temporary file, inherited by fork().
+    """A POSIX record lock on an unlinked temporary file, inherited by fork().
 
     Record locks belong to a process, so they exclude the other workers; within one worker only
-    the IO loop thread touches the limits.
+    the IO loop thread touches the limits. The kernel drops the lock of a process that dies.
     """
 
     def __init__(self) -> None:
@@ -54,148 +70,197 @@ class _FileLock:
 
 
 class SharedLimits:
-    """Process-shared counters; create before forking workers."""
+    """Process-shared counters; create before forking ``workers`` workers."""
 
-    def __init__(self, slots: int = SLOTS) -> None:
+    def __init__(self, slots: int = SLOTS, workers: int = 1) -> None:
         self.slots = slots
-        self._map = mmap.mmap(-1, _HEADER.size + slots * _SLOT.size)
-        try:
-            self._lock = multiprocessing.Lock()
-        except OSError:  # no POSIX semaphores (e.g. /dev/shm unavailable in a sandbox)
-            self._lock = _FileLock()
+        self.workers = max(1, workers)
+        self.worker = 0  # the column this process counts in (bind_worker after fork)
+        self._cols = struct.Struct(f"={self.workers}i")
+        self._slot_size = _SLOT_HEAD.size + self._cols.size
+        self._base = _HEADER.size * self.workers
+        self._map = mmap.mmap(-1, self._base + slots * self._slot_size)
+        self._lock = _FileLock()
+
+    def bind_worker(self, index: int) -> None:
+        """Count this process's sessions in column ``index`` (0 <= index < workers)."""
+        if not 0 <= index < self.workers:
+            raise ValueError(f"worker index {index} out of range 0..{self.workers - 1}")
+        self.worker = index
 
     # -- slot access (call with the lock held) -------------------------------------------
     def _offset(self, index: int) -> int:
-        return _HEADER.size + index * _SLOT.size
+        return self._base + index * self._slot_size
 
-    def _read(self, index: int) -> list:
-        return list(_SLOT.unpack_from(self._map, self._offset(index)))
+    def _read(self, index: int) -> tuple[list, list]:
+        off = self._offset(index)
+        return list(_SLOT_HEAD.unpack_from(self._map, off)), list(
+            self._cols.unpack_from(self._map, off + _SLOT_HEAD.size)
+        )
 
-    def _write(self, index: int, slot: list) -> None:
-        _SLOT.pack_into(self._map, self._offset(index), *slot)
+    def _write(self, index: int, head: list, cols: list | None = None) -> None:
+        off = self._offset(index)
+        _SLOT_HEAD.pack_into(self._map, off, *head)
+        if cols is not None:
+            self._cols.pack_into(self._map, off + _SLOT_HEAD.size, *cols)
 
-    def _find(self, key: bytes, now: float, window: float, create: bool) -> int | None:
+    def _find(self, key: bytes, kind: int, now: float, window: float, create: bool) -> int | None:
         start = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % self.slots
         free = None
         for step in range(min(PROBE, self.slots)):
             index = (start + step) % self.slots
-            addr, sessions, failures, first, until = self._read(index)
-            if addr == key:
+            (addr, slot_kind, failures, first, until), cols = self._read(index)
+            if addr == key and slot_kind == kind:
                 return index
-            idle = sessions <= 0 and until <= now and (failures == 0 or first < now - window)
+            idle = not any(cols) and until <= now and (failures == 0 or first < now - window)
             if free is None and (addr == _EMPTY or idle):
                 free = index
         if create and free is not None:
-            self._write(free, [key, 0, 0, 0.0, 0.0])
+            self._write(free, [key, kind, 0, 0.0, 0.0], [0] * self.workers)
             return free
         return None
 
-    def _total(self) -> int:
-        return _HEADER.unpack_from(self._map, 0)[0]
+    def _header(self, worker: int) -> list:
+        return list(_HEADER.unpack_from(self._map, worker * _HEADER.size))
 
-    # -- public API ----------------------------------------------------------------------
+    def _add_header(self, field: int, delta: int) -> None:
+        head = self._header(self.worker)
+        head[field] = max(0, head[field] + delta)
+        _HEADER.pack_into(self._map, self.worker * _HEADER.size, *head)
+
+    def _add_slot(self, index: int, delta: int) -> None:
+        head, cols = self._read(index)
+        cols[self.worker] = max(0, cols[self.worker] + delta)
+        self._write(index, head, cols)
+
+    def _total(self) -> int:
+        return sum(self._header(w)[0] for w in range(self.workers))
+
+    # -- sessions ------------------------------------------------------------------------
     def connect(self, ip: str, max_total: int, max_per_ip: int, window: float) -> str | None:
         """Count a new control session; returns None, or why it is refused ("total"/"per_ip")."""
         key, now = _key(ip), time.time()
         with self._lock:
-            total = self._total()
-            if max_total and total >= max_total:
+            if max_total and self._total() >= max_total:
                 return "total"
-            index = self._find(key, now, window, create=True)
+            index = self._find(key, _IP, now, window, create=True)
             if index is not None:
-                slot = self._read(index)
-                if max_per_ip and slot[1] >= max_per_ip:
+                if max_per_ip and sum(self._read(index)[1]) >= max_per_ip:
                     return "per_ip"
-                slot[1] += 1
-                self._write(index, slot)
-            _HEADER.pack_into(self._map, 0, total + 1)
+                self._add_slot(index, +1)
+            self._add_header(0, +1)
         return None
 
     def disconnect(self, ip: str, window: float) -> None:
         key, now = _key(ip), time.time()
         with self._lock:
-            _HEADER.pack_into(self._map, 0, max(0, self._total() - 1))
-            index = self._find(key, now, window, create=False)
+            self._add_header(0, -1)
+            index = self._find(key, _IP, now, window, create=False)
             if index is not None:
-                slot = self._read(index)
-                slot[1] = max(0, slot[1] - 1)
-                self._write(index, slot)
-
-    def banned(self, ip: str, window: float) -> bool:
-        key, now = _key(ip), time.time()
-        with self._lock:
-            index = self._find(key, now, window, create=False)
-            return index is not None and self._read(index)[4] > now
-
-    def record_failure(self, ip: str, threshold: int, window: float) -> bool:
-        """Count a failed login; True when this failure bans the address for ``window`` seconds."""
-        if not threshold:
-            return False
-        key, now = _key(ip), time.time()
-        with self._lock:
-            index = self._find(key, now, window, create=True)
-            if index is None:
-                return False
-            slot = self._read(index)
-            if slot[2] == 0 or slot[3] < now - window:
-                slot[2], slot[3] = 0, now
-            slot[2] += 1
-            banned = slot[2] >= threshold
-            if banned:
-                slot[2], slot[3], slot[4] = 0, 0.0, now + window
-            self._write(index, slot)
-            return banned
+                self._add_slot(index, -1)
 
     def user_login(self, name: str, cap: int) -> bool:
         """Count a logged-in session of ``name``; False (not counted) if ``cap`` is reached."""
-        key = _key("user:" + name)
+        key = _user_key(name)
         with self._lock:
-            index = self._find(key, time.time(), 0.0, create=True)
-            if index is None:
-                return True
-            slot = self._read(index)
-            if cap and slot[1] >= cap:
-                return False
-            slot[1] += 1
-            self._write(index, slot)
+            index = self._find(key, _USER, time.time(), 0.0, create=True)
+            if index is not None:
+                if cap and sum(self._read(index)[1]) >= cap:
+                    return False
+                self._add_slot(index, +1)
+            self._add_header(1, +1)
             return True
 
     def user_logout(self, name: str) -> None:
-        key = _key("user:" + name)
+        key = _user_key(name)
         with self._lock:
-            index = self._find(key, time.time(), 0.0, create=False)
+            self._add_header(1, -1)
+            index = self._find(key, _USER, time.time(), 0.0, create=False)
             if index is not None:
-                slot = self._read(index)
-                slot[1] = max(0, slot[1] - 1)
-                self._write(index, slot)
+                self._add_slot(index, -1)
 
-    def reset_sessions(self) -> None:
-        """Zero every session count (after a worker died; survivors then re-register theirs)."""
+    def release_worker(self, worker: int) -> None:
+        """Zero every count of ``worker`` (it died: its sessions are gone). Other columns,
+        failure counters and bans are untouched."""
         with self._lock:
-            _HEADER.pack_into(self._map, 0, 0)
+            _HEADER.pack_into(self._map, worker * _HEADER.size, 0, 0)
             for index in range(self.slots):
-                slot = self._read(index)
-                if slot[1]:
-                    slot[1] = 0
-                    self._write(index, slot)
-
-    def register(self, ip: str, user: str | None) -> None:
-        """Re-count a session that already exists (no limit checks)."""
-        key, now = _key(ip), time.time()
-        with self._lock:
-            _HEADER.pack_into(self._map, 0, self._total() + 1)
-            for k in (key, _key("user:" + user) if user else None):
-                if k is None:
-                    continue
-                index = self._find(k, now, 0.0, create=True)
-                if index is not None:
-                    slot = self._read(index)
-                    slot[1] += 1
-                    self._write(index, slot)
+                head, cols = self._read(index)
+                if cols[worker]:
+                    cols[worker] = 0
+                    self._write(index, head, cols)
 
     def sessions(self, ip: str | None = None) -> int:
         with self._lock:
             if ip is None:
                 return self._total()
-            index = self._find(_key(ip), time.time(), 0.0, create=False)
-            return self._read(index)[1] if index is not None else 0
+            index = self._find(_key(ip), _IP, time.time(), 0.0, create=False)
+            return sum(self._read(index)[1]) if index is not None else 0
+
+    def header(self, worker: int) -> tuple[int, int]:
+        """(control sessions, logged-in sessions) counted by ``worker``; cheap."""
+        with self._lock:
+            sessions, logins = self._header(worker)
+        return sessions, logins
+
+    def counts(self, worker: int) -> dict[str, int]:
+        """What ``worker`` holds: its header counts and the sums of its per-address and per-user
+        slot counts (all four are 0 once every session of that worker has ended)."""
+        per_ip = per_user = 0
+        with self._lock:
+            sessions, logins = self._header(worker)
+            for index in range(self.slots):
+                off = self._offset(index) + _SLOT_HEAD.size + 4 * worker
+                count = struct.unpack_from("=i", self._map, off)[0]
+                if count:
+                    kind = self._map[self._offset(index) + 16]
+                    if kind == _IP:
+                        per_ip += count
+                    else:
+                        per_user += count
+        return {"sessions": sessions, "logins": logins, "per_ip": per_ip, "per_user": per_user}
+
+    # -- failed logins and bans ----------------------------------------------------------
+    def banned(self, ip: str, window: float) -> bool:
+        key, now = _key(ip), time.time()
+        with self._lock:
+            index = self._find(key, _IP, now, window, create=False)
+            return index is not None and self._read(index)[0][4] > now
+
+    def begin_attempt(self, ip: str, threshold: int, window: float) -> bool:
+        """Reserve one password attempt for ``ip``, counted as a failure until
+        :meth:`finish_attempt` says otherwise. False: banned, or ``threshold`` attempts already
+        failed or in flight within ``window`` (check no password then)."""
+        key, now = _key(ip), time.time()
+        with self._lock:
+            index = self._find(key, _IP, now, window, create=bool(threshold))
+            if index is None:
+                return True  # untracked (table full) or no threshold: fail open
+            head, cols = self._read(index)
+            if head[4] > now:
+                return False
+            if not threshold:
+                return True
+            if head[2] == 0 or head[3] < now - window:
+                head[2], head[3] = 0, now
+            if head[2] >= threshold:
+                return False
+            head[2] += 1
+            self._write(index, head, cols)
+            return True
+
+    def finish_attempt(self, ip: str, ok: bool, threshold: int, window: float) -> bool:
+        """Settle an attempt reserved by :meth:`begin_attempt`; True when the address is banned
+        now (this failure reached ``threshold``, or a ban is already running)."""
+        key, now = _key(ip), time.time()
+        with self._lock:
+            index = self._find(key, _IP, now, window, create=False)
+            if index is None:
+                return False
+            head, cols = self._read(index)
+            if ok:
+                head[2] = max(0, head[2] - 1)
+            elif threshold and head[2] >= threshold and head[4] <= now:
+                head[2], head[3], head[4] = 0, 0.0, now + window
+            self._write(index, head, cols)
+            return head[4] > now

@@ -147,6 +147,7 @@ class DaemonStatus:
         users: int,
         certificate: dict | None = None,
         sessions: int = 0,
+        counted: dict | None = None,
         last_reload: dict | None = None,
     ) -> None:
         """What worker ``index`` made of ``generation``, and what it serves now."""
@@ -164,6 +165,7 @@ class DaemonStatus:
                 "users": users,
                 "certificate": certificate or {},
                 "sessions": sessions,
+                "counted": counted or {},
                 "last_reload": last_reload,
             },
         )
@@ -399,6 +401,7 @@ def collect(config_path: str) -> dict:
                     "directory": report.get("directory"),
                     "users": report.get("users"),
                     "sessions": report.get("sessions", 0),
+                    "counted": report.get("counted", {}),
                     "last_reload": report.get("last_reload"),
                     "problems": report.get("problems", []),
                 }
@@ -415,6 +418,11 @@ def collect(config_path: str) -> dict:
         "daemon": {k: daemon[k] for k in ("pid", "instance", "workers", "generation")} if running else None,
         "workers": workers,
         "sessions": sum(w.get("sessions", 0) for w in workers),
+        # What the shared limits table holds for the running workers (all 0 when idle).
+        "counted": {
+            key: sum((w.get("counted") or {}).get(key, 0) for w in workers)
+            for key in ("sessions", "logins", "per_ip", "per_user")
+        },
         "deployed": deployed,
         "deployed_error": why,
         "served_matches_deployed": matches,

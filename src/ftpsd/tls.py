@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import stat
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -54,6 +55,38 @@ def _read(path: str, what: str, problems: list[str]) -> bytes | None:
         return None
 
 
+def key_file_problem(st: os.stat_result, path: str) -> str | None:
+    """Why a private key file with this ``stat`` must not be used, or None.
+
+    Needed: read by the daemon only. The owner is root or the user checking (the daemon's user
+    when the daemon checks); nothing for others; the group may read (0640: ftps_pki deploys
+    ``root:<daemon's group> 0640``) but never write; a process that is not root must be in
+    that group for group-read to be what lets it read.
+    """
+    mode = stat.S_IMODE(st.st_mode)
+    euid = os.geteuid()
+    needed = "use mode 0600 (owner root or the daemon's user) or 0640 with the daemon's group"
+    if st.st_uid not in (0, euid):
+        return f"tls.keyfile: {path} is owned by uid {st.st_uid}, not root or uid {euid}; {needed}"
+    if mode & 0o037 or (mode & 0o040 and euid != 0 and st.st_gid not in (os.getegid(), *os.getgroups())):
+        return f"tls.keyfile: {path} has mode {mode:04o}, readable or writable beyond the daemon; {needed}"
+    return None
+
+
+def _read_key(path: str, problems: list[str]) -> bytes | None:
+    """Read the key, checking the mode and owner of the very file read (fstat, no race)."""
+    try:
+        with open(path, "rb") as handle:
+            problem = key_file_problem(os.fstat(handle.fileno()), path)
+            if problem:
+                problems.append(problem)
+                return None
+            return handle.read()
+    except OSError as exc:
+        problems.append(f"tls.keyfile: cannot read {path}: {exc.strerror or exc}")
+        return None
+
+
 def resolve_paths(tls: TLSConfig) -> tuple[str, str, str, str]:
     """(directory, cert, key, chain) with the certificate's directory resolved once."""
     cert_dir = os.path.dirname(tls.certfile)
@@ -76,7 +109,7 @@ def load_material(tls: TLSConfig, now: datetime.datetime | None = None) -> TLSMa
     problems: list[str] = []
     directory, cert_path, key_path, chain_path = resolve_paths(tls)
     cert_pem = _read(cert_path, "certfile", problems)
-    key_pem = _read(key_path, "keyfile", problems)
+    key_pem = _read_key(key_path, problems)
     chain_pem = _read(chain_path, "chainfile", problems) if chain_path else b""
     cert = key = None
     chain: list[x509.Certificate] = []

@@ -160,6 +160,7 @@ class Server:
             from tests.certs import key_pem
 
             (gen / "key.pem").write_bytes(key_pem(key_from))
+            (gen / "key.pem").chmod(0o640)
         point_current(self.pki, gen)
         return issued
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -297,3 +298,35 @@ def test_tls_context_policy(layout, overrides: dict, versions: tuple[str, ...]) 
         thread.join(5)
         a.close()
         assert (negotiated == version) is (version in versions), (version, negotiated)
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "expected"),
+    [
+        (0o600, None, None),
+        (0o640, None, None),  # ftps_pki's root:<daemon's group> 0640
+        (0o400, None, None),
+        (0o644, None, r"has mode 0644, readable or writable beyond the daemon; use mode 0600 .* or 0640"),
+        (0o666, None, r"has mode 0666"),
+        (0o660, None, r"has mode 0660"),
+        (0o604, None, r"has mode 0604"),
+        (0o600, 65534, r"is owned by uid 65534, not root or uid \d+; use mode 0600"),
+    ],
+)
+def test_check_config_refuses_a_key_others_can_read(layout, mode: int, owner: int | None, expected) -> None:
+    """Issue 11 row 14: a key file 0644 / 0666 or owned by nobody passed check-config."""
+    config, pki, _ = layout
+    key = (pki / "current" / "key.pem").resolve()
+    key.chmod(mode)
+    if owner is not None:
+        if os.geteuid() != 0:
+            pytest.skip("chown needs root")
+        os.chown(key, owner, -1)
+    _, problems = check_config(str(config))
+    if expected is None:
+        assert problems == []
+    else:
+        import re
+
+        assert len(problems) == 1 and re.search(expected, problems[0]), problems
+        assert problems[0].startswith(f"tls.keyfile: {key}")

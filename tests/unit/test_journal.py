@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
@@ -35,7 +36,16 @@ def test_prefix_on_every_line_and_fields_kept() -> None:
     formatter = PriorityFormatter("%(levelname)s %(message)s")
     line = formatter.format(_record(logging.WARNING, "login refused user=alice ip=127.0.0.1"))
     assert line == "<4>WARNING login refused user=alice ip=127.0.0.1"
-    assert formatter.format(_record(logging.ERROR, "a\nb")).split("\n") == ["<3>ERROR a", "<3>b"]
+    # A message is one line (client text escaped, ftpsd.safetext); a traceback keeps its lines,
+    # each with the prefix.
+    assert formatter.format(_record(logging.ERROR, "a\nb")) == "<3>ERROR a\\x0ab"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("ftpsd", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    lines = formatter.format(record).split("\n")
+    assert lines[0] == "<3>ERROR failed" and len(lines) > 2
+    assert all(line.startswith("<3>  ") for line in lines[1:])
 
 
 def test_stderr_is_journal(tmp_path, monkeypatch) -> None:
