@@ -265,9 +265,12 @@ class _DataCore(ThrottledDTPHandler):
             self.transfer_finished = False
             self._resp = (_storage_reply(error), logger.warning)
         if not self.transfer_finished and self._resp:
-            kept = f"the data received was written in place: the file is now {size} bytes"
-            if size < 0:
+            if error is None and not self.tot_bytes_received:
+                kept = "nothing was written"  # e.g. refused at the handshake
+            elif size < 0:
                 kept = "the data received was written in place; the file's size is unknown"
+            else:
+                kept = f"the data received was written in place: the file is now {size} bytes"
             self._resp = (_reply_with(self._resp[0], kept), logger.warning)
 
 
