@@ -3,7 +3,8 @@
 Policy on top of pyftpdlib's ``TLS_FTPHandler``:
 
 * TLS before ``USER``/``PASS`` (530 otherwise), ``PROT P`` before any data command, ``PROT C``
-  refused (534); session reuse enforced on data connections by :mod:`ftpsd.dtp`.
+  refused (534); each session has its own SSL context and its data connections must resume its
+  TLS session (:mod:`ftpsd.tls`, :mod:`ftpsd.dtp`).
 * Password checks run in a thread pool (scrypt costs ~60 ms) so logins never stall the loop.
 * A failed login is answered after ``login_failure_delay``; ``ban_after_failures`` failures
   from one address within ``ban_seconds`` ban it for ``ban_seconds``.
