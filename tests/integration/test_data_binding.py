@@ -115,6 +115,14 @@ def test_attacker_cannot_use_its_own_session_on_the_victims_data_port(
     assert f"data TLS TLSv{version} " in server.log()
 
 
+def test_binding_holds_with_several_workers(make_server) -> None:
+    """Whichever worker the attacker's control connection lands in, its session is not the
+    victim's: with two workers, several attempts, every one refused."""
+    server = make_server(workers=2)
+    for _ in range(4):
+        test_attacker_cannot_use_its_own_session_on_the_victims_data_port(server, "1.3", "RETR")
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_a_refused_data_handshake_leaves_no_resumable_session(server: Server, version: str) -> None:
     """A full handshake on a data port must not mint a session of the victim's TLS context:
