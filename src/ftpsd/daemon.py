@@ -43,7 +43,7 @@ from ftpsd.partials import LeftoverSweep
 from ftpsd.passwd import load_users
 from ftpsd.safetext import EscapingFormatter
 from ftpsd.status import DaemonStatus, certificate_summary
-from ftpsd.tls import TLSMaterial, build_context, load_material
+from ftpsd.tls import ContextFactory, TLSMaterial, load_material
 
 log = logging.getLogger("ftpsd")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -65,7 +65,7 @@ def setup_logging(level: str) -> None:
 @dataclass
 class Loaded:
     config: Config
-    context: object
+    context: ContextFactory
     authorizer: FtpsdAuthorizer
     fingerprint: str
     directory: str
@@ -81,7 +81,7 @@ def load_everything(path: str) -> Loaded:
     if problems or config is None:
         raise ConfigError(problems)
     material = load_material(config.tls)
-    context = build_context(config.tls, material)
+    context = ContextFactory(config.tls, material)
     users = load_users(config.users.file)
     return Loaded(
         config=config,
@@ -183,7 +183,7 @@ class Worker:
                 log.warning("reload: %s", warnings[-1])
         self.loaded = loaded
         for cls in (FtpsdHandler,):
-            cls.ssl_context = loaded.context
+            cls.tls_contexts = loaded.context
             cls.authorizer = loaded.authorizer
             cls.require_session_reuse = config.tls.require_session_reuse
             cls.banner = s.banner

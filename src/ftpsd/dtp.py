@@ -34,6 +34,7 @@ on any result but "would block" the fast path hands over to it, which sees the s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -47,8 +48,10 @@ from pyftpdlib.handlers.ftp.producers import FileProducer
 from pyftpdlib.handlers.ftps.ssl import SSLConnectionMixin
 from pyftpdlib.log import logger
 
-from ftpsd.tls import session_reused
+from ftpsd.partials import final_name
+from ftpsd.tls import ResumptionGate, session_reused
 
+_tls_log = logging.getLogger("ftpsd.tls")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Data path sizes (see module docstring).
 _RECORD = 16384  # largest TLS plaintext record
@@ -58,6 +61,9 @@ _WANT_READ = _lib.SSL_ERROR_WANT_READ
 _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 # Modes cleared on data connections (see module docstring).
 _CLEAR_MODES = _lib.SSL_MODE_RELEASE_BUFFERS | _lib.SSL_MODE_ENABLE_PARTIAL_WRITE
+_REUSE_REQUIRED = (
+    "522 TLS session reuse required on the data connection; resume the control connection's session."
+)
 # Receive buffers are overwritten before they are read: skip cffi's zero-fill.
 _new_buffer = _ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -213,10 +219,8 @@ class _DataCore(ThrottledDTPHandler):
             if self.transfer_finished:
                 self._resp = ("226 Transfer complete.", logger.debug)
             elif self.receive:
-                self._resp = (
-                    "426 Data connection closed without TLS close_notify; upload discarded.",
-                    logger.info,
-                )
+                # _finish_upload() adds what became of the data.
+                self._resp = ("426 Data connection closed without TLS close_notify", logger.info)
             else:
                 sent = int(self.get_transmitted_bytes())
                 self._resp = (f"426 Transfer aborted; {sent} bytes transmitted.", logger.debug)
@@ -229,20 +233,101 @@ class _DataCore(ThrottledDTPHandler):
             self.close()
 
     def close(self) -> None:
-        if not self._closed and self.receive and self.file_obj is not None and self.transfer_finished:
-            # Commit (fsync + rename into place) before the 226 goes out; a failure turns into
-            # an error reply and the upload is discarded.
-            error = self.cmd_channel.commit_upload(self.file_obj)
-            if error:
-                self.transfer_finished = False
-                self._resp = (error, logger.warning)
+        if not self._closed and self.receive and self.file_obj is not None and not self.file_obj.closed:
+            self._finish_upload()
         super().close()
+
+    def _finish_upload(self) -> None:
+        """Close the upload's file and make the one reply tell what is on disk.
+
+        Runs once, before pyftpdlib's ``close()`` sends ``_resp`` (once) and closes the file (a
+        no-op by then, so a failing flush can no longer escape from there and swallow the
+        reply). Uploads to a temporary name are committed (fsync + rename, before the 226) or
+        discarded. In-place writes (``APPE``, ``REST`` + ``STOR``) cannot be discarded: whatever
+        arrived is in the file, and a failed one is answered with the file's size on disk, so a
+        client resumes from there instead of sending the same bytes again.
+        """
+        file_obj = self.file_obj
+        if final_name(os.path.basename(file_obj.name)) is not None:  # a temporary upload name
+            if self.transfer_finished:
+                error = self.cmd_channel.commit_upload(file_obj)  # None: committed
+                if error:
+                    self.transfer_finished = False
+                    self._resp = (error, logger.warning)
+                    _close_quietly(file_obj)
+                return
+            _close_quietly(file_obj)  # the control channel removes the temporary file
+            if self._resp:
+                self._resp = (_reply_with(self._resp[0], "upload discarded"), self._resp[1])
+            return
+        size, error = _close_in_place(file_obj, sync=self.transfer_finished)
+        if error is not None:
+            self.transfer_finished = False
+            self._resp = (_storage_reply(error), logger.warning)
+        if not self.transfer_finished and self._resp:
+            if error is None and not self.tot_bytes_received:
+                kept = "nothing was written"  # e.g. refused at the handshake
+            elif size < 0:
+                kept = "the data received was written in place; the file's size is unknown"
+            else:
+                kept = f"the data received was written in place: the file is now {size} bytes"
+            self._resp = (_reply_with(self._resp[0], kept), logger.warning)
+
+
+def _reply_with(reply: str, what: str) -> str:
+    return f"{reply.rstrip().rstrip('.')}; {what}."
+
+
+def _storage_reply(err: OSError) -> str:
+    if err.errno in _DISK_FULL:
+        return "452 Insufficient storage space"
+    return f"451 {err.strerror or 'I/O error'}"
+
+
+def _close_quietly(file_obj) -> None:
+    # A failed flush raises again from close(), which still closes the descriptor.
+    with contextlib.suppress(OSError):
+        file_obj.close()
+
+
+def _close_in_place(file_obj, sync: bool) -> tuple[int, OSError | None]:
+    """Flush (and fsync if ``sync``), close; returns (size on disk, or -1, first error)."""
+    error = None
+    try:
+        probe = os.dup(file_obj.fileno())  # the file's size after close, whatever its name now
+    except OSError:
+        probe = -1
+    try:
+        file_obj.flush()
+        if sync:
+            os.fsync(file_obj.fileno())
+    except OSError as err:
+        error = err
+    try:
+        file_obj.close()
+    except OSError as err:
+        error = error or err
+    size = -1
+    if probe >= 0:
+        try:
+            size = os.fstat(probe).st_size
+        except OSError:
+            pass
+        finally:
+            os.close(probe)
+    return size, error
 
 
 class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
-    """TLS data channel with mandatory session reuse (as vsftpd's ``require_ssl_reuse``)."""
+    """TLS data channel with mandatory session reuse (as vsftpd's ``require_ssl_reuse``).
+
+    The connection is made from the control session's own SSL context, whose sessions only that
+    control connection holds; a :class:`ftpsd.tls.ResumptionGate` fails any handshake that does
+    not resume one of them, and ``handle_ssl_established`` checks again after the handshake.
+    """
 
     timeout = 300
+    _gate: ResumptionGate | None = None
     ac_in_buffer_size = 65536
     ac_out_buffer_size = 65536
 
@@ -257,6 +342,8 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             if isinstance(self.socket, SSL.Connection):
                 # Bulk data: keep OpenSSL's record buffers instead of freeing them per record.
                 _lib.SSL_clear_mode(self.socket._ssl, _CLEAR_MODES)
+                if self.cmd_channel.require_session_reuse:
+                    self._gate = ResumptionGate(self.socket)
 
     def __repr__(self) -> str:
         # pyftpdlib's debug() formats repr(handler) eagerly, even with debug logging off, several
@@ -291,11 +378,7 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         facts = (conn.get_protocol_version_name(), conn.get_cipher_name(), reused)
         if not reused and self.cmd_channel.require_session_reuse:
             self.cmd_channel.log_data_tls(*facts)
-            self._resp = (
-                "522 TLS session reuse required on the data connection; "
-                "resume the control connection's session.",
-                logger.warning,
-            )
+            self._resp = (_REUSE_REQUIRED, logger.warning)
             self.close()
             return
         # The handshake may finish in the call that sent our flight (the client's Finished
@@ -308,8 +391,18 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         self.cmd_channel.log_data_tls(*facts)
 
     def handle_failed_ssl_handshake(self) -> None:
-        self._resp = ("522 SSL handshake failed.", logger.info)
-        self.cmd_channel.log("data connection: TLS handshake failed")
+        if self._gate is not None and self._gate.refused:
+            self._resp = (_REUSE_REQUIRED, logger.warning)
+            ch = self.cmd_channel
+            _tls_log.warning(
+                "%s:%s user=%s data TLS refused: the handshake did not resume this session's TLS session",
+                ch.remote_ip,
+                ch.remote_port,
+                ch.username or "-",
+            )
+        else:
+            self._resp = ("522 SSL handshake failed.", logger.info)
+            self.cmd_channel.log("data connection: TLS handshake failed")
         self.close()
 
     def handle_error(self) -> None:
@@ -322,13 +415,16 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             cause = err.args[0] if err.args and isinstance(err.args[0], OSError) else err.__cause__
             code = getattr(cause, "errno", None)
             if code in _DISK_FULL:
-                reply = "452 Insufficient storage space; upload discarded."
+                reply = "452 Insufficient storage space"
             else:
                 reason = os.strerror(code) if isinstance(code, int) else "I/O error"
-                reply = f"426 {reason}; transfer aborted."
+                reply = f"426 {reason}"
         except Exception:
             self.log_exception(self)
-            reply = "426 Internal error; transfer aborted."
+            reply = "426 Internal error"
+        if not self.receive or self.file_obj is None:
+            reply += "; transfer aborted."
+        # (an upload's reply gets what became of its data from _finish_upload)
         self.transfer_finished = False
         self._resp = (reply, logger.warning)
         try:

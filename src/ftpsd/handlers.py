@@ -3,7 +3,8 @@
 Policy on top of pyftpdlib's ``TLS_FTPHandler``:
 
 * TLS before ``USER``/``PASS`` (530 otherwise), ``PROT P`` before any data command, ``PROT C``
-  refused (534); session reuse enforced on data connections by :mod:`ftpsd.dtp`.
+  refused (534); each session has its own SSL context and its data connections must resume its
+  TLS session (:mod:`ftpsd.tls`, :mod:`ftpsd.dtp`).
 * Password checks run in a thread pool (scrypt costs ~60 ms) so logins never stall the loop.
 * A failed login is answered after ``login_failure_delay``; ``ban_after_failures`` failures
   from one address within ``ban_seconds`` ban it for ``ban_seconds``.
@@ -38,7 +39,7 @@ from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.safetext import escape, escape_reply
-from ftpsd.tls import session_reused
+from ftpsd.tls import ContextFactory, seal_control_context, session_reused
 
 log = logging.getLogger("ftpsd")
 auth_log = logging.getLogger("ftpsd.auth")
@@ -170,6 +171,8 @@ class FtpsdHandler(TLS_FTPHandler):
     # Set by ftpsd.daemon from the configuration (and swapped on reload).
     runtime: Runtime = Runtime()
     authorizer: FtpsdAuthorizer = FtpsdAuthorizer([])
+    tls_contexts: ContextFactory | None = None
+    # This session's own SSL context, made when it starts TLS; its data connections use it too.
     ssl_context: SSL.Context | None = None
     require_session_reuse = True
     tls_control_required = True
@@ -191,16 +194,37 @@ class FtpsdHandler(TLS_FTPHandler):
         self._greeted = False
         self._checking_password = False
         self._released = False
-        super().__init__(conn, server, ioloop)
         # Snapshot the policy current at connect time: a reload must not change it mid-session.
+        self.tls_contexts = type(self).tls_contexts
+        super().__init__(conn, server, ioloop)
         self.require_session_reuse = type(self).require_session_reuse
         self.runtime = type(self).runtime
 
     @classmethod
-    def get_ssl_context(cls) -> SSL.Context:
-        if cls.ssl_context is None:
+    def get_ssl_context(cls) -> None:
+        # pyftpdlib asks (when a server is made, and at connect time) for one context shared by
+        # every session; ftpsd gives each session its own, made when it starts TLS
+        # (secure_connection), so this only checks that the material is loaded.
+        if cls.tls_contexts is None:
             raise ValueError("ftpsd: no TLS context loaded")
-        return cls.ssl_context
+
+    def secure_connection(self, ssl_context: SSL.Context | None = None) -> None:
+        """Start TLS on the control connection with this session's own, new SSL context.
+
+        Its session cache and ticket keys belong to this session alone, so only this session's
+        TLS session can be resumed on its data connections (docs/ftpsd.md, "Binding of data
+        connections"). pyftpdlib passes ``self.ssl_context``, which is None until here.
+        """
+        if self.ssl_context is None:
+            assert self.tls_contexts is not None
+            try:
+                self.ssl_context = self.tls_contexts.new_context()
+            except SSL.Error as exc:
+                tls_log.error("%s: cannot create a TLS context: %s", self.remote_ip, exc)
+                self.respond("421 TLS unavailable; try again later.")
+                self.close_when_done()
+                return
+        super().secure_connection(self.ssl_context)
 
     # --- connection --------------------------------------------------------------------
     def handle(self) -> None:
@@ -217,6 +241,8 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def handle_ssl_established(self) -> None:
         conn = self.socket
+        # Every later handshake on this session's context is one of its data connections.
+        seal_control_context(self.ssl_context)
         tls_log.info(
             "%s:%s control TLS %s %s session_reused=%s",
             self.remote_ip,

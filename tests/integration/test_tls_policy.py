@@ -194,7 +194,7 @@ def test_lftp_verified_download(server: Server, tmp_path) -> None:
 
 
 def test_lftp_verified_upload_tls12(server: Server, tmp_path) -> None:
-    """lftp (GnuTLS) uploads over TLS 1.2: see docs/ftpsd.md on lftp, TLS 1.3 and close_notify."""
+    """lftp (GnuTLS) uploads over TLS 1.2 (over TLS 1.3: tests/integration/test_data_binding.py)."""
     data = hashlib.sha256(b"lftp").digest()[::-1] * 20000
     src = tmp_path / "lu.bin"
     src.write_bytes(data)
