@@ -10,6 +10,8 @@ Policy on top of pyftpdlib's ``TLS_FTPHandler``:
 * Per-user connection cap and rate limit; upload-only users cannot overwrite.
 * Uploads go to a temporary name in the target directory and are renamed into place only when
   complete (see ``commit_upload``).
+* Every filesystem operation goes through :class:`ftpsd.homefs.HomeFS`, which resolves paths
+  relative to the home's descriptor and never follows a symlink (the containment invariant).
 * Every session captures the TLS context and the users snapshot current when it started, so a
   reload never disturbs sessions in flight.
 """
@@ -29,11 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
+from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.ioloop import AsyncChat
 
-from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
+from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.homefs import HomeFS
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.tls import session_reused
@@ -149,7 +153,7 @@ class FtpsdHandler(TLS_FTPHandler):
     tls_control_required = True
     tls_data_required = True
     dtp_handler = ReuseGatedDTPHandler
-    abstracted_fs = JailedFS
+    abstracted_fs = HomeFS
     permit_foreign_addresses = False  # data connections only from the control peer (no FXP)
     permit_privileged_ports = False
     use_sendfile = False
@@ -160,7 +164,8 @@ class FtpsdHandler(TLS_FTPHandler):
         self.user_max_rate = 0
         self._user_counted = ""
         self._counted_ip = ""
-        self._uploads: dict[str, str] = {}
+        self._uploads: dict[str, tuple[str, bool]] = {}  # temporary path -> (final path, replace)
+        self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
         super().__init__(conn, server, ioloop)
@@ -217,6 +222,8 @@ class FtpsdHandler(TLS_FTPHandler):
             self._release_user()
             for temp in list(self._uploads):
                 self._discard_upload(temp)
+            if self.fs is not None:
+                self.fs.close()
             if self._counted_ip:
                 self.runtime.sessions.discard(self)
                 self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
@@ -326,53 +333,95 @@ class FtpsdHandler(TLS_FTPHandler):
         super().flush_account()
 
     # --- uploads: temporary name, committed on success -----------------------------------
+    def _upload_only(self) -> bool:
+        user = self.authorizer.get_user(self.username)
+        return user is not None and user.perm == "upload"
+
     def ftp_STOR(self, file: str, mode: str = "w"):
         if final_name(os.path.basename(file)) is not None:
             self.respond(_RESERVED_NAME)
             return None
-        user = self.authorizer.get_user(self.username)
-        if user is not None and user.perm == "upload" and os.path.lexists(file):
+        upload_only = self._upload_only()
+        if upload_only and (mode != "w" or self._restart_position):
+            self._restart_position = 0
+            self.respond("550 Upload-only account: resuming or appending is not allowed.")
+            return None
+        if upload_only and self.fs.lexists(file):
+            # The early answer; the commit itself can never replace (RENAME_NOREPLACE).
             self.respond("550 Upload-only account: existing files cannot be overwritten.")
             return None
         if mode != "w" or self._restart_position:
             # APPE and resumed STOR write in place; they never truncate what exists.
             return super().ftp_STOR(file, mode)
-        if os.path.isdir(file):
+        if self.fs.isdir(file):
             self.respond("550 Is a directory.")
+            return None
+        if self.fs.islink(file):  # the commit would replace the link itself; refuse instead
+            self.respond("550 Is a symbolic link; links are not followed.")
             return None
         directory, name = os.path.split(file)
         temp = os.path.join(directory, part_name(name))
-        self._uploads[temp] = file
+        self._uploads[temp] = (file, not upload_only)
         result = super().ftp_STOR(temp, mode)
         if result is None:
             self._uploads.pop(temp, None)
             self._remove_quietly(temp)
         return file if result else None
 
+    def ftp_STOU(self, line: str):
+        # pyftpdlib checks the permission only after creating the file: check it first.
+        if not self.authorizer.has_perm(self.username, "w", self.fs.ftp2fs(line or self.fs.cwd)):
+            self.respond("550 Not enough privileges.")
+            return None
+        return super().ftp_STOU(line)
+
+    def ftp_RNFR(self, path: str):
+        try:
+            identity = self.fs.identity(path)
+        except (OSError, FilesystemError):
+            identity = None  # pyftpdlib's own lookup then answers 550
+        super().ftp_RNFR(path)
+        self._rnfr_identity = identity if self._rnfr else None
+
     def ftp_RNTO(self, path: str):
         if final_name(os.path.basename(path)) is not None:
             self.respond(_RESERVED_NAME)
             self._rnfr = None
             return None
+        if self._rnfr:
+            # Rename what RNFR named, not whatever holds that name now (another session may
+            # have swapped it in between). Resolution keeps either inside the home anyway.
+            try:
+                same = self.fs.identity(self._rnfr) == self._rnfr_identity
+            except (OSError, FilesystemError):
+                same = False
+            if not same:
+                self._rnfr = None
+                self.respond("550 The source changed since RNFR; nothing renamed.")
+                return None
         return super().ftp_RNTO(path)
 
     def commit_upload(self, file_obj) -> str | None:
         """Called by the DTP on a clean end of upload, before the reply. None = committed."""
         temp = file_obj.name
-        final = self._uploads.pop(temp, None)
+        final, replace = self._uploads.pop(temp, (None, True))
         try:
             if not file_obj.closed:
                 file_obj.flush()
                 os.fsync(file_obj.fileno())
                 file_obj.close()
-            if final is not None:
-                os.replace(temp, final)
-        except OSError as err:
+            if final is not None and replace:
+                self.fs.rename(temp, final)
+            elif final is not None:
+                self.fs.rename_noreplace(temp, final)
+        except (OSError, FilesystemError) as err:
             self._remove_quietly(temp)
             log.warning("upload of %s not committed: %s", final or temp, err)
+            if getattr(err, "errno", None) == errno.EEXIST:
+                return "553 Upload-only account: the file now exists; upload discarded."
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
-            return f"451 Upload not stored: {err.strerror}."
+            return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
         return None
 
     def _discard_upload(self, temp: str) -> None:
@@ -380,13 +429,12 @@ class FtpsdHandler(TLS_FTPHandler):
             del self._uploads[temp]
             self._remove_quietly(temp)
 
-    @staticmethod
-    def _remove_quietly(path: str) -> None:
+    def _remove_quietly(self, path: str) -> None:
         try:
-            os.unlink(path)
+            self.fs.remove(path)
         except FileNotFoundError:
             pass
-        except OSError as err:
+        except (OSError, FilesystemError) as err:
             log.warning("cannot remove partial upload %s: %s", path, err)
 
     def on_incomplete_file_received(self, file: str) -> None:
