@@ -337,28 +337,33 @@ class FtpsdHandler(TLS_FTPHandler):
         user = self.authorizer.get_user(self.username)
         return user is not None and user.perm == "upload"
 
-    def ftp_STOR(self, file: str, mode: str = "w"):
+    def _store_refusal(self, file: str, mode: str, upload_only: bool) -> str | None:
+        """The reply refusing this STOR/APPE before any byte is read, or None to go ahead."""
         if final_name(os.path.basename(file)) is not None:
-            self.respond(_RESERVED_NAME)
-            return None
-        upload_only = self._upload_only()
-        if upload_only and (mode != "w" or self._restart_position):
+            return _RESERVED_NAME
+        resume = mode != "w" or self._restart_position
+        if upload_only and resume:
             self._restart_position = 0
-            self.respond("550 Upload-only account: resuming or appending is not allowed.")
-            return None
+            return "550 Upload-only account: resuming or appending is not allowed."
         if upload_only and self.fs.lexists(file):
             # The early answer; the commit itself can never replace (RENAME_NOREPLACE).
-            self.respond("550 Upload-only account: existing files cannot be overwritten.")
+            return "550 Upload-only account: existing files cannot be overwritten."
+        # (A resume writes in place through HomeFS.open, O_NOFOLLOW: it refuses both itself.)
+        if not resume and self.fs.isdir(file):
+            return "550 Is a directory."
+        if not resume and self.fs.islink(file):  # the commit would replace the link: refuse
+            return "550 Is a symbolic link; links are not followed."
+        return None
+
+    def ftp_STOR(self, file: str, mode: str = "w"):
+        upload_only = self._upload_only()
+        refusal = self._store_refusal(file, mode, upload_only)
+        if refusal is not None:
+            self.respond(refusal)
             return None
         if mode != "w" or self._restart_position:
             # APPE and resumed STOR write in place; they never truncate what exists.
             return super().ftp_STOR(file, mode)
-        if self.fs.isdir(file):
-            self.respond("550 Is a directory.")
-            return None
-        if self.fs.islink(file):  # the commit would replace the link itself; refuse instead
-            self.respond("550 Is a symbolic link; links are not followed.")
-            return None
         directory, name = os.path.split(file)
         temp = os.path.join(directory, part_name(name))
         self._uploads[temp] = (file, not upload_only)
