@@ -12,6 +12,7 @@ import io
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -416,3 +417,49 @@ def _ftp_swapper(server: Server, deadline: float, errors: list[str]) -> None:
         ftp.quit()
     except (OSError, EOFError) as err:
         errors.append(f"ftp swapper ended: {err!r}")
+
+
+# -- real clients ------------------------------------------------------------------------------------
+
+
+def test_curl_and_lftp_see_links_as_links_and_never_the_outside(
+    server: Server, tmp_path: pathlib.Path
+) -> None:
+    """curl fetches and lists, lftp mirrors the whole home: no outside byte or name arrives."""
+    for tool in ("curl", "lftp"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} missing: apt-get install -y {tool} (lab/host-packages.txt)")
+    outside, secret = _outside(server)
+    home = server.homes["alice"]
+    (home / "sub").mkdir()
+    (home / "sub" / "in.txt").write_text("inside")
+    os.symlink(outside, home / "dl")
+    os.symlink(outside / "secret", home / "sub" / "fl")
+    curl = ["curl", "-sS", "--ssl-reqd", "--cacert", str(server.cafile), "--user", "alice:alice-pw"]
+    url = f"ftp://127.0.0.1:{server.port}"
+    for path in ("dl/secret", "sub/fl"):
+        got = subprocess.run([*curl, f"{url}/{path}"], capture_output=True, timeout=60, check=False)
+        assert got.returncode != 0 and secret not in got.stdout
+    listing = subprocess.run([*curl, f"{url}/sub/"], capture_output=True, timeout=60, check=True).stdout
+    lines = listing.decode().splitlines()
+    assert any(line.startswith("l") and line.endswith(" fl") for line in lines), lines
+    assert str(outside) not in listing.decode()
+    mirror = tmp_path / "mirror"
+    script = "; ".join(
+        [
+            f"set ssl:ca-file {server.cafile}",
+            "set ftp:ssl-force yes",
+            "set ftp:ssl-protect-data yes",
+            "set net:max-retries 1",
+            "set net:timeout 20",
+            f"open -u alice,alice-pw {url}",
+            f"mirror / {mirror}",
+            "bye",
+        ]
+    )
+    subprocess.run(["lftp", "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert (mirror / "sub" / "in.txt").read_text() == "inside"  # the mirror did run
+    for path in mirror.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert secret not in path.read_bytes(), path
+        assert "secret" not in path.name, path
