@@ -422,9 +422,10 @@ class FtpsdHandler(TLS_FTPHandler):
         except (OSError, FilesystemError) as err:
             self._remove_quietly(temp)
             log.warning("upload of %s not committed: %s", final or temp, err)
-            if getattr(err, "errno", None) == errno.EEXIST:
+            code = getattr(err, "errno", None)  # None for a FilesystemError
+            if code == errno.EEXIST:
                 return "553 Upload-only account: the file now exists; upload discarded."
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            if code in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
             return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
         return None
