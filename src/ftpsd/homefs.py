@@ -167,13 +167,11 @@ class HomeFS(AbstractedFS):
         self._close_home = lambda: None
         try:
             fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as err:
-            self._home_error = err
-        else:
-            self._homefd = fd
-            self._home_error = None
-            # The one owner of the descriptor: runs once, at close() or when the object goes.
-            self._close_home = weakref.finalize(self, os.close, fd)
+        except OSError:
+            return  # removed since the users were loaded: every operation says so (_parts)
+        self._homefd = fd
+        # The one owner of the descriptor: runs once, at close() or when the object goes.
+        self._close_home = weakref.finalize(self, os.close, fd)
 
     def close(self) -> None:
         """Release the home descriptor (the session ended)."""
