@@ -30,7 +30,8 @@ disclosed. Users cannot create links over FTP; only a local account can plant on
 
 Uploads that must not replace an existing file (upload-only accounts) are committed with
 ``renameat2(RENAME_NOREPLACE)`` (glibc >= 2.28, through ctypes), or with ``linkat`` + ``unlinkat``
-where the filesystem does not support that flag; both fail with EEXIST instead of replacing.
+where the filesystem does not support that flag (or the call is missing or filtered); both fail
+with EEXIST instead of replacing.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def _rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
         if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
             return
         err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS):  # EINVAL: this filesystem lacks the flag
+        # EINVAL: this filesystem lacks the flag; ENOSYS/EPERM: no such call, or filtered.
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
             raise OSError(err, os.strerror(err), dst)
     # linkat fails with EEXIST if dst exists; the source name is then removed.
     os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
