@@ -1,4 +1,6 @@
-"""Virtual users from the users file: scrypt/PBKDF2 hashes, a jailed home, ro/rw/upload perms.
+"""Virtual users from the users file: scrypt/PBKDF2 hashes, a home, ro/rw/upload perms.
+
+The home is enforced by :class:`ftpsd.homefs.HomeFS` (the containment invariant).
 
 No anonymous access: only names in the users file exist, and every one needs a hash.
 """
@@ -11,7 +13,6 @@ import logging
 import os
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
-from pyftpdlib.filesystems import AbstractedFS
 
 from ftpsd.passwd import User, hash_password, parse_hash, verify_password
 
@@ -95,33 +96,3 @@ class FtpsdAuthorizer(DummyAuthorizer):
 
     def terminate_impersonation(self, username: str) -> None:
         """Virtual users share the daemon's uid: nothing to switch."""
-
-
-class JailedFS(AbstractedFS):
-    """The user's home is ``/``. ``..``, absolute paths and symlinks cannot leave it.
-
-    ``ftp2fs`` normalises every path against the virtual root (so ``/etc/passwd`` means
-    ``<home>/etc/passwd`` and ``../../x`` stops at the root); ``validpath`` then resolves
-    symlinks with ``realpath`` and refuses anything whose real location is outside the home.
-    Listings hide nothing, but a symlink pointing out cannot be entered, read or written.
-    """
-
-    _real_root: tuple[str, str] = ("", "")  # (root, its realpath), resolved once per root
-
-    def validpath(self, path: str) -> bool:
-        root, real_root = self._real_root
-        if root != self.root:
-            # Resolved once per session: a home later swapped for a symlink cannot move the jail.
-            root, real_root = self._real_root = (self.root, os.path.realpath(self.root))
-        real = os.path.realpath(path)
-        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
-
-    def open(self, filename: str, mode: str):
-        if not self.validpath(filename):
-            raise PermissionError(f"{filename}: outside the home directory")
-        return super().open(filename, mode)
-
-    def chdir(self, path: str) -> None:
-        if not self.validpath(path):
-            raise PermissionError(f"{path}: outside the home directory")
-        super().chdir(path)

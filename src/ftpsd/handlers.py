@@ -11,6 +11,8 @@ Policy on top of pyftpdlib's ``TLS_FTPHandler``:
 * Per-user connection cap and rate limit; upload-only users cannot overwrite.
 * Uploads go to a temporary name in the target directory and are renamed into place only when
   complete (see ``commit_upload``).
+* Every filesystem operation goes through :class:`ftpsd.homefs.HomeFS`, which resolves paths
+  relative to the home's descriptor and never follows a symlink (the containment invariant).
 * Every session captures the TLS context and the users snapshot current when it started, so a
   reload never disturbs sessions in flight.
 """
@@ -22,6 +24,7 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -30,12 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
+from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import AsyncChat
 
-from ftpsd.authorizer import FtpsdAuthorizer, JailedFS
+from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.homefs import HomeFS
 from ftpsd.limits import SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.safetext import escape, escape_reply
@@ -154,11 +159,47 @@ class RangedPassiveDTP(PassiveDTP):
             self._refuse()
         super().bind(addr)
 
+    # Ports tried again after losing a listen() race before answering 425 (bounded work per PASV).
+    relisten_attempts = 16
+
     def listen(self, num: int) -> None:
-        # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
-        if self.cmd_channel.passive_ports and self.socket.getsockname()[1] == 0:
-            self._refuse()
-        super().listen(num)
+        ports = self.cmd_channel.passive_ports
+        if not ports:
+            super().listen(num)
+            return
+        tried: set[int] = set()
+        for _ in range(self.relisten_attempts + 1):
+            port = self.socket.getsockname()[1]
+            # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
+            if port == 0:
+                break
+            try:
+                super().listen(num)
+                return
+            except OSError as err:
+                if err.errno != errno.EADDRINUSE:
+                    raise
+            # SO_REUSEADDR (needed: finished data connections leave TIME_WAIT on these ports)
+            # lets two workers bind the same free port; only the first listen() wins.
+            tried.add(port)
+            self._rebind([p for p in ports if p not in tried])
+        self._refuse()
+
+    def _rebind(self, candidates: list[int]) -> None:
+        """A fresh socket bound to one of ``candidates`` (left unbound if none is free)."""
+        family, ip = self.socket.family, self.socket.getsockname()[0]
+        self.del_channel()
+        self.socket.close()
+        self.create_socket(family, socket.SOCK_STREAM)
+        random.shuffle(candidates)
+        for port in candidates[: self.relisten_attempts]:
+            self.set_reuse_addr()
+            try:
+                self.bind((ip, port))
+                return
+            except OSError as err:
+                if err.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EPERM):
+                    raise
 
     def _refuse(self) -> None:
         self.close()
@@ -179,7 +220,7 @@ class FtpsdHandler(TLS_FTPHandler):
     tls_data_required = True
     dtp_handler = ReuseGatedDTPHandler
     passive_dtp = RangedPassiveDTP
-    abstracted_fs = JailedFS
+    abstracted_fs = HomeFS
     permit_foreign_addresses = False  # data connections only from the control peer (no FXP)
     permit_privileged_ports = False
     use_sendfile = False
@@ -190,7 +231,8 @@ class FtpsdHandler(TLS_FTPHandler):
         self.user_max_rate = 0
         self._user_counted = ""
         self._counted_ip = ""
-        self._uploads: dict[str, str] = {}
+        self._uploads: dict[str, tuple[str, bool]] = {}  # temporary path -> (final path, replace)
+        self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
         self._released = False
@@ -287,10 +329,14 @@ class FtpsdHandler(TLS_FTPHandler):
             for temp in list(self._uploads):
                 self._discard_upload(temp)
         finally:
-            if self._counted_ip:
-                self.runtime.sessions.discard(self)
-                self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
-                self._counted_ip = ""
+            try:
+                if self.fs is not None:
+                    self.fs.close()  # the home's descriptor (HomeFS)
+            finally:
+                if self._counted_ip:
+                    self.runtime.sessions.discard(self)
+                    self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
+                    self._counted_ip = ""
 
     # --- client bytes on the way back out ------------------------------------------------
     def push(self, data: str) -> None:
@@ -443,53 +489,101 @@ class FtpsdHandler(TLS_FTPHandler):
         super().flush_account()
 
     # --- uploads: temporary name, committed on success -----------------------------------
-    def ftp_STOR(self, file: str, mode: str = "w"):
-        if final_name(os.path.basename(file)) is not None:
-            self.respond(_RESERVED_NAME)
-            return None
+    def _upload_only(self) -> bool:
         user = self.authorizer.get_user(self.username)
-        if user is not None and user.perm == "upload" and os.path.lexists(file):
-            self.respond("550 Upload-only account: existing files cannot be overwritten.")
+        return user is not None and user.perm == "upload"
+
+    def _store_refusal(self, file: str, mode: str, upload_only: bool) -> str | None:
+        """The reply refusing this STOR/APPE before any byte is read, or None to go ahead."""
+        if final_name(os.path.basename(file)) is not None:
+            return _RESERVED_NAME
+        resume = mode != "w" or self._restart_position
+        if upload_only and resume:
+            self._restart_position = 0
+            return "550 Upload-only account: resuming or appending is not allowed."
+        if upload_only and self.fs.lexists(file):
+            # The early answer; the commit itself can never replace (RENAME_NOREPLACE).
+            return "550 Upload-only account: existing files cannot be overwritten."
+        # (A resume writes in place through HomeFS.open, O_NOFOLLOW: it refuses both itself.)
+        if not resume and self.fs.isdir(file):
+            return "550 Is a directory."
+        if not resume and self.fs.islink(file):  # the commit would replace the link: refuse
+            return "550 Is a symbolic link; links are not followed."
+        return None
+
+    def ftp_STOR(self, file: str, mode: str = "w"):
+        upload_only = self._upload_only()
+        refusal = self._store_refusal(file, mode, upload_only)
+        if refusal is not None:
+            self.respond(refusal)
             return None
         if mode != "w" or self._restart_position:
             # APPE and resumed STOR write in place; they never truncate what exists.
             return super().ftp_STOR(file, mode)
-        if os.path.isdir(file):
-            self.respond("550 Is a directory.")
-            return None
         directory, name = os.path.split(file)
         temp = os.path.join(directory, part_name(name))
-        self._uploads[temp] = file
+        self._uploads[temp] = (file, not upload_only)
         result = super().ftp_STOR(temp, mode)
         if result is None:
             self._uploads.pop(temp, None)
             self._remove_quietly(temp)
         return file if result else None
 
+    def ftp_STOU(self, line: str):
+        # pyftpdlib checks the permission only after creating the file: check it first.
+        if not self.authorizer.has_perm(self.username, "w", self.fs.ftp2fs(line or self.fs.cwd)):
+            self.respond("550 Not enough privileges.")
+            return None
+        return super().ftp_STOU(line)
+
+    def ftp_RNFR(self, path: str):
+        try:
+            identity = self.fs.identity(path)
+        except (OSError, FilesystemError):
+            identity = None  # pyftpdlib's own lookup then answers 550
+        super().ftp_RNFR(path)
+        self._rnfr_identity = identity if self._rnfr else None
+
     def ftp_RNTO(self, path: str):
         if final_name(os.path.basename(path)) is not None:
             self.respond(_RESERVED_NAME)
             self._rnfr = None
             return None
+        if self._rnfr:
+            # Rename what RNFR named, not whatever holds that name now (another session may
+            # have swapped it in between). Resolution keeps either inside the home anyway.
+            try:
+                same = self.fs.identity(self._rnfr) == self._rnfr_identity
+            except (OSError, FilesystemError):
+                same = False
+            if not same:
+                self._rnfr = None
+                self.respond("550 The source changed since RNFR; nothing renamed.")
+                return None
         return super().ftp_RNTO(path)
 
     def commit_upload(self, file_obj) -> str | None:
         """Called by the DTP on a clean end of upload, before the reply. None = committed."""
         temp = file_obj.name
-        final = self._uploads.pop(temp, None)
+        final, replace = self._uploads.pop(temp, (None, True))
         try:
             if not file_obj.closed:
                 file_obj.flush()
                 os.fsync(file_obj.fileno())
                 file_obj.close()
-            if final is not None:
-                os.replace(temp, final)
-        except OSError as err:
+            if final is not None and replace:
+                self.fs.rename(temp, final)
+            elif final is not None:
+                self.fs.rename_noreplace(temp, final)
+        except (OSError, FilesystemError) as err:
             self._remove_quietly(temp)
             log.warning("upload of %s not committed: %s", final or temp, err)
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            code = getattr(err, "errno", None)  # None for a FilesystemError
+            if code == errno.EEXIST:
+                return "553 Upload-only account: the file now exists; upload discarded."
+            if code in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
-            return f"451 Upload not stored: {err.strerror}."
+            return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
         return None
 
     def _discard_upload(self, temp: str) -> None:
@@ -497,13 +591,12 @@ class FtpsdHandler(TLS_FTPHandler):
             del self._uploads[temp]
             self._remove_quietly(temp)
 
-    @staticmethod
-    def _remove_quietly(path: str) -> None:
+    def _remove_quietly(self, path: str) -> None:
         try:
-            os.unlink(path)
+            self.fs.remove(path)
         except FileNotFoundError:
             pass
-        except OSError as err:
+        except (OSError, FilesystemError) as err:
             log.warning("cannot remove partial upload %s: %s", path, err)
 
     def on_incomplete_file_received(self, file: str) -> None:

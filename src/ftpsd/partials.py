@@ -6,15 +6,17 @@ SIGKILL cannot discard those files. :class:`LeftoverSweep` walks every user's ho
 the regular files named exactly so whose modification time is older than the daemon's start.
 An upload in progress belongs to this daemon, began after its start and so has a newer file.
 
-The walk never follows a symlink and never leaves a home: ``os.fwalk`` does not descend into
-symlinked directories, and every check and removal is relative to the directory's descriptor
-(``dir_fd``, ``follow_symlinks=False``). It runs in slices of :data:`STEP_SECONDS` (the
+The walk never follows a symlink and never leaves a home: every directory is opened from the
+home's descriptor by :func:`ftpsd.homefs.open_beneath` (no symlink followed in any position,
+the same resolution the sessions use), and every check and removal is relative to that
+directory's descriptor (``dir_fd``, ``follow_symlinks=False``). It runs in slices of :data:`STEP_SECONDS` (the
 supervisor steps it between its other duties; the single-process daemon runs it in a thread),
 so it never holds up serving, however large the homes are.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
@@ -22,6 +24,8 @@ import secrets
 import stat
 import time
 from collections.abc import Iterable, Iterator
+
+from ftpsd.homefs import LIST_FLAGS, open_beneath
 
 log = logging.getLogger("ftpsd")
 
@@ -57,8 +61,47 @@ def _outermost(homes: Iterable[str]) -> list[str]:
     return kept
 
 
-def _unreadable(err: OSError) -> None:
-    log.warning("leftover sweep: cannot read %s: %s", err.filename, err.strerror or err)
+def _unreadable(path: str, err: OSError) -> None:
+    log.warning("leftover sweep: cannot read %s: %s", path, err.strerror or err)
+
+
+def _walk_beneath(home: str) -> Iterator[tuple[str, list[str], int]]:
+    """(path, names of non-directories, directory descriptor) for every directory under ``home``.
+
+    Each directory is opened from the home's descriptor with :func:`ftpsd.homefs.open_beneath`
+    (no symlink followed in any position), so a directory swapped for a link while the sweep
+    runs is skipped, never entered. One descriptor open at a time; breadth first.
+    """
+    try:
+        homefd = os.open(home, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        _unreadable(home, err)
+        return
+    try:
+        pending: collections.deque[tuple[str, ...]] = collections.deque([()])
+        while pending:
+            parts = pending.popleft()
+            path = os.path.join(home, *parts)
+            try:
+                dirfd = open_beneath(homefd, parts, LIST_FLAGS)
+            except OSError as err:
+                _unreadable(path, err)
+                continue
+            try:
+                names = []
+                with os.scandir(dirfd) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append((*parts, entry.name))
+                        else:
+                            names.append(entry.name)
+                yield path, names, dirfd
+            except OSError as err:
+                _unreadable(path, err)
+            finally:
+                os.close(dirfd)
+    finally:
+        os.close(homefd)
 
 
 class LeftoverSweep:
@@ -93,8 +136,8 @@ class LeftoverSweep:
         touched = 0
         for home in homes:
             removed = 0
-            for path, _dirs, files, dirfd in os.fwalk(home, onerror=_unreadable):
-                for name in files:
+            for path, names, dirfd in _walk_beneath(home):
+                for name in names:
                     if PART_NAME.fullmatch(name) and self._remove(path, name, dirfd):
                         removed += 1
                     yield

@@ -1,4 +1,4 @@
-"""ftpsd.authorizer: virtual users, permission letters, the jail (no sockets involved)."""
+"""ftpsd.authorizer: virtual users and permission letters (no sockets; the home: test_homefs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from pyftpdlib.authorizers import AuthenticationFailed
 
-from ftpsd.authorizer import PERM_LETTERS, FtpsdAuthorizer, JailedFS
+from ftpsd.authorizer import PERM_LETTERS, FtpsdAuthorizer
 from ftpsd.passwd import User, hash_password
 
 HASH = hash_password("pw", "pbkdf2-sha256")
@@ -88,57 +88,6 @@ def test_perm_table_covers_design() -> None:
 def test_homes_are_real_paths(authorizer: FtpsdAuthorizer, homes) -> None:
     assert authorizer.get_home_dir("alice") == os.path.realpath(homes["alice"])
     assert not authorizer.has_user("ghost")
-
-
-class _Channel:
-    """The few attributes AbstractedFS reads from its command channel."""
-
-    use_gmt_times = True
-    encoding = "utf8"
-    unicode_errors = "replace"
-
-
-@pytest.fixture
-def jail(tmp_path: pathlib.Path) -> JailedFS:
-    home = tmp_path / "home"
-    (home / "sub").mkdir(parents=True)
-    (home / "sub" / "f.txt").write_text("in")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret").write_text("out")
-    os.symlink(outside, home / "escape-dir")
-    os.symlink(outside / "secret", home / "escape-file")
-    os.symlink(home / "sub" / "f.txt", home / "inner-link")
-    return JailedFS(str(home), _Channel())
-
-
-@pytest.mark.parametrize(
-    ("ftp_path", "inside"),
-    [
-        ("sub/f.txt", True),
-        ("/sub/f.txt", True),
-        ("../../../../etc/passwd", True),  # normalised to <home>/etc/passwd: still inside
-        ("/etc/passwd", True),
-        ("inner-link", True),  # a symlink that stays inside is fine
-        ("escape-dir", False),
-        ("escape-dir/secret", False),
-        ("escape-file", False),
-        ("sub/../escape-file", False),
-    ],
-)
-def test_jail_paths(jail: JailedFS, ftp_path: str, inside: bool) -> None:
-    real = jail.ftp2fs(ftp_path)
-    assert real.startswith(jail.root)  # ftp2fs never leaves the root lexically
-    assert jail.validpath(real) is inside
-
-
-def test_jail_refuses_open_and_chdir_through_symlinks(jail: JailedFS) -> None:
-    with pytest.raises(PermissionError):
-        jail.open(jail.ftp2fs("escape-file"), "rb")
-    with pytest.raises(PermissionError):
-        jail.chdir(jail.ftp2fs("escape-dir"))
-    with jail.open(jail.ftp2fs("sub/f.txt"), "rb") as handle:
-        assert handle.read() == b"in"
 
 
 # -- SharedLimits: daemon-wide connection counts and bans -------------------------------------

@@ -88,6 +88,20 @@ def test_never_follows_symlinks_or_leaves_the_home(tmp_path: pathlib.Path) -> No
     assert directory.is_dir()
 
 
+def test_a_directory_swapped_for_a_link_mid_sweep_is_not_entered(tmp_path: pathlib.Path) -> None:
+    home = tmp_path / "alice"
+    outside = tmp_path / "outside"
+    target = _old(outside / ".t.0123456789ab.ftpsd-part")
+    _old(home / "sub" / ".s.0123456789ab.ftpsd-part")
+    sweep = LeftoverSweep([str(home)], time.time())
+    sweep.step(0.0)  # the home's own entries: "sub" is queued as a directory
+    (home / "sub").rename(home / "sub.real")
+    (home / "sub").symlink_to(outside, target_is_directory=True)
+    while not sweep.step():
+        pass
+    assert target.exists()
+
+
 def test_walks_each_home_once_and_skips_missing_ones(tmp_path: pathlib.Path) -> None:
     outer = tmp_path / "srv"
     inner = outer / "bob"
