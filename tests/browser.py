@@ -15,6 +15,7 @@ Every read is bounded by a deadline; the browser is killed on exit whatever happ
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -72,8 +73,13 @@ class Chromium:
         self._from_browser, from_browser_w = os.pipe()
 
         def fds_3_and_4() -> None:  # in the child, before exec: the pipe ends chromium expects
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
+            # Out of the way first: a pipe end may itself be fd 3 or 4, and dup2 onto the same
+            # number would keep its close-on-exec flag.
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_browser_r, from_browser_w)]
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)
+            for fd in high:
+                os.close(fd)
 
         self._proc = subprocess.Popen(
             [self.binary, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
@@ -223,6 +229,7 @@ ROWS_SCRIPT = r"""
       overflowing: [...tr.querySelectorAll('td')].filter((td) => td.scrollWidth > td.clientWidth + 1)
         .map((td) => td.dataset.label),
       top: tr.getBoundingClientRect().top + window.scrollY,
+      height: tr.getBoundingClientRect().height,
     };
   });
 })()

@@ -166,7 +166,9 @@ def finish(rows: list[dict], warn_days: int, now: _dt.datetime | None = None) ->
 
 
 def _short(fp: str) -> str:
-    return fp[:23] + "…" if fp else "-"
+    """The first 4 bytes: enough to tell two certificates apart at a glance (JSON and HTML have
+    the whole fingerprint)."""
+    return fp[:11] + "…" if fp else "-"
 
 
 def _memory_text(row: dict) -> str:
@@ -189,6 +191,8 @@ _COLUMNS = (
     "days",
     "not after",
     "subject",
+    "sans",
+    "issuer",
     "key",
     "deployed",
     "memory",
@@ -204,6 +208,8 @@ def _cells(row: dict) -> list[str]:
         "?" if row["days_left"] is None else str(row["days_left"]),
         row["not_after"] or "?",
         row["subject"] or "?",
+        ",".join(row["sans"]) or "-",
+        row["issuer"] or "?",
         row["key_type"] or "?",
         _short(row["fingerprint_deployed"]),
         _memory_text(row),
@@ -242,12 +248,14 @@ p.meta{margin:0 0 1rem;color:#57606a;font-size:.9rem}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
 th,td{padding:.45rem .6rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}
 td{overflow-wrap:break-word}
-ul.problems,ul.sans,td.subject,td.issuer{overflow-wrap:anywhere}
-td.days,td.when{white-space:nowrap}
+ul.problems,td.subject,td.sans,td.issuer{overflow-wrap:anywhere}
+td.subject,td.sans,td.issuer{min-width:8rem}
+td.host{min-width:11rem}
+td.days{white-space:nowrap}
 th{background:#eaeef2;font-weight:600}
 td.days{font-size:1.05rem;font-weight:700}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.78rem;word-break:break-all}
-td.fp{min-width:14rem;max-width:24rem}
+td.fp{min-width:13rem;max-width:24rem}
 td.fp div{margin:0 0 .2rem}
 .fp-label{display:block;font-size:.72rem;font-weight:700;color:#57606a}
 .same{color:#1a7f37}
@@ -264,7 +272,8 @@ ul.problems{margin:.25rem 0 0;padding-left:1.1rem;color:#82071e}
 ul.sans{margin:0;padding-left:1.1rem}
 @media (max-width:760px){
  table,thead,tbody,tr,th,td{display:block;width:auto}
- td.fp{min-width:0;max-width:none}
+ td.fp,td.subject,td.sans,td.issuer,td.host{min-width:0;max-width:none}
+ td{overflow-wrap:anywhere}
  thead{position:absolute;left:-9999px}
  tr{margin:0 0 .8rem;border:1px solid #d0d7de;border-radius:.4rem;overflow:hidden}
  td{border:none;border-bottom:1px solid #eaeef2;padding:.35rem .6rem}
@@ -318,9 +327,10 @@ def render_html(report: dict) -> str:
             ("Host", host_cell, "host"),
             ("Status", f'<span class="badge {status}">{e(status.upper())}</span>', ""),
             ("Days left", e("?" if r["days_left"] is None else str(r["days_left"])), "days"),
-            ("Not after", e(r["not_after"] or "?"), "when"),
+            # A narrow column may break the timestamp before its time, nowhere else.
+            ("Not after", e(r["not_after"] or "?").replace("T", "<wbr>T", 1), "when"),
             ("Subject", e(r["subject"] or "?"), "subject"),
-            ("SANs", f'<ul class="sans">{sans}</ul>' if sans else "-", ""),
+            ("SANs", f'<ul class="sans">{sans}</ul>' if sans else "-", "sans"),
             ("Issuer", e(r["issuer"] or "?"), "issuer"),
             ("Key", e(r["key_type"] or "?"), ""),
             ("Fingerprint (SHA-256)", _fingerprints_html(r), "fp"),

@@ -119,6 +119,9 @@ def test_rows_visible_and_flagged_rows_highlighted(browser, report_page, tmp_pat
 
     layout = page.evaluate(LAYOUT_SCRIPT)
     assert layout["scroll_width"] <= layout["viewport"], layout  # no sideways scrolling
+    # On a wide screen no column is crushed into a ribbon: a row fits on one screen.
+    if not mobile:
+        assert all(r["height"] < 800 for r in rows.values()), {h: r["height"] for h, r in rows.items()}
     # On a phone each server is a card with its own labels, the table header is off-screen.
     assert layout["header_visible"] is not mobile
 
