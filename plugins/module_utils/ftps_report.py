@@ -166,7 +166,9 @@ def finish(rows: list[dict], warn_days: int, now: _dt.datetime | None = None) ->
 
 
 def _short(fp: str) -> str:
-    return fp[:23] + "…" if fp else "-"
+    """The first 4 bytes: enough to tell two certificates apart at a glance (JSON and HTML have
+    the whole fingerprint)."""
+    return fp[:11] + "…" if fp else "-"
 
 
 def _memory_text(row: dict) -> str:
@@ -189,6 +191,8 @@ _COLUMNS = (
     "days",
     "not after",
     "subject",
+    "sans",
+    "issuer",
     "key",
     "deployed",
     "memory",
@@ -204,6 +208,8 @@ def _cells(row: dict) -> list[str]:
         "?" if row["days_left"] is None else str(row["days_left"]),
         row["not_after"] or "?",
         row["subject"] or "?",
+        ",".join(row["sans"]) or "-",
+        row["issuer"] or "?",
         row["key_type"] or "?",
         _short(row["fingerprint_deployed"]),
         _memory_text(row),
@@ -241,8 +247,20 @@ h1{font-size:1.3rem;margin:0 0 .25rem}
 p.meta{margin:0 0 1rem;color:#57606a;font-size:.9rem}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
 th,td{padding:.45rem .6rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}
+td{overflow-wrap:break-word}
+ul.problems,td.subject,td.sans,td.issuer{overflow-wrap:anywhere}
+td.subject,td.sans,td.issuer{min-width:8rem}
+td.host{min-width:11rem}
+td.days{white-space:nowrap}
 th{background:#eaeef2;font-weight:600}
-td.fp,td.fp *{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.8rem;word-break:break-all}
+td.days{font-size:1.05rem;font-weight:700}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.78rem;word-break:break-all}
+td.fp{min-width:13rem;max-width:24rem}
+td.fp div{margin:0 0 .2rem}
+.fp-label{display:block;font-size:.72rem;font-weight:700;color:#57606a}
+.same{color:#1a7f37}
+.differs{color:#82071e;font-weight:700}
+.differs code{background:#ffd1d1;padding:0 .15rem}
 tr.ok td{background:#ffffff}
 tr.expiring td{background:#fff4d6}
 tr.mismatch td,tr.error td{background:#ffe1e1}
@@ -254,6 +272,8 @@ ul.problems{margin:.25rem 0 0;padding-left:1.1rem;color:#82071e}
 ul.sans{margin:0;padding-left:1.1rem}
 @media (max-width:760px){
  table,thead,tbody,tr,th,td{display:block;width:auto}
+ td.fp,td.subject,td.sans,td.issuer,td.host{min-width:0;max-width:none}
+ td{overflow-wrap:anywhere}
  thead{position:absolute;left:-9999px}
  tr{margin:0 0 .8rem;border:1px solid #d0d7de;border-radius:.4rem;overflow:hidden}
  td{border:none;border-bottom:1px solid #eaeef2;padding:.35rem .6rem}
@@ -262,25 +282,25 @@ ul.sans{margin:0;padding-left:1.1rem}
 }
 """
 
+_LABELS = (
+    "Host",
+    "Status",
+    "Days left",
+    "Not after",
+    "Subject",
+    "SANs",
+    "Issuer",
+    "Key",
+    "Fingerprint (SHA-256)",
+)
+
 
 def render_html(report: dict) -> str:
     """One self-contained page: inline CSS, no script, no font or image from anywhere; on a
-    narrow screen each server becomes a card. Every value is escaped."""
+    narrow screen each server becomes a card. Every value is escaped. The fingerprint cell shows
+    the deployed fingerprint in full and, for the one in memory and each listener, either "same"
+    or the other fingerprint in full, marked ``differs``."""
     e = html.escape
-    labels = (
-        "Host",
-        "Status",
-        "Days left",
-        "Not after",
-        "Subject",
-        "SANs",
-        "Issuer",
-        "Key",
-        "Deployed",
-        "In memory",
-        "Explicit",
-        "Implicit",
-    )
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -294,7 +314,7 @@ def render_html(report: dict) -> str:
         f'<p class="meta">{len(report["hosts"])} server(s), <strong id="flagged-count">'
         f"{len(report['flagged'])}</strong> flagged; threshold {e(str(report['warn_days']))} days;"
         f" generated {e(report['generated'])}</p>",
-        "<table><thead><tr>" + "".join(f"<th>{e(x)}</th>" for x in labels) + "</tr></thead><tbody>",
+        "<table><thead><tr>" + "".join(f"<th>{e(x)}</th>" for x in _LABELS) + "</tr></thead><tbody>",
     ]
     for r in report["hosts"]:
         status = r["status"] if r["status"] in _SEVERITY else STATUS_ERROR
@@ -304,24 +324,16 @@ def render_html(report: dict) -> str:
             host_cell += f'<ul class="problems">{problems}</ul>'
         sans = "".join(f"<li>{e(s)}</li>" for s in r["sans"])
         cells = [
-            ("Host", host_cell, ""),
+            ("Host", host_cell, "host"),
             ("Status", f'<span class="badge {status}">{e(status.upper())}</span>', ""),
-            ("Days left", e("?" if r["days_left"] is None else str(r["days_left"])), ""),
-            ("Not after", e(r["not_after"] or "?"), ""),
-            ("Subject", e(r["subject"] or "?"), ""),
-            ("SANs", f'<ul class="sans">{sans}</ul>' if sans else "-", ""),
-            ("Issuer", e(r["issuer"] or "?"), ""),
+            ("Days left", e("?" if r["days_left"] is None else str(r["days_left"])), "days"),
+            # A narrow column may break the timestamp before its time, nowhere else.
+            ("Not after", e(r["not_after"] or "?").replace("T", "<wbr>T", 1), "when"),
+            ("Subject", e(r["subject"] or "?"), "subject"),
+            ("SANs", f'<ul class="sans">{sans}</ul>' if sans else "-", "sans"),
+            ("Issuer", e(r["issuer"] or "?"), "issuer"),
             ("Key", e(r["key_type"] or "?"), ""),
-            ("Deployed", e(r["fingerprint_deployed"] or "-"), "fp"),
-            (
-                "In memory",
-                e(", ".join(r["fingerprint_memory"]) or "-")
-                if r.get("fingerprint_memory") is not None
-                else "n/a",
-                "fp",
-            ),
-            ("Explicit", _wire_html(r, "explicit"), "fp"),
-            ("Implicit", _wire_html(r, "implicit"), "fp"),
+            ("Fingerprint (SHA-256)", _fingerprints_html(r), "fp"),
         ]
         out.append(
             f'<tr class="{status}" data-host="{e(r["host"])}">'
@@ -335,10 +347,33 @@ def render_html(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _wire_html(row: dict, kind: str) -> str:
-    entries = [w for w in row.get("wire") or [] if w["kind"] == kind]
-    if not entries:
-        return "n/a"
-    return "<br>".join(
-        f"{w['port']}: " + html.escape(w["fingerprint"] or ("ERROR " + w["error"])) for w in entries
+def _fingerprints_html(row: dict) -> str:
+    e = html.escape
+    deployed = row["fingerprint_deployed"]
+    lines = [("deployed", "", f"<code>{e(deployed)}</code>" if deployed else "none")]
+
+    def compare(label: str, fp: str, error: str = "") -> None:
+        if not fp:
+            lines.append((label, "differs", e(error or "none")))
+        elif deployed and fp == deployed:
+            lines.append((label, "same", "\u2713 same as deployed"))
+        else:
+            lines.append((label, "differs", f"\u2717 <code>{e(fp)}</code>"))
+
+    memory = row.get("fingerprint_memory")
+    if memory is None:
+        lines.append(("in memory", "", "n/a (no ftpsd status)"))
+    else:
+        for fp in memory or [""]:
+            compare("in memory", fp, "not reported")
+    for kind in ("explicit", "implicit"):
+        for w in [w for w in row.get("wire") or [] if w["kind"] == kind]:
+            compare(
+                f"{kind} port {w['port']}", w["fingerprint"], "error: " + (w["error"] or "no certificate")
+            )
+    return "".join(
+        f'<div class="{cls}" data-fp="{e(label)}"><span class="fp-label">{e(label)}</span>{body}</div>'
+        if cls
+        else f'<div data-fp="{e(label)}"><span class="fp-label">{e(label)}</span>{body}</div>'
+        for label, cls, body in lines
     )

@@ -220,6 +220,9 @@ def test_table_lists_rows_and_problems():
     text = render_table(finish([row("soon", leaf(3)), row("fine", leaf(90))], 30, NOW))
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["host", "status", "days"]
+    # Every field of the issue is in the table too, not only in JSON and HTML.
+    assert lines[0].split()[5:8] == ["subject", "sans", "issuer"]
+    assert "DNS:ftp1.example.internal" in lines[2] and "CN=ftps-kit test CA,O=ftps-kit tests" in lines[2]
     assert lines[2].startswith("soon") and "EXPIRING" in lines[2]
     assert lines[3].startswith("fine") and "OK" in lines[3]
     assert "soon: expires in 3 days (threshold 30 days)" in lines
