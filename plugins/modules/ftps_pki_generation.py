@@ -13,7 +13,7 @@ description:
   - With O(rollback_from), and only while the current certificate has that fingerprint, points
     C(current) back at the previous generation (and C(previous) at the one it leaves, kept for
     inspection) by atomic symlink renames. Reloading the daemon is the caller's job.
-  - Idempotent: run again (or when the certificate was never installed) it changes nothing.
+  - Idempotent. Run again (or when the certificate was never installed) it changes nothing.
 options:
   pki_dir:
     description: Root of the certificate generations.
@@ -41,6 +41,7 @@ author:
 EXAMPLES = r"""
 - name: Read the generations before a rotation
   ftpskit.ftps.ftps_pki_generation:
+    pki_dir: /etc/ftps-kit/pki
   register: __before
 
 - name: Go back to the previous certificate after a failed health gate
@@ -50,12 +51,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 generations:
-  description: Facts of the C(current) and C(previous) certificates after the call ({} when absent).
+  description: Facts of the C(current) and C(previous) certificates after the call (empty when absent).
   returned: always
   type: dict
-  sample:
-    current: {fingerprint_sha256: "9c1f...", spki_sha256: "q1w2...=", not_after: "2027-03-01T10:00:00Z"}
-    previous: {fingerprint_sha256: "77ab...", not_after: "2027-01-30T10:00:00Z"}
+  sample: {"current": {"fingerprint_sha256": "9c1f...", "not_after": "2027-03-01T10:00:00Z"}, "previous": {}}
 rolled_back:
   description: Whether C(current) was pointed back at the previous generation.
   returned: always
