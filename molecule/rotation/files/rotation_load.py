@@ -11,6 +11,10 @@ Python, which has ``ftpsd.client``). Per server, two threads until the stop file
 * ``long``: one control connection kept for the whole run, on which slow (throttled) uploads and
   downloads follow each other, so transfers are in flight while the server reloads.
 
+Each server's name is resolved once at the start and its address used from then on (the
+certificate is still verified for the name): a blip of the lab network's DNS, which other
+scenarios' containers coming and going can cause, is not what this measures.
+
 Every transfer is an event ``{server, kind, mode, start, end, ok, error}`` (epoch seconds); the
 JSON written to ``--out`` holds the events and the counts. The password comes from the
 environment (ROTATION_LOAD_PASSWORD), never from the command line.
@@ -25,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import threading
 import time
 
@@ -49,12 +54,25 @@ class Throttled(io.RawIOBase):
         return piece
 
 
+def resolve(name: str) -> str:
+    """The name's first address, retried for at most 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return socket.getaddrinfo(name, 21, type=socket.SOCK_STREAM)[0][4][0]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 class Load:
     def __init__(self, args: argparse.Namespace, password: str) -> None:
         self.args, self.password = args, password
         self.deadline = time.monotonic() + args.max_seconds
         self.events: list[dict] = []
         self.lock = threading.Lock()
+        self.addresses = {server: resolve(server) for server in args.servers}
 
     def running(self) -> bool:
         return time.monotonic() < self.deadline and not os.path.exists(self.args.stop_file)
@@ -75,8 +93,8 @@ class Load:
 
     def connect(self, server: str, implicit: bool) -> FTPSClient:
         port = self.args.implicit_port if implicit else self.args.port
-        client = FTPSClient(context=make_context(), implicit=implicit, timeout=30)
-        client.connect(server, port)
+        client = FTPSClient(context=make_context(), implicit=implicit, timeout=30, server_hostname=server)
+        client.connect(self.addresses[server], port)
         client.login(self.args.user, self.password)
         client.prot_p()
         return client
