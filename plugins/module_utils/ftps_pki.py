@@ -752,6 +752,19 @@ class Store:
         os.symlink(target, tmp)
         os.replace(tmp, self.path(link))
 
+    def rollback(self) -> str:
+        """Point ``current`` back at ``previous`` and ``previous`` at the generation it replaced.
+
+        Both generations stay (the replaced one for inspection); the swap is two atomic renames,
+        ``current`` last, so the daemon never finds it missing.
+        """
+        old, new = self.generation(PREVIOUS), self.generation(CURRENT)
+        if old is None or new is None:
+            raise PKIError(f"no previous generation in {self.root} to go back to")
+        self._swap_link(PREVIOUS, os.path.basename(new))
+        self._swap_link(CURRENT, os.path.basename(old))
+        return old
+
     def _prune(self) -> None:
         keep = {self.generation(CURRENT), self.generation(PREVIOUS)}
         for entry in os.listdir(self.root):
@@ -947,3 +960,38 @@ def validate_server_certificate(
     except x509.ExtensionNotFound:
         pass
     verify_chain(cert, chain, anchors, now)
+
+
+def generations(store: Store) -> dict[str, Any]:
+    """The facts of the ``current`` and ``previous`` certificates ({} when there is none)."""
+    result = {}
+    for link in (CURRENT, PREVIOUS):
+        gen = store.generation(link)
+        cert = _read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
+        result[link] = certificate_facts(cert, {"generation": gen or ""}) if cert is not None else {}
+    return result
+
+
+def rollback(store: Store, *, rollback_from: str, check_mode: bool = False) -> dict[str, Any]:
+    """Go back to the previous generation if the current one is ``rollback_from`` (a fingerprint).
+
+    Idempotent: when the current certificate is another one (never installed, or already rolled
+    back) nothing changes. A current generation to leave without a previous one is an error.
+    """
+    wanted = rollback_from.replace(":", "").lower()
+    before = generations(store)
+    result: dict[str, Any] = {"changed": False, "rolled_back": False, "before": before}
+    if not wanted or before[CURRENT].get("fingerprint_sha256") != wanted:
+        result["generations"] = before
+        return result
+    if not before[PREVIOUS]:
+        raise PKIError(
+            f"the current certificate {wanted} has no previous generation in {store.root} to go back to"
+        )
+    result.update(changed=True, rolled_back=True)
+    if check_mode:
+        result["generations"] = {CURRENT: before[PREVIOUS], PREVIOUS: before[CURRENT]}
+        return result
+    store.rollback()
+    result["generations"] = generations(store)
+    return result

@@ -69,7 +69,7 @@ EXAMPLES = r"""
   ftpskit.ftps.ftps_pki_sign:
     ca_path: "{{ ftps_pki_ca_dir }}"
     requests: >-
-      {{ ansible_play_hosts | map('extract', hostvars, '__ftps_pki_sign_request')
+      {{ ansible_play_batch | map('extract', hostvars, '__ftps_pki_sign_request')
          | select('defined') | list }}
   delegate_to: localhost
   run_once: true

@@ -42,6 +42,7 @@ def test_every_module_is_found() -> None:
         "ftps_pki_acme",
         "ftps_pki_acme_http01",
         "ftps_pki_ca",
+        "ftps_pki_generation",
         "ftps_pki_install",
         "ftps_pki_request",
         "ftps_pki_sign",
@@ -89,6 +90,14 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
     for role in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client"):
         assert f"roles/{role}/tasks/main.yml" in names
     assert {"playbooks/site.yml", "meta/runtime.yml", "LICENSE", "src/pyproject.toml"} <= names
+    # rotate.yml with its gate, and the units that run it on a schedule
+    assert {
+        "playbooks/rotate.yml",
+        "playbooks/tasks/rotate_gate.yml",
+        "contrib/systemd/ftps-kit-rotate",
+        "contrib/systemd/ftps-kit-rotate.service",
+        "contrib/systemd/ftps-kit-rotate.timer",
+    } <= names
     assert "roles/ftps_server/files/build-wheelhouse.sh" in names
     assert not [
         n for n in names if n.split("/")[0] in {".cache", ".venv", ".pki", ".ftps-kit", "files", "lab"}

@@ -212,3 +212,39 @@ def test_extra_reasons_renew_a_current_certificate(store, ca) -> None:
 def test_extra_reasons_do_not_replace_missing(store, ca) -> None:
     req = _request(store, ca, extra_reasons=["ari: window open"])
     assert req["reasons"] == ["missing: no current certificate"]
+
+
+def test_rollback_goes_back_to_the_previous_generation_once(store, ca) -> None:
+    _converge(store, ca)
+    old = store.facts()
+    _converge(store, ca, force=True)
+    new = store.facts()
+    assert new["fingerprint_sha256"] != old["fingerprint_sha256"]
+    planned = pki.rollback(store, rollback_from=new["fingerprint_sha256"], check_mode=True)
+    assert planned["rolled_back"] and store.facts()["fingerprint_sha256"] == new["fingerprint_sha256"]
+    done = pki.rollback(store, rollback_from=new["fingerprint_sha256"].upper())
+    assert done["changed"] and done["rolled_back"]
+    assert store.facts()["fingerprint_sha256"] == old["fingerprint_sha256"]
+    assert done["generations"]["current"]["fingerprint_sha256"] == old["fingerprint_sha256"]
+    # the generation it left stays as `previous`, for inspection
+    assert done["generations"]["previous"]["fingerprint_sha256"] == new["fingerprint_sha256"]
+    assert os.readlink(store.path("current")) == os.path.basename(old["paths"]["generation"])
+    again = pki.rollback(store, rollback_from=new["fingerprint_sha256"])
+    assert not again["changed"] and store.facts()["fingerprint_sha256"] == old["fingerprint_sha256"]
+
+
+def test_rollback_from_another_certificate_changes_nothing(store, ca) -> None:
+    _converge(store, ca)
+    _converge(store, ca, force=True)
+    current = store.facts()["fingerprint_sha256"]
+    result = pki.rollback(store, rollback_from="ab" * 32)
+    assert not result["changed"] and store.facts()["fingerprint_sha256"] == current
+    assert pki.rollback(store, rollback_from="")["generations"]["current"]["fingerprint_sha256"] == current
+
+
+def test_rollback_without_a_previous_generation_is_an_error(store, ca) -> None:
+    _converge(store, ca)
+    only = store.facts()["fingerprint_sha256"]
+    with pytest.raises(pki.PKIError, match="no previous generation"):
+        pki.rollback(store, rollback_from=only)
+    assert store.facts()["fingerprint_sha256"] == only

@@ -1,0 +1,103 @@
+#!/usr/bin/python
+# Copyright: ftps-kit contributors
+# MIT License (see pyproject.toml)
+"""Ansible module: report a server's current and previous certificate generations, roll back."""
+
+DOCUMENTATION = r"""
+---
+module: ftps_pki_generation
+short_description: Report the current and previous certificate generations; go back to the previous one
+description:
+  - Reads the C(current) and C(previous) generations that M(ftpskit.ftps.ftps_pki_install) keeps
+    under O(pki_dir) and returns the facts of both certificates.
+  - With O(rollback_from), and only while the current certificate has that fingerprint, points
+    C(current) back at the previous generation (and C(previous) at the one it leaves, kept for
+    inspection) by atomic symlink renames. Reloading the daemon is the caller's job.
+  - Idempotent. Run again (or when the certificate was never installed) it changes nothing.
+options:
+  pki_dir:
+    description: Root of the certificate generations.
+    type: path
+    default: /etc/ftps-kit/pki
+  group:
+    description: The daemon's group (owner of the generation directories).
+    type: str
+    default: ftpsd
+  rollback_from:
+    description:
+      - SHA-256 fingerprint (hex, colons and case ignored) of the certificate to leave. Empty =
+        report only.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - ftps-kit contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the generations before a rotation
+  ftpskit.ftps.ftps_pki_generation:
+    pki_dir: /etc/ftps-kit/pki
+  register: __before
+
+- name: Go back to the previous certificate after a failed health gate
+  ftpskit.ftps.ftps_pki_generation:
+    rollback_from: "{{ ftps_pki_certificate.fingerprint_sha256 }}"
+"""
+
+RETURN = r"""
+generations:
+  description: Facts of the C(current) and C(previous) certificates after the call (empty when absent).
+  returned: always
+  type: dict
+  sample: {"current": {"fingerprint_sha256": "9c1f...", "not_after": "2027-03-01T10:00:00Z"}, "previous": {}}
+rolled_back:
+  description: Whether C(current) was pointed back at the previous generation.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
+    CRYPTOGRAPHY_IMP_ERR,
+    HAS_CRYPTOGRAPHY,
+    PKIError,
+    Store,
+    rollback,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
+            "group": {"type": "str", "default": "ftpsd"},
+            "rollback_from": {"type": "str", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    params = module.params
+    try:
+        result = rollback(
+            Store(params["pki_dir"], params["group"]),
+            rollback_from=params["rollback_from"],
+            check_mode=module.check_mode,
+        )
+    except PKIError as exc:
+        module.fail_json(msg=f"cannot roll back, nothing changed: {exc}")
+    before = result.pop("before")
+    result["diff"] = {
+        "before": {"current": before["current"].get("fingerprint_sha256", "")},
+        "after": {"current": result["generations"]["current"].get("fingerprint_sha256", "")},
+    }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
