@@ -38,11 +38,11 @@ venv: $(VENV)/.stamp collection-link ## The controller virtualenv (newest Python
 collection-link: ## Link .cache/collections/ansible_collections/ftpskit/ftps to this checkout
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
 
-$(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
+$(VENV)/.stamp: pyproject.toml src/pyproject.toml src/common/pyproject.toml lab/find-python.sh
 	$(call step,controller virtualenv)
 	test -x $(PY) || { py=$$(bash lab/find-python.sh) && "$$py" -m venv $(VENV); } \
 		|| { echo "make: step 'venv' failed: no usable Python for the venv (lab/find-python.sh)" >&2; exit 1; }
-	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src \
+	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src -e ./src/common \
 		|| { echo "make: step 'venv' failed: pip install" >&2; exit 1; }
 	touch $@
 

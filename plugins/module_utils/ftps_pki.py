@@ -15,10 +15,8 @@ Layout on a server (docs/design.md)::
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import grp
-import hashlib
 import ipaddress
 import itertools
 import os
@@ -28,7 +26,11 @@ import shutil
 import tempfile
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
+    sha256_fingerprint,
+    spki_sha256,
+)
 
 CRYPTOGRAPHY_IMP_ERR: str | None = None
 try:
@@ -601,8 +603,8 @@ def needs_reissue(
 def certificate_facts(cert: x509.Certificate, paths: dict[str, str] | None = None) -> dict[str, Any]:
     der = cert.public_bytes(serialization.Encoding.DER)
     return {
-        "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
-        "spki_sha256": base64.b64encode(hashlib.sha256(_spki_der(cert.public_key())).digest()).decode(),
+        "fingerprint_sha256": sha256_fingerprint(der),
+        "spki_sha256": spki_sha256(_spki_der(cert.public_key())),
         "serial": format(cert.serial_number, "x"),
         "not_before": _iso(_not_before(cert)),
         "not_after": _iso(_not_after(cert)),

@@ -15,7 +15,7 @@ description:
     the certificate with a pin, and returns the certificate's fields.
   - With credentials, logs in and proves a data connection on a reused TLS session (a listing),
     and optionally a round trip (upload, download, SHA-256 comparison, delete).
-  - Standard library only on the host; the logic lives in C(plugins/module_utils/ftps_client.py).
+  - Standard library only on the host; the logic lives in C(plugins/module_utils/ftpskit_common/client.py).
   - Every failure (unknown CA, pin mismatch, hostname not in the SANs, expired certificate,
     server without TLS, login refused, data connection refused) fails the task with a sentence
     saying what is wrong, and C(error_kind) naming the case.
@@ -189,7 +189,7 @@ error_kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
     PinStore,
     PinStoreError,
     ProbeError,

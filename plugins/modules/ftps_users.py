@@ -135,9 +135,9 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import UsersFileError
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.accounts import check_accounts
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import UsersFileError
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
-    check_accounts,
     masked,
     parse_current,
     plan_users,

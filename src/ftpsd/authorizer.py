@@ -11,7 +11,7 @@ import os
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
 
-from ftpsd.passwd import User, hash_password, verify_password
+from ftpskit_common.passwd import User, hash_password, verify_password
 
 log = logging.getLogger("ftpsd")
 
@@ -30,7 +30,7 @@ _DUMMY_HASH = hash_password("ftpsd-dummy-password-for-timing")
 
 
 class FtpsdAuthorizer(DummyAuthorizer):
-    """Users from :func:`ftpsd.passwd.load_users`; an immutable snapshot (a reload builds a new one)."""
+    """Users from :func:`ftpskit_common.passwd.load_users`; immutable (a reload makes a new one)."""
 
     def __init__(self, users: list[User]) -> None:
         super().__init__()

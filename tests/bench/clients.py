@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import (
+    FTPSClient,
+)
 from tests.bench.env import sha256_file
 
 HOST = "127.0.0.1"

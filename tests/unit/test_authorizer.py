@@ -9,7 +9,7 @@ import pytest
 from pyftpdlib.authorizers import AuthenticationFailed
 
 from ftpsd.authorizer import PERM_LETTERS, FtpsdAuthorizer, JailedFS
-from ftpsd.passwd import User, hash_password
+from ftpskit_common.passwd import User, hash_password
 
 HASH = hash_password("pw", "pbkdf2-sha256")
 

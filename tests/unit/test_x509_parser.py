@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     CertificateParseError,
     parse_certificate,
     pem_to_der,

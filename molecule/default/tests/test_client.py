@@ -80,6 +80,18 @@ def test_ftps_trust_is_installed(client: testinfra.host.Host) -> None:
     assert "exit codes:" in result.stdout
 
 
+def test_client_installs_only_the_shared_package(client: testinfra.host.Host) -> None:
+    """ftps-trust's venv holds the ftpskit-common wheel and nothing of the daemon (no ftpsd,
+    pyftpdlib, pyOpenSSL or cryptography): a client gets only what a client needs."""
+    names = json.loads(
+        client.check_output(
+            "/opt/ftps-trust/venv/bin/python -c 'import importlib.metadata as m, json;"
+            ' print(json.dumps(sorted(d.metadata["Name"].lower() for d in m.distributions())))\''
+        )
+    )
+    assert [n for n in names if n not in ("pip", "setuptools")] == ["ftpskit-common"]
+
+
 def test_pins_match_the_served_certificates(client: testinfra.host.Host, server: testinfra.host.Host) -> None:
     if not client.file(PIN_FILE).exists:
         pytest.skip("site.yml runs ftps_client without ftps_client_pins_enabled")
@@ -87,7 +99,7 @@ def test_pins_match_the_served_certificates(client: testinfra.host.Host, server:
     name = host_name(server)
     for port, _implicit in PORTS:
         entry = pins[f"{name}:{port}"]
-        assert entry["fingerprint_sha256"].replace(":", "").lower() == deployed_fingerprint(server)
+        assert entry["fingerprint_sha256"] == deployed_fingerprint(server)
 
 
 # --- behaviour: the probe, as Ansible runs it --------------------------------------------------
