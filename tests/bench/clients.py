@@ -1,4 +1,4 @@
-"""The same two clients for every server: the session-reusing ``ftpsd.client.FTPSClient`` and curl.
+"""The same two clients for every server: the session-reusing ``ftpskit_common.client.FTPSClient`` and curl.
 
 Every transfer lands on tmpfs and is checksummed after the clock stops, so hashing costs neither
 side anything while timed.

@@ -17,7 +17,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 i
     parse_certificate,
 )
 
-from ftpsd import trust
+from ftpskit_common import trust
 from tests.client_certs import make_ca, make_leaf
 from tests.client_servers import serving
 

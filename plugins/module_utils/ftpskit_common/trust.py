@@ -38,7 +38,6 @@ from .client import (
     probe,
     server_key,
 )
-from .x509 import display_fingerprint
 
 EXIT_TRUSTED, EXIT_NOT_TRUSTED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CHANGED, EXIT_PIN_FILE = 0, 1, 2, 3, 4, 5
 CERTIFICATE_KINDS = ("unknown_ca", "hostname_mismatch", "expired", "not_yet_valid", "verify")
@@ -167,14 +166,6 @@ def _validity(fields: dict[str, Any]) -> str:
     return f"{fields.get('not_before')} .. {fields.get('not_after')} ({state})"
 
 
-def _display_fingerprint(value: Any) -> str:
-    """The fingerprint as people compare it with ``openssl x509 -fingerprint -sha256``."""
-    try:
-        return display_fingerprint(value)
-    except (TypeError, ValueError, AttributeError):
-        return str(value)
-
-
 def rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
     key = fields.get("public_key")
     return [
@@ -190,7 +181,7 @@ def rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
         ("Public key", describe_key(key) if isinstance(key, dict) else str(key)),
         ("Signature", str(fields.get("signature_algorithm"))),
         ("Serial", str(fields.get("serial_hex"))),
-        ("SHA-256", _display_fingerprint(fields.get("fingerprint_sha256"))),
+        ("SHA-256", str(fields.get("fingerprint_sha256"))),
         ("SPKI pin", f"sha256/{fields.get('spki_sha256')}"),
     ]
 

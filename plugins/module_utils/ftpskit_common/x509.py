@@ -5,10 +5,10 @@
   ``get_unverified_chain()``; a person deciding whether to trust a certificate needs its fields
   *before* it is trusted.
 - Fingerprints: :func:`sha256_fingerprint` is the one machine format used everywhere (the PKI
-  facts, the daemon's status files, logs and metrics, pins, the probe and the report): the
-  SHA-256 of the DER, lowercase hex without separators. :func:`normalize_fingerprint` reads any
-  spelling (colons, case; old pin files); :func:`display_fingerprint` adds colons for people
-  comparing with ``openssl x509 -fingerprint -sha256``.
+  facts, the daemon's status files, logs and metrics, pins, the probe, ``ftps-trust`` and the
+  report): the SHA-256 of the DER, lowercase hex without separators (what
+  ``openssl x509 -outform DER | sha256sum`` prints). :func:`normalize_fingerprint` reads any
+  spelling (colons, case: old pin files, a fingerprint pasted from ``openssl x509 -fingerprint``).
 - SPKI pins: :func:`spki_sha256` (base64 of the SHA-256 of the SubjectPublicKeyInfo DER, HPKP
   style) and :func:`normalize_spki`.
 """
@@ -27,12 +27,6 @@ from typing import Any
 def sha256_fingerprint(der: bytes) -> str:
     """The SHA-256 fingerprint of a DER certificate: lowercase hex, no separators."""
     return hashlib.sha256(bytes(der)).hexdigest()
-
-
-def display_fingerprint(value: str) -> str:
-    """A fingerprint for people: upper-case hex pairs joined by colons (as openssl prints it)."""
-    text = normalize_fingerprint(value)
-    return ":".join(text[i : i + 2] for i in range(0, len(text), 2)).upper()
 
 
 def spki_sha256(spki_der: bytes) -> str:
