@@ -20,7 +20,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 
+sanity: venv ## ansible-test sanity on the built collection (the venv's ansible-core; ignores in tests/sanity/)
+	$(call step,ansible-test sanity)
+	VENV=$(VENV) bash lab/sanity.sh || { echo "make: step 'sanity' failed (lab/sanity.sh)" >&2; exit 1; }
+
 docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
 	$(PY) lab/role_docs.py
 
@@ -85,7 +89,7 @@ molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, 
 	$(call step,molecule)
 	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint unit molecule test-installed test-stock pytest ## setup, lint, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+test: setup lint sanity unit molecule test-installed test-stock pytest ## setup, lint, ansible-test sanity, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
 
 test-installed: lab-images ## The collection as a user installs it: tarball + requirements.yml in a directory outside the repo, site.yml on the lab
 	$(call step,installed collection: a user's playbook outside the repository)

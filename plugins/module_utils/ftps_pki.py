@@ -114,7 +114,7 @@ def check_key_type(key_type: str, allowed: tuple[str, ...] = KEY_TYPES) -> str:
 
 def generate_private_key(key_type: str, allowed: tuple[str, ...] = KEY_TYPES) -> Any:
     check_key_type(key_type, allowed)
-    family, _, size = key_type.partition("-")
+    family, _sep, size = key_type.partition("-")
     if family == "ecdsa":
         curve = ec.SECP256R1() if size == "p256" else ec.SECP384R1()
         return ec.generate_private_key(curve)
@@ -227,7 +227,7 @@ def _dns_covers(pattern: str, name: str) -> bool:
     if pattern == name:
         return True
     if pattern.startswith("*."):
-        head, _, tail = name.partition(".")
+        head, _dot, tail = name.partition(".")
         return bool(head) and tail == pattern[2:]
     return False
 

@@ -221,7 +221,8 @@ class Connection:
         check_mode: bool = False,
     ) -> bool:
         """Make sure the account is registered and used for signing. True if newly registered."""
-        assert self.account is not None
+        if self.account is None:
+            raise AcmeError("the ACME account key is not loaded (load the account before registering it)")
         known = self.account.registration().get("uri")
         if known:
             self.client.net.account = messages.RegistrationResource(uri=known, body=messages.Registration())

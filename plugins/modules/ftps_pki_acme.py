@@ -52,7 +52,6 @@ options:
     description: Passphrase encrypting the account key at rest.
     type: str
     default: ""
-    no_log: true
   email:
     description: Contact e-mail of the account (registered with the account only).
     type: str
@@ -69,7 +68,6 @@ options:
     description: External account binding HMAC key (base64url).
     type: str
     default: ""
-    no_log: true
   challenge_type:
     description: How the servers prove control of their names.
     type: str
@@ -111,10 +109,11 @@ attributes:
     description: Creates no key or account and orders nothing; reports what it would do.
   diff_mode:
     support: none
+    description: Returns no diff.
 requirements:
   - acme (certbot's ACME library) and josepy on the controller
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

@@ -59,8 +59,9 @@ attributes:
     description: Reports that the responder would start or stop; changes nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""
@@ -102,7 +103,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "tokens": {"type": "list", "elements": "dict", "default": []},
+            # Key authorizations are public by design: the responder serves them over plain HTTP.
+            "tokens": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "port": {"type": "int", "default": 80},
             "bind_address": {"type": "str", "default": ""},
             "timeout": {"type": "int", "default": 300},

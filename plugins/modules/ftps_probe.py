@@ -91,14 +91,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing it.
     details: Connects and verifies; makes no transfer (the round trip is skipped).
   diff_mode:
     support: none
+    description: Returns no diff.
 notes:
   - Never reports C(changed); the round trip removes the file it uploads.
   - On Python older than 3.13 only the leaf of the served chain can be read (RV(chain_complete) is false).
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

@@ -105,7 +105,7 @@ def parse_hash(encoded: str) -> ParsedHash:
     # "", scheme, params, salt, digest
     if len(parts) != 5:
         raise UsersFileError("hash must have the form '$<scheme>$<params>$<salt>$<hash>'")
-    _, scheme, params_text, salt_text, digest_text = parts
+    _empty, scheme, params_text, salt_text, digest_text = parts
     try:
         salt = _b64decode(salt_text)
         digest = _b64decode(digest_text)

@@ -93,7 +93,7 @@ def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, in
     """``host``, ``host:port``, ``[v6]:port`` or bare ``v6`` -> (host, port)."""
     host, parsed = target, None
     if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
+        host, _bracket, rest = target[1:].partition("]")
         if rest.startswith(":"):
             parsed = rest[1:]
     elif target.count(":") == 1:
