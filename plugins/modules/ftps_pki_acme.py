@@ -274,6 +274,7 @@ def main() -> None:
             port=p["http01_port"],
             dns_hook=p["dns_hook"],
             dns_propagation_seconds=p["dns_propagation_seconds"],
+            run=module.run_command,
         )
         result.update(orders=out["orders"], tokens=out["tokens"], errors=out["errors"])
         result["changed"] = bool(out["orders"]) or created or result["account"]["registered"]
@@ -285,6 +286,7 @@ def main() -> None:
             port=p["http01_port"],
             timeout=p["timeout"],
             dns_hook=p["dns_hook"],
+            run=module.run_command,
         )
         for warning in out["warnings"]:
             module.warn(warning)

@@ -94,6 +94,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_acme_http01 
     Http01Error,
     absent,
     present,
+    set_runner,
     unit_active,
     window_rules,
 )
@@ -114,6 +115,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    set_runner(module.run_command)
     params = module.params
     table, chain = params["nft_table"], params["nft_chain"]
     if params["state"] == "absent":
