@@ -20,7 +20,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,11 +38,11 @@ venv: $(VENV)/.stamp collection-link ## The controller virtualenv (newest Python
 collection-link: ## Link .cache/collections/ansible_collections/ftpskit/ftps to this checkout
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
 
-$(VENV)/.stamp: pyproject.toml src/pyproject.toml lab/find-python.sh
+$(VENV)/.stamp: pyproject.toml src/pyproject.toml src/common/pyproject.toml lab/find-python.sh
 	$(call step,controller virtualenv)
 	test -x $(PY) || { py=$$(bash lab/find-python.sh) && "$$py" -m venv $(VENV); } \
 		|| { echo "make: step 'venv' failed: no usable Python for the venv (lab/find-python.sh)" >&2; exit 1; }
-	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src \
+	$(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' -e ./src -e ./src/common \
 		|| { echo "make: step 'venv' failed: pip install" >&2; exit 1; }
 	touch $@
 
@@ -66,6 +66,10 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 
+sanity: venv ## ansible-test sanity on the built collection (the venv's ansible-core; ignores in tests/sanity/)
+	$(call step,ansible-test sanity)
+	VENV=$(VENV) bash lab/sanity.sh || { echo "make: step 'sanity' failed (lab/sanity.sh)" >&2; exit 1; }
+
 docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
 	$(PY) lab/role_docs.py
 
@@ -85,7 +89,7 @@ molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, 
 	$(call step,molecule)
 	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint unit molecule test-installed test-stock pytest ## setup, lint, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+test: setup lint sanity unit molecule test-installed test-stock pytest ## setup, lint, ansible-test sanity, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
 
 test-installed: lab-images ## The collection as a user installs it: tarball + requirements.yml in a directory outside the repo, site.yml on the lab
 	$(call step,installed collection: a user's playbook outside the repository)

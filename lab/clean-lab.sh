@@ -6,7 +6,7 @@
 #   - the kit's podman networks: ftpskit-lab and ftpskit-molecule (only if no other container
 #     uses them: a container that is not ours keeps its network, and this script says so);
 #   - the kit's images localhost/ftpskit-debian:12 and :13;
-#   - in this checkout: the venvs (.venv, .venv-stock), lab/cache/ (debootstrap's .debs and root
+#   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity), lab/cache/ (debootstrap's .debs and root
 #     file systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the
 #     collection link, Molecule), .ansible/, .pytest_cache, .ruff_cache.
 # It never removes other images, containers or networks, never runs `podman system reset`, and
@@ -60,7 +60,7 @@ else
 fi
 
 cd "$root"
-for path in .venv .venv-stock lab/cache inventories/lab/.ftps-kit .cache .ansible .pytest_cache .ruff_cache; do
+for path in .venv .venv-stock .venv-sanity lab/cache inventories/lab/.ftps-kit .cache .ansible .pytest_cache .ruff_cache; do
   if [[ -e $path ]]; then
     rm -rf -- "$path"
     echo "clean-lab: removed $root/$path"

@@ -40,7 +40,8 @@ class Issued:
 
     @property
     def fingerprint(self) -> str:
-        return self.cert.fingerprint(hashes.SHA256()).hex(":").upper()
+        """In the kit's one format: lowercase hex, no colons (ftpskit_common.x509.sha256_fingerprint)."""
+        return self.cert.fingerprint(hashes.SHA256()).hex()
 
 
 class TestCA:

@@ -15,10 +15,8 @@ Layout on a server (docs/design.md)::
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import grp
-import hashlib
 import ipaddress
 import itertools
 import os
@@ -28,7 +26,12 @@ import shutil
 import tempfile
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
+    normalize_fingerprint,
+    sha256_fingerprint,
+    spki_sha256,
+)
 
 CRYPTOGRAPHY_IMP_ERR: str | None = None
 try:
@@ -112,7 +115,7 @@ def check_key_type(key_type: str, allowed: tuple[str, ...] = KEY_TYPES) -> str:
 
 def generate_private_key(key_type: str, allowed: tuple[str, ...] = KEY_TYPES) -> Any:
     check_key_type(key_type, allowed)
-    family, _, size = key_type.partition("-")
+    family, _sep, size = key_type.partition("-")
     if family == "ecdsa":
         curve = ec.SECP256R1() if size == "p256" else ec.SECP384R1()
         return ec.generate_private_key(curve)
@@ -225,7 +228,7 @@ def _dns_covers(pattern: str, name: str) -> bool:
     if pattern == name:
         return True
     if pattern.startswith("*."):
-        head, _, tail = name.partition(".")
+        head, _dot, tail = name.partition(".")
         return bool(head) and tail == pattern[2:]
     return False
 
@@ -601,8 +604,8 @@ def needs_reissue(
 def certificate_facts(cert: x509.Certificate, paths: dict[str, str] | None = None) -> dict[str, Any]:
     der = cert.public_bytes(serialization.Encoding.DER)
     return {
-        "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
-        "spki_sha256": base64.b64encode(hashlib.sha256(_spki_der(cert.public_key())).digest()).decode(),
+        "fingerprint_sha256": sha256_fingerprint(der),
+        "spki_sha256": spki_sha256(_spki_der(cert.public_key())),
         "serial": format(cert.serial_number, "x"),
         "not_before": _iso(_not_before(cert)),
         "not_after": _iso(_not_after(cert)),
@@ -978,7 +981,10 @@ def rollback(store: Store, *, rollback_from: str, check_mode: bool = False) -> d
     Idempotent: when the current certificate is another one (never installed, or already rolled
     back) nothing changes. A current generation to leave without a previous one is an error.
     """
-    wanted = rollback_from.replace(":", "").lower()
+    try:
+        wanted = normalize_fingerprint(rollback_from) if rollback_from else ""
+    except ValueError as exc:
+        raise PKIError(f"rollback_from: {exc}") from None
     before = generations(store)
     result: dict[str, Any] = {"changed": False, "rolled_back": False, "before": before}
     if not wanted or before[CURRENT].get("fingerprint_sha256") != wanted:

@@ -27,9 +27,9 @@ import json
 import math
 import os
 import re
-import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 ACME_IMP_ERR: str | None = None
@@ -221,7 +221,8 @@ class Connection:
         check_mode: bool = False,
     ) -> bool:
         """Make sure the account is registered and used for signing. True if newly registered."""
-        assert self.account is not None
+        if self.account is None:
+            raise AcmeError("the ACME account key is not loaded (load the account before registering it)")
         known = self.account.registration().get("uri")
         if known:
             self.client.net.account = messages.RegistrationResource(uri=known, body=messages.Registration())
@@ -524,23 +525,27 @@ def split_fullchain(fullchain: str) -> tuple[str, str]:
 # dns-01 hook
 
 
-def run_dns_hook(hook: str, action: str, records: list[dict[str, str]], timeout: int = 60) -> None:
-    """``<hook> add|remove <record name> <TXT value>`` once per record (docs/pki.md, dns-01)."""
+# Commands run through the module's AnsibleModule.run_command (argv lists, never a shell):
+# ``run(argv) -> (rc, stdout, stderr)``, given by the module.
+Runner = Callable[[list[str]], tuple[int, str, str]]
+
+
+def run_dns_hook(
+    hook: str, action: str, records: list[dict[str, str]], run: Runner, timeout: int = 60
+) -> None:
+    """``<hook> add|remove <record name> <TXT value>`` once per record (docs/pki.md, dns-01),
+    each bounded by coreutils' ``timeout`` (exit status 124 when it ran out)."""
     for record in records:
         try:
-            proc = subprocess.run(
-                [hook, action, record["name"], record["value"]],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            rc, out, err = run(["timeout", str(timeout), hook, action, record["name"], record["value"]])
+        except OSError as exc:
             raise AcmeError(f"the dns-01 hook {hook} could not run: {_short(exc)}") from exc
-        if proc.returncode != 0:
+        if rc == 124:
+            raise AcmeError(f"the dns-01 hook {hook} could not run: it did not finish within {timeout} s")
+        if rc != 0:
             raise AcmeError(
                 f"the dns-01 hook `{hook} {action} {record['name']}` failed with status "
-                f"{proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}"
+                f"{rc}: {(err or out).strip()[:300]}"
             )
 
 
@@ -586,6 +591,7 @@ def phase_challenges(
     port: int = 80,
     dns_hook: str = "",
     dns_propagation_seconds: int = 0,
+    run: Runner | None = None,
 ) -> dict[str, Any]:
     """One new order per ``{host, csr}`` with a CSR; per-host errors, never a raise."""
     orders: dict[str, Any] = {}
@@ -603,7 +609,9 @@ def phase_challenges(
                     raise AcmeError(
                         "ftps_pki_acme_challenge_type is dns-01 but ftps_pki_acme_dns_hook is empty"
                     )
-                run_dns_hook(dns_hook, "add", state["records"])
+                if run is None:
+                    raise AcmeError("dns-01 needs a command runner (the module's run_command)")
+                run_dns_hook(dns_hook, "add", state["records"], run)
                 published = True
         except Exception as exc:
             errors[host] = explain(exc, port, challenge_type)
@@ -623,6 +631,7 @@ def phase_certificates(
     port: int = 80,
     timeout: int = 120,
     dns_hook: str = "",
+    run: Runner | None = None,
 ) -> dict[str, Any]:
     certificates: dict[str, str] = {}
     chains: dict[str, str] = {}
@@ -634,9 +643,9 @@ def phase_certificates(
         except Exception as exc:
             errors[host] = explain(exc, port, challenge_type)
         finally:
-            if state.get("records") and dns_hook:
+            if state.get("records") and dns_hook and run is not None:
                 try:
-                    run_dns_hook(dns_hook, "remove", state["records"])
+                    run_dns_hook(dns_hook, "remove", state["records"], run)
                 except AcmeError as exc:
                     warnings.append(f"{host}: the TXT record was not removed: {exc}")
     return {"certificates": certificates, "chains": chains, "errors": errors, "warnings": warnings}

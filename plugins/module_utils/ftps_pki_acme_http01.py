@@ -19,7 +19,9 @@ import shutil
 import subprocess
 import time
 import urllib.error
-import urllib.request
+from collections.abc import Callable
+
+from ansible.module_utils.urls import open_url
 
 UNIT = "ftps-kit-acme-http01.service"
 RUN_DIR = "/run/ftps-kit-acme"
@@ -144,8 +146,22 @@ class Http01Error(Exception):
     """A problem with the responder, phrased for an operator."""
 
 
+# Commands run through the module's AnsibleModule.run_command (argv lists, never a shell):
+# main() calls set_runner(module.run_command); the unit tests give their own.
+Runner = Callable[[list[str]], tuple[int, str, str]]
+_runner: list[Runner] = []
+
+
+def set_runner(run: Runner) -> None:
+    """Run commands with ``run(argv) -> (rc, stdout, stderr)``: the module's run_command."""
+    _runner[:] = [run]
+
+
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+    if not _runner:
+        raise RuntimeError("no command runner: the module calls set_runner(module.run_command) first")
+    rc, out, err = _runner[0](argv)
+    return subprocess.CompletedProcess(argv, rc, out, err)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,12 +299,12 @@ def self_check(tokens: list[dict[str, str]], bind: str, port: int, wait: float =
         url = f"http://{host}:{port}/.well-known/acme-challenge/{item['token']}"
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with open_url(url, timeout=2, validate_certs=False, use_proxy=False) as response:
                     body = response.read().decode()
                 if body == item["key_authorization"]:
                     break
                 raise Http01Error(f"the responder on port {port} serves something else than the token")
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, ConnectionError) as exc:
                 if time.monotonic() > deadline:
                     status = _run(["systemctl", "status", "--no-pager", "--lines=5", UNIT]).stdout.strip()
                     raise Http01Error(

@@ -24,9 +24,10 @@ import html
 import json
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     CertificateParseError,
     describe_key,
+    normalize_fingerprint,
     parse_certificate,
     pem_to_der,
 )
@@ -40,11 +41,11 @@ _SEVERITY = {STATUS_ERROR: 3, STATUS_MISMATCH: 2, STATUS_EXPIRING: 1, STATUS_OK:
 
 
 def _fp(value: Any) -> str:
-    """A SHA-256 fingerprint in one spelling (upper-case hex with colons), or ''."""
-    text = "".join(str(value or "").split()).replace(":", "").upper()
-    if len(text) != 64:
+    """A SHA-256 fingerprint in the one format (``ftpskit_common.x509.sha256_fingerprint``), or ''."""
+    try:
+        return normalize_fingerprint(str(value or ""))
+    except ValueError:
         return ""
-    return ":".join(text[i : i + 2] for i in range(0, 64, 2))
 
 
 def _memory(status: Any) -> tuple[list[str], str]:

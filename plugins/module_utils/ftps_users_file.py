@@ -1,7 +1,8 @@
 """Desired-state logic of the ``ftps_users`` module: plan a users file from the inventory.
 
 Standard library only (runs on the host inside the module). Hashing, verification and the
-file format come from ``ftps_passwd`` (the daemon's own ``ftpsd.passwd``), never reimplemented.
+file format come from ``ftpskit_common.passwd`` (the daemon's own), and the wanted accounts are
+checked by ``ftpskit_common.accounts`` (the one set of account rules), never reimplemented.
 
 Idempotence: a user whose password is unchanged keeps its stored hash (the password is
 verified against it instead of being re-hashed with a fresh salt), so an unchanged inventory
@@ -15,21 +16,17 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import (
-    PERMS,
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import (
     SCHEMES,
     User,
     UsersFileError,
     dumps_users,
     hash_password,
     loads_users,
-    parse_hash,
-    validate_user_name,
     verify_password,
 )
 
 MASK = "********"
-STATES = ("present", "absent")
 
 
 @dataclass
@@ -45,61 +42,6 @@ class Plan:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.password_changed or self.removed)
-
-
-def check_accounts(accounts: list[dict[str, Any]], variable: str = "users") -> list[str]:
-    """Every problem with the wanted accounts, each a sentence naming ``variable[index]``."""
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    for index, account in enumerate(accounts):
-        where = f"{variable}[{index}]"
-        if not isinstance(account, dict):
-            problems.append(f"{where} must be a mapping")
-            continue
-        name = account.get("name")
-        label = f"{where} (name {name!r})"
-        reason = validate_user_name(name)
-        if reason:
-            problems.append(f"{label}: 'name' {reason}")
-            continue
-        if name in seen:
-            problems.append(f"{label}: duplicate of {variable}[{seen[name]}]")
-        seen.setdefault(name, index)
-        state = account.get("state") or "present"
-        if state not in STATES:
-            problems.append(f"{label}: 'state' must be present or absent, got {state!r}")
-        if state == "absent":
-            continue
-        problems.extend(_check_present(label, account))
-    return problems
-
-
-def _check_present(label: str, account: dict[str, Any]) -> list[str]:
-    """Problems with an account that should exist."""
-    problems: list[str] = []
-    password, encoded = account.get("password"), account.get("hash")
-    if password and encoded:
-        problems.append(f"{label}: give 'password' or 'hash', not both")
-    elif not password and not encoded:
-        problems.append(f"{label}: 'password' (or a pre-computed 'hash') is empty or missing")
-    elif encoded:
-        try:
-            parse_hash(encoded)
-        except UsersFileError as exc:
-            problems.append(f"{label}: 'hash' is not a usable hash ({exc})")
-    home = account.get("home")
-    if not isinstance(home, str) or not os.path.isabs(home):
-        problems.append(f"{label}: 'home' must be an absolute path, got {home!r}")
-    elif os.path.normpath(home) == "/" or ".." in home.split("/"):
-        problems.append(f"{label}: 'home' must not be '/' or contain '..'")
-    perm = account.get("perm") or "rw"
-    if perm not in PERMS:
-        problems.append(f"{label}: 'perm' must be one of {', '.join(PERMS)}, got {perm!r}")
-    for key in ("max_rate", "max_connections"):
-        value = account.get(key) or 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems.append(f"{label}: '{key}' must be an integer >= 0 (0 = unlimited), got {value!r}")
-    return problems
 
 
 def plan_users(

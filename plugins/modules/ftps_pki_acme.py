@@ -52,7 +52,6 @@ options:
     description: Passphrase encrypting the account key at rest.
     type: str
     default: ""
-    no_log: true
   email:
     description: Contact e-mail of the account (registered with the account only).
     type: str
@@ -69,7 +68,6 @@ options:
     description: External account binding HMAC key (base64url).
     type: str
     default: ""
-    no_log: true
   challenge_type:
     description: How the servers prove control of their names.
     type: str
@@ -111,10 +109,11 @@ attributes:
     description: Creates no key or account and orders nothing; reports what it would do.
   diff_mode:
     support: none
+    description: Returns no diff.
 requirements:
   - acme (certbot's ACME library) and josepy on the controller
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""
@@ -275,6 +274,7 @@ def main() -> None:
             port=p["http01_port"],
             dns_hook=p["dns_hook"],
             dns_propagation_seconds=p["dns_propagation_seconds"],
+            run=module.run_command,
         )
         result.update(orders=out["orders"], tokens=out["tokens"], errors=out["errors"])
         result["changed"] = bool(out["orders"]) or created or result["account"]["registered"]
@@ -286,6 +286,7 @@ def main() -> None:
             port=p["http01_port"],
             timeout=p["timeout"],
             dns_hook=p["dns_hook"],
+            run=module.run_command,
         )
         for warning in out["warnings"]:
             module.warn(warning)

@@ -59,8 +59,9 @@ attributes:
     description: Reports that the responder would start or stop; changes nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""
@@ -93,6 +94,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_acme_http01 
     Http01Error,
     absent,
     present,
+    set_runner,
     unit_active,
     window_rules,
 )
@@ -102,7 +104,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "tokens": {"type": "list", "elements": "dict", "default": []},
+            # Key authorizations are public by design: the responder serves them over plain HTTP.
+            "tokens": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "port": {"type": "int", "default": 80},
             "bind_address": {"type": "str", "default": ""},
             "timeout": {"type": "int", "default": 300},
@@ -112,6 +115,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    set_runner(module.run_command)
     params = module.params
     table, chain = params["nft_table"], params["nft_chain"]
     if params["state"] == "absent":

@@ -35,17 +35,17 @@ options:
     description: Passphrase encrypting the CA key (empty for none). Keep it in a vault.
     type: str
     default: ""
-    no_log: true
 attributes:
   check_mode:
     support: full
     description: Reports that a missing CA would be created, and creates nothing.
   diff_mode:
     support: full
+    description: Returns the changes as a before/after diff.
 requirements:
   - cryptography >= 38
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

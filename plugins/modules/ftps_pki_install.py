@@ -39,7 +39,6 @@ options:
       - Otherwise the host's own (pending or current) key is used.
     type: str
     default: ""
-    no_log: true
   self_signed:
     description: Self-sign the pending key (mode C(self_signed)).
     type: bool
@@ -68,8 +67,8 @@ options:
     default: /etc/ssl/certs/ca-certificates.crt
   refused:
     description:
-      - Why the CA refused this host's request (from M(ftps_pki_sign)'s RV(errors)); when set the
-        module fails with it and changes nothing.
+      - Why the CA refused this host's request (from the C(errors) that M(ftpskit.ftps.ftps_pki_sign)
+        returns); when set the module fails with it and changes nothing.
     type: str
     default: ""
 attributes:
@@ -78,10 +77,11 @@ attributes:
     description: Validates and reports what would be installed; writes nothing.
   diff_mode:
     support: full
+    description: Returns the changes as a before/after diff.
 requirements:
   - cryptography >= 38 on the managed host (Debian package python3-cryptography)
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

@@ -14,7 +14,7 @@ description:
     the host. Only the CSR is returned.
   - A pending key of the wanted type whose CSR carries the wanted names is reused, so the CSR of
     an unsigned request stays the same across runs.
-  - Nothing serving changes here; M(ftps_pki_install) installs the certificate.
+  - Nothing serving changes here; M(ftpskit.ftps.ftps_pki_install) installs the certificate.
 options:
   pki_dir:
     description: Root of the certificate generations.
@@ -73,10 +73,11 @@ attributes:
     description: Reports whether a new certificate is needed; creates no key and no CSR.
   diff_mode:
     support: full
+    description: Returns the changes as a before/after diff.
 requirements:
   - cryptography >= 38 on the managed host (Debian package python3-cryptography)
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

@@ -15,14 +15,13 @@ description:
   - A bad request fails only its host (returned in RV(errors)); the other hosts get certificates.
 options:
   ca_path:
-    description: Directory of the CA (see M(ftps_pki_ca)).
+    description: Directory of the CA (see M(ftpskit.ftps.ftps_pki_ca)).
     type: path
     required: true
   passphrase:
     description: Passphrase of the CA key.
     type: str
     default: ""
-    no_log: true
   validity_days:
     description: Default validity of the issued certificates, in days.
     type: int
@@ -58,10 +57,11 @@ attributes:
     description: Reports the certificates it would issue and issues none.
   diff_mode:
     support: full
+    description: Returns the changes as a before/after diff.
 requirements:
   - cryptography >= 38
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

@@ -15,7 +15,7 @@ description:
     the certificate with a pin, and returns the certificate's fields.
   - With credentials, logs in and proves a data connection on a reused TLS session (a listing),
     and optionally a round trip (upload, download, SHA-256 comparison, delete).
-  - Standard library only on the host; the logic lives in C(plugins/module_utils/ftps_client.py).
+  - Standard library only on the host; the logic lives in C(plugins/module_utils/ftpskit_common/client.py).
   - Every failure (unknown CA, pin mismatch, hostname not in the SANs, expired certificate,
     server without TLS, login refused, data connection refused) fails the task with a sentence
     saying what is wrong, and C(error_kind) naming the case.
@@ -91,14 +91,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing it.
     details: Connects and verifies; makes no transfer (the round trip is skipped).
   diff_mode:
     support: none
+    description: Returns no diff.
 notes:
   - Never reports C(changed); the round trip removes the file it uploads.
   - On Python older than 3.13 only the leaf of the served chain can be read (RV(chain_complete) is false).
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""
@@ -189,7 +191,7 @@ error_kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
     PinStore,
     PinStoreError,
     ProbeError,

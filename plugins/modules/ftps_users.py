@@ -33,11 +33,9 @@ options:
       password:
         description: The password (from vault). Give this or O(users[].hash).
         type: str
-        no_log: true
       hash:
         description: A pre-computed C($scrypt$...) or C($pbkdf2-sha256$...) hash.
         type: str
-        no_log: true
       home:
         description: Absolute path of the user's jail.
         type: path
@@ -73,11 +71,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without changing it.
   diff_mode:
     support: full
+    description: Returns the changes as a before/after diff.
     details: Hashes are masked in the diff.
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""
@@ -135,9 +135,9 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import UsersFileError
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.accounts import check_accounts
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import UsersFileError
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
-    check_accounts,
     masked,
     parse_current,
     plan_users,

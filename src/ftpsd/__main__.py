@@ -18,7 +18,7 @@ DEFAULT_CONFIG = "/etc/ftpsd/ftpsd.toml"
 
 
 def _check(path: str) -> int:
-    from ftpsd.config import check_config
+    from ftpsd.load import check_config
 
     _, problems = check_config(path)
     for line in problems:
@@ -30,7 +30,7 @@ def _check(path: str) -> int:
 
 
 def _hash_password(scheme: str) -> int:
-    from ftpsd.passwd import hash_password
+    from ftpskit_common.passwd import hash_password
 
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:

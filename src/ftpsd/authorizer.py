@@ -14,7 +14,7 @@ import os
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 
-from ftpsd.passwd import User, hash_password, parse_hash, verify_password
+from ftpskit_common.passwd import User, hash_password, parse_hash, verify_password
 
 log = logging.getLogger("ftpsd")
 
@@ -43,7 +43,7 @@ def stand_in_hash(encoded: str) -> str:
 
 
 class FtpsdAuthorizer(DummyAuthorizer):
-    """Users from :func:`ftpsd.passwd.load_users`; an immutable snapshot (a reload builds a new one)."""
+    """Users from :func:`ftpskit_common.passwd.load_users`; immutable (a reload makes a new one)."""
 
     def __init__(self, users: list[User]) -> None:
         super().__init__()

@@ -3,8 +3,9 @@
 Two levels of checking:
 
 * :func:`parse_config` checks the document alone (types, ranges, unknown keys, ports).
-* :func:`check_config` also checks what the document points at: the certificate, key and chain
-  (readable, key matches certificate, not expired) and the users file.
+* :func:`ftpsd.load.check_config` also checks what the document points at: the certificate, key
+  and chain (readable, key matches certificate, not expired) and the users file. It lives in
+  :mod:`ftpsd.load`, above this module and :mod:`ftpsd.tls`, so neither imports the other back.
 
 Both report every problem as one line; ``ftpsd check-config PATH`` prints them and exits 1.
 """
@@ -339,36 +340,3 @@ def peek_tls(path: str) -> TLSConfig:
         return TLSConfig()
     keys = ("certfile", "keyfile", "chainfile")
     return TLSConfig(**{k: tls[k] for k in keys if isinstance(tls.get(k), str)})
-
-
-def check_config(path: str) -> tuple[Config | None, list[str]]:
-    """Full check: the document, the TLS material and the users file. Returns (config, problems)."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        return None, exc.problems
-    problems: list[str] = []
-    from ftpsd.passwd import UsersFileError, load_users
-    from ftpsd.tls import TLSMaterialError, build_context, load_material
-
-    try:
-        material = load_material(config.tls)
-    except TLSMaterialError as exc:
-        problems.extend(exc.problems)
-    else:
-        try:
-            build_context(config.tls, material)
-        except TLSMaterialError as exc:
-            problems.extend(exc.problems)
-    if not os.path.exists(config.users.file):
-        problems.append(f"users.file: {config.users.file} does not exist")
-    else:
-        try:
-            load_users(config.users.file)
-        except UsersFileError as exc:
-            problems.append(f"users.file: {exc}")
-    if config.logging.xferlog:
-        directory = os.path.dirname(config.logging.xferlog)
-        if not os.path.isdir(directory):
-            problems.append(f"logging.xferlog: directory {directory} does not exist")
-    return config, problems

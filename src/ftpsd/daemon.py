@@ -34,16 +34,16 @@ from pyftpdlib.servers import FTPServer
 
 from ftpsd import notify
 from ftpsd.authorizer import FtpsdAuthorizer
-from ftpsd.config import Config, ConfigError, check_config
+from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
+from ftpsd.load import load_all
 from ftpsd.partials import LeftoverSweep
-from ftpsd.passwd import load_users
 from ftpsd.safetext import EscapingFormatter
 from ftpsd.status import DaemonStatus, certificate_summary
-from ftpsd.tls import ContextFactory, TLSMaterial, load_material
+from ftpsd.tls import ContextFactory, TLSMaterial
 
 log = logging.getLogger("ftpsd")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -76,16 +76,12 @@ class Loaded:
 
 
 def load_everything(path: str) -> Loaded:
-    """Validate and load config, TLS material and users; raises ConfigError listing problems."""
-    config, problems = check_config(path)
-    if problems or config is None:
-        raise ConfigError(problems)
-    material = load_material(config.tls)
-    context = ContextFactory(config.tls, material)
-    users = load_users(config.users.file)
+    """Load config, TLS material and users once and validate them; raises ConfigError listing problems."""
+    everything = load_all(path)
+    config, material, users = everything.config, everything.material, everything.users
     return Loaded(
         config=config,
-        context=context,
+        context=everything.context,
         authorizer=FtpsdAuthorizer(users),
         fingerprint=material.fingerprint,
         directory=material.directory,

@@ -3,7 +3,7 @@
 Built from what ``ftpsd status --json`` sees (:func:`ftpsd.status.collect`): the deployed
 certificate and chain on disk, what each worker serves, the last reload and the open sessions.
 The exposition format comes from ``prometheus_client``; the file is written with
-:func:`ftpsd.atomicfile.atomic_write`, so the collector never reads half a file. docs/metrics.md
+:func:`ftpskit_common.atomicfile.atomic_write`, so the collector never reads half a file. docs/metrics.md
 documents every metric.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from ftpsd.atomicfile import atomic_write
 from ftpsd.status import collect
+from ftpskit_common.atomicfile import atomic_write
 
 DAY = 86_400
 

@@ -1,7 +1,7 @@
 """Reload status: how ``ftpsd reload`` learns that every worker applied (or refused) a reload.
 
 Files in ``server.runtime_dir`` (``/run/ftpsd``, the unit's ``RuntimeDirectory=``), each written
-with :func:`ftpsd.atomicfile.atomic_write`, so a reader sees a whole old or a whole new version:
+with :func:`ftpskit_common.atomicfile.atomic_write`, so a reader sees a whole old or a whole new version:
 
 * ``daemon.json``, written only by the main process (the supervisor, or the only worker):
   ``instance`` (random, new at every start), ``pid``, ``workers`` and ``generation``, the number
@@ -31,7 +31,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from ftpsd.atomicfile import atomic_write
+from ftpskit_common.atomicfile import atomic_write
 
 log = logging.getLogger("ftpsd")
 

@@ -23,6 +23,7 @@ from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
 from ftpsd.config import TLSConfig
+from ftpskit_common.x509 import sha256_fingerprint
 
 # Session tickets and the server-side cache must outlive long transfers: a client that opened its
 # control connection hours ago still resumes on its next data connection.
@@ -43,7 +44,7 @@ class TLSMaterial:
     cert: x509.Certificate
     key: object
     chain: tuple[x509.Certificate, ...]
-    fingerprint: str  # SHA-256, hex with colons
+    fingerprint: str  # SHA-256 in ftpskit_common.x509.sha256_fingerprint's format
 
     @property
     def not_after(self) -> datetime.datetime:
@@ -105,7 +106,8 @@ def resolve_paths(tls: TLSConfig) -> tuple[str, str, str, str]:
 
 
 def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    """The certificate's SHA-256 fingerprint in the kit's one format (lowercase hex, no colons)."""
+    return sha256_fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
 def load_material(tls: TLSConfig, now: datetime.datetime | None = None) -> TLSMaterial:

@@ -1,4 +1,4 @@
-"""The same two clients for every server: the session-reusing ``ftpsd.client.FTPSClient`` and curl.
+"""The same two clients for every server: the session-reusing ``ftpskit_common.client.FTPSClient`` and curl.
 
 Every transfer lands on tmpfs and is checksummed after the clock stops, so hashing costs neither
 side anything while timed.
@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import (
+    FTPSClient,
+)
 from tests.bench.env import sha256_file
 
 HOST = "127.0.0.1"

@@ -243,7 +243,7 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
         "  with N logged-in idle sessions minus before, divided by N.",
         "- Files on a private tmpfs (the disk does not decide); the clients write to the same tmpfs and",
         "  every transfer is checked with SHA-256 after the clock stops (uploads on the server's copy).",
-        "- Clients: `ftpsd.client.FTPSClient` (stdlib ssl, reuses the control session on data connections,",
+        "- Clients: `ftpskit_common.client.FTPSClient` (ssl, reuses the control session on data connections,",
         "  256 KiB buffers) and curl (`--ssl-reqd --cacert`). Small files: one login, one TLS-resumed data",
         "  connection per file (curl: one invocation with all URLs). Concurrent: N sessions started at once",
         "  (Python: threads; curl: processes), wall time from first connect to last reply, logins included.",

@@ -213,7 +213,7 @@ class Ftpsd(Server):
     scrypt_ln = 0  # 0 = ftpsd's default hash; else scrypt with this ln (r=8, p=1), for comparison
 
     def prepare(self) -> list[str]:
-        from ftpsd.passwd import hash_password, verify_password
+        from ftpskit_common.passwd import hash_password, verify_password
 
         encoded = hash_password(self.password) if not self.scrypt_ln else self._scrypt(self.scrypt_ln)
         self.hash_scheme = encoded.rsplit("$", 2)[0] + (

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from ftpsd.client import FTPSClient
-from ftpsd.passwd import dump_users, hash_password
+from ftpskit_common.client import (
+    FTPSClient,
+)
+from ftpskit_common.passwd import dump_users, hash_password
 from tests.certs import Issued, TestCA, point_current, write_generation
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}

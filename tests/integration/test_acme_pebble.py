@@ -385,12 +385,18 @@ def dns_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pebbl
     dns.stop()
 
 
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    """What AnsibleModule.run_command gives the module: (rc, stdout, stderr) of an argv list."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def test_dns01_through_the_hook(dns_pebble: tuple[Pebble, ChallTestSrv], tmp_path: pathlib.Path) -> None:
     pebble, dns = dns_pebble
     conn = _connection(pebble, tmp_path)
     key, csr = _csr(["ftp.dns01.test"])
     out = acme.phase_challenges(
-        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook=str(dns.hook)
+        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook=str(dns.hook), run=_run
     )
     assert out["errors"] == {}
     assert out["tokens"]["h1"] == []
@@ -400,6 +406,7 @@ def test_dns01_through_the_hook(dns_pebble: tuple[Pebble, ChallTestSrv], tmp_pat
         challenge_type="dns-01",
         timeout=60,
         dns_hook=str(dns.hook),
+        run=_run,
     )
     assert done["errors"] == {}, done["errors"]
     cert = pki.load_certificate(done["certificates"]["h1"])
@@ -418,6 +425,6 @@ def test_dns01_hook_failure_is_the_hosts_sentence(
     conn = _connection(pebble, tmp_path)
     _key, csr = _csr(["ftp2.dns01.test"])
     out = acme.phase_challenges(
-        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook="/bin/false"
+        conn, [{"host": "h1", "csr": csr}], challenge_type="dns-01", dns_hook="/bin/false", run=_run
     )
     assert "the dns-01 hook `/bin/false add _acme-challenge.ftp2.dns01.test.` failed" in out["errors"]["h1"]

@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import FTPSClient
 from tests.integration.conftest import Server
 
 

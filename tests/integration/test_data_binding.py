@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import FTPSClient
 from tests.integration.conftest import Server
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import FTPSClient
 from tests.integration.conftest import Server
 
 

@@ -18,10 +18,12 @@ import sys
 import threading
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
     ProbeError,
-    parse_certificate,
     probe,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
+    parse_certificate,
 )
 from cryptography.hazmat.primitives import hashes
 

@@ -22,10 +22,6 @@ from tests.certs import Issued
 from tests.integration.conftest import PASSWORDS, Server
 
 
-def _fp(issued: Issued) -> str:
-    return issued.fingerprint.replace(":", "").lower()
-
-
 def _write_random(path, size: int) -> str:
     digest = hashlib.sha256()
     block = os.urandom(1024 * 1024)
@@ -58,7 +54,7 @@ def _retr_with_reload(server: Server, size_mb: int) -> None:
             new = server.rotate()
             _reload_and_wait(server, new)
             # While this transfer is still running, a new session already sees the new cert.
-            assert server.served_fingerprint() == _fp(new)
+            assert server.served_fingerprint() == new.fingerprint
             state["reloaded"] = new
 
     ftp.retrbinary("RETR big.bin", on_chunk, blocksize=256 * 1024)
@@ -67,7 +63,7 @@ def _retr_with_reload(server: Server, size_mb: int) -> None:
     assert digest.hexdigest() == expected
     # The in-flight session keeps working on its old TLS context (data connections resume it).
     assert ftp.sock.getpeercert(binary_form=True) is not None
-    assert hashlib.sha256(ftp.sock.getpeercert(binary_form=True)).hexdigest() == _fp(old)
+    assert hashlib.sha256(ftp.sock.getpeercert(binary_form=True)).hexdigest() == old.fingerprint
     buf = io.BytesIO()
     (server.homes["alice"] / "small.txt").write_bytes(b"after reload")
     ftp.retrbinary("RETR small.txt", buf.write)
@@ -102,7 +98,7 @@ def test_reload_during_upload(server: Server) -> None:
         hashlib.sha256((server.homes["alice"] / "up.bin").read_bytes()).digest()
         == hashlib.sha256(data).digest()
     )
-    assert server.served_fingerprint() == _fp(new)
+    assert server.served_fingerprint() == new.fingerprint
 
 
 def _broken(server: Server, kind: str) -> Issued:
@@ -130,13 +126,13 @@ def test_broken_certificate_at_reload_keeps_old(server: Server, kind: str) -> No
     server.reload()
     log = server.wait_log("reload failed", count=failures + 1)
     assert re.search(r"reload failed, keeping the current configuration: tls\.", log)
-    assert server.served_fingerprint() == _fp(old)
+    assert server.served_fingerprint() == old.fingerprint
     session.retrlines("LIST", lambda _: None)  # sessions in flight unaffected
     session.quit()
     # Fixing the material and reloading again works.
     good = server.rotate()
     _reload_and_wait(server, good)
-    assert server.served_fingerprint() == _fp(good)
+    assert server.served_fingerprint() == good.fingerprint
 
 
 def test_broken_config_at_reload_keeps_old(server: Server) -> None:
@@ -198,7 +194,7 @@ def test_workers_all_reload_and_serve(make_server) -> None:
     )
     assert reloaded == pids
     for _ in range(6):
-        assert server.served_fingerprint() == _fp(new)
+        assert server.served_fingerprint() == new.fingerprint
     ftp = server.client()
     buf = io.BytesIO()
     (server.homes["alice"] / "w").write_bytes(b"w" * 100_000)
@@ -270,7 +266,7 @@ def test_reload_command_returns_once_every_worker_serves_the_new_certificate(
     # Right after the command returns, no retry: fresh sessions on each worker get the new cert.
     for index in range(workers):
         with _only_worker(server, index):
-            assert [server.served_fingerprint() for _ in range(3)] == [_fp(new)] * 3
+            assert [server.served_fingerprint() for _ in range(3)] == [new.fingerprint] * 3
 
 
 @pytest.mark.parametrize("kind", ["key-mismatch", "expired", "garbage-cert", "missing-key"])
@@ -287,10 +283,10 @@ def test_reload_command_fails_on_a_broken_certificate_and_the_old_one_stays(make
     assert all(line.startswith(prefix + "tls.") for line in lines), result.stderr
     for index in range(2):
         with _only_worker(server, index):
-            assert server.served_fingerprint() == _fp(old)
+            assert server.served_fingerprint() == old.fingerprint
     good = server.rotate()
     assert server.reload_command().returncode == 0
-    assert server.served_fingerprint() == _fp(good)
+    assert server.served_fingerprint() == good.fingerprint
 
 
 def test_reload_command_times_out_naming_the_silent_worker(make_server) -> None:
@@ -325,7 +321,7 @@ def test_concurrent_reload_commands_each_get_their_own_answer(make_server) -> No
     assert late.returncode == 0, late.stderr
     assert f"sha256={second.fingerprint}" in late.stdout
     assert f"sha256={first.fingerprint}" in out or f"sha256={second.fingerprint}" in out
-    assert server.served_fingerprint() == _fp(second)
+    assert server.served_fingerprint() == second.fingerprint
 
 
 def test_replacement_worker_serves_the_last_applied_state(make_server) -> None:
@@ -340,7 +336,7 @@ def test_replacement_worker_serves_the_last_applied_state(make_server) -> None:
         time.sleep(0.05)
     assert _worker_pid(server, 0) != victim, server.log()[-3000:]
     with _only_worker(server, 0):
-        assert server.served_fingerprint() == _fp(new)  # not the certificate it started with
+        assert server.served_fingerprint() == new.fingerprint  # not the certificate it started with
     result = server.reload_command()
     assert result.returncode == 1
     assert f"by workers 0, 1, still serving certificate sha256={new.fingerprint}: tls." in result.stderr

@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import (
+    FTPSClient,
+)
 from tests.integration.conftest import PASSWORDS, Server
 
 

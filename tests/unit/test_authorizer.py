@@ -9,7 +9,7 @@ import pytest
 from pyftpdlib.authorizers import AuthenticationFailed
 
 from ftpsd.authorizer import PERM_LETTERS, FtpsdAuthorizer
-from ftpsd.passwd import User, hash_password
+from ftpskit_common.passwd import User, hash_password
 
 HASH = hash_password("pw", "pbkdf2-sha256")
 
@@ -235,7 +235,7 @@ def test_limits_record_lock_excludes_forked_workers() -> None:
 def _recording(monkeypatch) -> list[tuple[str, dict]]:
     """Record the scheme and parameters of every hash verification (the test hook)."""
     import ftpsd.authorizer as authorizer_module
-    from ftpsd.passwd import parse_hash
+    from ftpskit_common.passwd import parse_hash
 
     calls: list[tuple[str, dict]] = []
     real = authorizer_module.verify_password
@@ -263,7 +263,7 @@ def test_unknown_user_runs_the_same_kdf_as_a_pbkdf2_user(monkeypatch, homes) -> 
 
 def test_unknown_names_map_onto_the_users_own_parameters(monkeypatch, tmp_path) -> None:
     """Mixed schemes and costs: every unknown name verifies one user's parameters, always the same."""
-    from ftpsd.passwd import parse_hash
+    from ftpskit_common.passwd import parse_hash
 
     home = tmp_path / "h"
     home.mkdir()

@@ -4,23 +4,23 @@ tarball installs into a working collection (real module_utils code, roles, playb
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import subprocess
 import sys
 import tarfile
+import zipfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
-# plugins/module_utils/<name> -> the daemon's file it links to (one implementation, two names).
-SHARED = {
-    "ftps_atomicfile.py": "atomicfile.py",
-    "ftps_client.py": "client.py",
-    "ftps_passwd.py": "passwd.py",
-}
+# The shared package: one copy, in the collection, shipped by Ansible's module finder to hosts
+# and packed by src/common/pyproject.toml into the ftpskit-common wheel.
+SHARED = ROOT / "plugins" / "module_utils" / "ftpskit_common"
+SHARED_FILES = sorted(p.name for p in SHARED.glob("*.py"))
 
 
 def run(argv: list[str], cwd: pathlib.Path, collections: pathlib.Path) -> subprocess.CompletedProcess[str]:
@@ -104,17 +104,135 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
     ]
 
 
-def test_installed_module_utils_are_the_daemons_code(installed: tuple[pathlib.Path, pathlib.Path]) -> None:
-    _, coll = installed
-    for name, target in SHARED.items():
-        path = coll / "plugins" / "module_utils" / name
-        # A link inside the collection (galaxy keeps those) that resolves to the shipped source.
-        assert path.resolve() == (coll / "src" / "ftpsd" / target).resolve(), name
-        assert sha256(path) == sha256(ROOT / "src" / "ftpsd" / target), name
+def test_installed_collection_holds_the_shared_package_as_files(
+    installed: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    tarball, coll = installed
+    with tarfile.open(tarball) as tar:
+        links = [m.name for m in tar.getmembers() if m.issym() or m.islnk()]
+    assert links == []  # no symlinks left for galaxy or the module finder to follow
+    assert SHARED_FILES == [
+        "__init__.py",
+        "accounts.py",
+        "atomicfile.py",
+        "client.py",
+        "passwd.py",
+        "trust.py",
+        "x509.py",
+    ]
+    for name in SHARED_FILES:
+        path = coll / "plugins" / "module_utils" / "ftpskit_common" / name
+        assert not path.is_symlink(), name
+        assert sha256(path) == sha256(SHARED / name), name
     for module in MODULES:
         assert sha256(coll / "plugins" / "modules" / f"{module}.py") == sha256(
             ROOT / "plugins" / "modules" / f"{module}.py"
         )
+
+
+# A host's Python: Debian's own interpreter when there is one (nothing of the kit importable
+# there, so a package the module finder failed to ship cannot be found anywhere else).
+HOST_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def run_module(coll: pathlib.Path, cwd: pathlib.Path, module: str, args: dict, *extra: str) -> dict:
+    result = run(
+        [
+            str(BIN / "ansible"),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={HOST_PYTHON}",
+            "-m",
+            f"ftpskit.ftps.{module}",
+            "-a",
+            json.dumps(args),
+            "-o",
+            *extra,
+        ],
+        cwd,
+        coll.parents[2],
+    )
+    line = result.stdout.strip().splitlines()[-1]
+    return json.loads(line.split(" => ", 1)[1])
+
+
+def test_installed_modules_run_with_the_shared_package(
+    installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """AnsiballZ ships ftpskit_common (a package with relative imports) with the modules that
+    import it: ftps_probe (client, x509, atomicfile) and ftps_users (accounts, passwd)."""
+    _, coll = installed
+    probe = run_module(coll, tmp_path, "ftps_probe", {"host": "127.0.0.1", "port": 1, "timeout": 5})
+    assert probe.get("error_kind") == "connect", probe
+    users = run_module(
+        coll,
+        tmp_path,
+        "ftps_users",
+        {
+            "path": str(tmp_path / "users.json"),
+            "users": [{"name": "alice", "password": "pw", "home": "/srv/a"}],
+        },
+        "--check",
+    )
+    assert users.get("changed") is True and users.get("added") == ["alice"], users
+    bad = run_module(
+        coll,
+        tmp_path,
+        "ftps_users",
+        {
+            "path": str(tmp_path / "users.json"),
+            "users": [{"name": "../x", "password": "pw", "home": "/srv/a"}],
+        },
+        "--check",
+    )
+    assert "users[0] (name '../x'): 'name' must not contain '/'" in bad.get("msg", ""), bad
+
+
+def test_wheels_build_from_the_installed_collection(
+    installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """ftpsd's wheel holds only the daemon and requires ftpskit-common at the same version; the
+    ftpskit-common wheel is the collection's shared package as a top-level package with ftps-trust."""
+    _, coll = installed
+    out = tmp_path / "wheels"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(out),
+            str(coll / "src"),
+            str(coll / "src" / "common"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    version = next(
+        line.split('"')[1]
+        for line in (SHARED / "__init__.py").read_text().splitlines()
+        if line.startswith("__version__")
+    )
+    with zipfile.ZipFile(next(out.glob("ftpskit_common-*.whl"))) as wheel:
+        names = wheel.namelist()
+        assert sorted(n.split("/")[1] for n in names if n.startswith("ftpskit_common/")) == SHARED_FILES
+        entry_points = wheel.read(f"ftpskit_common-{version}.dist-info/entry_points.txt").decode()
+        assert "ftps-trust = ftpskit_common.trust:main" in entry_points
+    with zipfile.ZipFile(next(out.glob("ftpsd-*.whl"))) as wheel:
+        assert not [n for n in wheel.namelist() if n.startswith("ftpskit_common/")]
+        metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith("/METADATA"))
+        assert f"Requires-Dist: ftpskit-common=={version}" in metadata
+        assert f"Version: {version}" in metadata  # ftpsd and ftpskit-common move together
 
 
 def test_ansible_doc_from_the_installed_collection(

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from ftpsd.config import ConfigError, check_config, parse_config
-from ftpsd.passwd import dump_users, hash_password
+from ftpsd.config import ConfigError, parse_config
+from ftpsd.load import check_config
+from ftpskit_common.passwd import dump_users, hash_password
 from tests.certs import TestCA, point_current, write_generation
 
 

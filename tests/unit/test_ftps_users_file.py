@@ -1,22 +1,23 @@
-"""plugins/module_utils/ftps_users_file.py: planning the users file from the inventory (ftps_users)."""
+"""Planning the users file from the inventory (ftps_users): plugins/module_utils/ftps_users_file.py, and
+the accounts checked by the one set of rules (ftpskit_common.accounts)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_passwd import (
-    User,
-    hash_password,
-    verify_password,
-)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
     MASK,
-    check_accounts,
     masked,
     parse_current,
     plan_users,
     render,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.accounts import check_accounts
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import (
+    User,
+    hash_password,
+    verify_password,
 )
 
 ALICE_HASH = hash_password("alice-pw")
@@ -42,7 +43,7 @@ def current_alice(**extra: object) -> User:
         ([account("..")], "must not contain '..'"),
         ([account("")], "'name' must be a non-empty string"),
         ([account("-x")], "must not start with '-'"),
-        ([account(), account()], "users[1] (name 'alice'): duplicate of users[0]"),
+        ([account(), account()], "users[1] (name 'alice'): duplicate user name 'alice' (first at users[0])"),
         ([account(password="")], "'password' (or a pre-computed 'hash') is empty or missing"),
         ([account(password=None)], "is empty or missing"),
         ([account(hash=ALICE_HASH)], "give 'password' or 'hash', not both"),

@@ -1,15 +1,13 @@
-"""ftpsd.passwd: hashes and the users file (also plugins/module_utils/ftps_passwd.py)."""
+"""ftpskit_common.passwd: hashes and the users file (the daemon's and the ftps_users module's)."""
 
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import pytest
 
-from ftpsd import passwd
-from ftpsd.passwd import (
+from ftpskit_common.passwd import (
     UsersFileError,
     dump_users,
     dumps_users,
@@ -24,12 +22,6 @@ from ftpsd.passwd import (
 
 SCRYPT = hash_password("correct horse")
 PBKDF2 = hash_password("correct horse", "pbkdf2-sha256")
-
-
-def test_module_utils_symlink_is_the_same_code() -> None:
-    from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_passwd
-
-    assert os.path.realpath(ftps_passwd.__file__) == os.path.realpath(passwd.__file__)
 
 
 @pytest.mark.parametrize("encoded", [SCRYPT, PBKDF2])

@@ -31,11 +31,11 @@ def leaf(
 
 
 def fp(issued) -> str:
-    return issued.cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return issued.cert.fingerprint(hashes.SHA256()).hex()
 
 
 def status(*fps: str, running: bool = True) -> dict:
-    """``ftpsd status --json`` as ftpsd.status.collect prints it (fingerprint: upper hex, colons)."""
+    """``ftpsd status --json`` as ftpsd.status.collect prints it (fingerprint: lowercase hex, no colons)."""
     return {
         "running": running,
         "workers": [

@@ -73,13 +73,16 @@ def test_good_variables_pass_and_change_nothing(tmp_path: pathlib.Path) -> None:
         ({"ftps_server_passive_ports": [50000, "x"]}, "ftps_server_passive_ports"),
         (
             {"ftps_users_accounts": [*GOOD_USERS, {"name": "alice", "password": "Pw-C-7731-secret"}]},
-            "duplicate user name(s) alice",
+            "ftps_users_accounts[2] (name 'alice'): duplicate user name 'alice'",
         ),
         (
             {"ftps_users_accounts": [{"name": "../x", "password": "p"}]},
-            'ftps_users_accounts[0] (name "../x")',
+            "ftps_users_accounts[0] (name '../x'): 'name' must not contain '/'",
         ),
-        ({"ftps_users_accounts": [{"name": "carol", "password": ""}]}, "'password' is empty or missing"),
+        (
+            {"ftps_users_accounts": [{"name": "carol", "password": ""}]},
+            "'password' (or a pre-computed 'hash') is empty or missing",
+        ),
         ({"ftps_users_accounts": [{"name": "dave", "password": "p", "perm": "admin"}]}, "perm"),
         ({"ftps_firewall_sources": ["not-an-address"]}, "ftps_firewall_sources"),
     ],

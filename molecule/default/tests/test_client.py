@@ -56,10 +56,6 @@ def deployed_fingerprint(server: testinfra.host.Host) -> str:
     return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
 
 
-def colon_hex(fingerprint: str) -> str:
-    return ":".join(fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2)).upper()
-
-
 # --- state -----------------------------------------------------------------------------------
 def test_fleet_ca_is_in_the_system_trust_store(client: testinfra.host.Host) -> None:
     ca = client.file(CA_FILE)
@@ -80,6 +76,18 @@ def test_ftps_trust_is_installed(client: testinfra.host.Host) -> None:
     assert "exit codes:" in result.stdout
 
 
+def test_client_installs_only_the_shared_package(client: testinfra.host.Host) -> None:
+    """ftps-trust's venv holds the ftpskit-common wheel and nothing of the daemon (no ftpsd,
+    pyftpdlib, pyOpenSSL or cryptography): a client gets only what a client needs."""
+    names = json.loads(
+        client.check_output(
+            "/opt/ftps-trust/venv/bin/python -c 'import importlib.metadata as m, json;"
+            ' print(json.dumps(sorted(d.metadata["Name"].lower() for d in m.distributions())))\''
+        )
+    )
+    assert [n for n in names if n not in ("pip", "setuptools")] == ["ftpskit-common"]
+
+
 def test_pins_match_the_served_certificates(client: testinfra.host.Host, server: testinfra.host.Host) -> None:
     if not client.file(PIN_FILE).exists:
         pytest.skip("site.yml runs ftps_client without ftps_client_pins_enabled")
@@ -87,7 +95,7 @@ def test_pins_match_the_served_certificates(client: testinfra.host.Host, server:
     name = host_name(server)
     for port, _implicit in PORTS:
         entry = pins[f"{name}:{port}"]
-        assert entry["fingerprint_sha256"].replace(":", "").lower() == deployed_fingerprint(server)
+        assert entry["fingerprint_sha256"] == deployed_fingerprint(server)
 
 
 # --- behaviour: the probe, as Ansible runs it --------------------------------------------------
@@ -163,7 +171,7 @@ def test_ftps_trust_says_the_certificate_chains_to_a_trusted_ca(
     )
     assert result.rc == 0, result.stdout + result.stderr
     assert f"The certificate chains to the system's trusted CAs and is valid for {name}." in result.stdout
-    assert colon_hex(deployed_fingerprint(server)) in result.stdout
+    assert deployed_fingerprint(server) in result.stdout  # the one format, as in the pins and facts
 
 
 @pytest.mark.parametrize(("port", "implicit"), PORTS, ids=PORT_IDS)

@@ -37,7 +37,10 @@ IMPLICIT_PORT = SETTINGS["ftps_server_implicit_port"]
 PASSIVE_FIRST, PASSIVE_LAST = SETTINGS["ftps_server_passive_ports"]
 ACCOUNTS = {account["name"]: account for account in SETTINGS["ftps_users_accounts"]}
 PKI_CURRENT = "/etc/ftps-kit/pki/current"
-# ftps_client's default ftps_client_venv: the ftpsd wheel (--no-deps) behind ftps-trust.
+# The kit's one fingerprint format (lowercase hex of the DER's SHA-256, no colons), from a PEM
+# on stdin: what ftpsd logs and reports, what ftps_pki's facts and the pins hold.
+DER_SHA256 = "openssl x509 -outform DER | sha256sum | cut -d' ' -f1"
+# ftps_client's default ftps_client_venv: the ftpskit-common wheel behind ftps-trust.
 TRUST_VENV_PYTHON = "/opt/ftps-trust/venv/bin/python"
 
 
@@ -143,13 +146,13 @@ def test_served_certificate_is_the_deployed_one(
     server: testinfra.host.Host, client: testinfra.host.Host, port: int
 ) -> None:
     name = host_name(server)
-    deployed = server.check_output(f"openssl x509 -in {PKI_CURRENT}/cert.pem -noout -fingerprint -sha256")
+    deployed = deployed_fingerprint(server)
     starttls = "-starttls ftp " if port == CONTROL_PORT else ""
     served = client.check_output(
         f"openssl s_client {starttls}-connect {name}:{port} -servername {name} </dev/null 2>/dev/null"
-        " | openssl x509 -noout -fingerprint -sha256"
+        f" | {DER_SHA256}"
     )
-    assert served.split("=", 1)[1] == deployed.split("=", 1)[1]
+    assert served == deployed
 
 
 # --- transfers -----------------------------------------------------------------------------
@@ -201,14 +204,14 @@ def test_lftp_roundtrip_verified(
 
 
 def test_python_client_reuses_tls_session(server: testinfra.host.Host, client: testinfra.host.Host) -> None:
-    """ftpsd.client.FTPSClient with the system trust store: verified, session reused.
+    """ftpskit_common.client.FTPSClient with the system trust store: verified, session reused.
 
-    The library as ftps_client installed it on the client (the ftpsd wheel behind ftps-trust):
-    the one implementation, not a copy.
+    The library as ftps_client installed it on the client (the ftpskit-common wheel behind
+    ftps-trust): the one implementation, not a copy.
     """
     script = f"""
 import hashlib, io, json, os, ssl
-from ftpsd.client import FTPSClient
+from ftpskit_common.client import FTPSClient
 data = os.urandom(1 << 20)
 ftp = FTPSClient({host_name(server)!r}, {CONTROL_PORT}, context=ssl.create_default_context())
 ftp.login("alice", {password("alice")!r})
@@ -398,8 +401,13 @@ def served_fingerprint(client: testinfra.host.Host, name: str) -> str:
     """SHA-256 fingerprint of the certificate a new explicit-FTPS session is served."""
     return client.check_output(
         f"openssl s_client -starttls ftp -connect {name}:{CONTROL_PORT} -servername {name} </dev/null"
-        " 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
-    ).split("=", 1)[1]
+        f" 2>/dev/null | {DER_SHA256}"
+    )
+
+
+def deployed_fingerprint(server: testinfra.host.Host) -> str:
+    """SHA-256 fingerprint of the certificate ftps_pki deployed (``current``)."""
+    return server.check_output(f"openssl x509 -in {PKI_CURRENT}/cert.pem | {DER_SHA256}")
 
 
 def test_reload_fails_on_a_broken_certificate_and_keeps_serving(
@@ -409,8 +417,7 @@ def test_reload_fails_on_a_broken_certificate_and_keeps_serving(
     fails, naming the problem, ftpsd keeps running and serving the deployed certificate; once
     `current` is restored, a reload succeeds again."""
     name = host_name(server)
-    deployed = server.check_output(f"openssl x509 -in {PKI_CURRENT}/cert.pem -noout -fingerprint -sha256")
-    deployed = deployed.split("=", 1)[1]
+    deployed = deployed_fingerprint(server)
     pid = server.check_output("systemctl show -P MainPID ftpsd")
     target = server.check_output(f"readlink {PKI_CURRENT}")
     # Outside the PKI directory (ftps_pki's), inside what the unit sees (not /tmp: PrivateTmp).

@@ -2,7 +2,7 @@
 """Continuous checksummed FTPS traffic to every server while playbooks/rotate.yml runs.
 
 Test tool of the Molecule scenario ``rotation`` (runs on the client with the ftps-trust venv's
-Python, which has ``ftpsd.client``). Per server, two threads until the stop file appears or
+Python, which has ``ftpskit_common.client``). Per server, two threads until the stop file appears or
 ``--max-seconds`` pass (and at most ``--max-transfers`` each):
 
 * ``session``: a new control connection for every transfer, alternating explicit (AUTH TLS) and
@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 
-from ftpsd.client import FTPSClient, make_context
+from ftpskit_common.client import FTPSClient, make_context
 
 
 class Throttled(io.RawIOBase):

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Build the wheels ftpsd's hosts install from, once, on the controller: ftpsd (from the repo's
-# src/) and every dependency, as binary wheels for each target Python and CPU, so servers need
+# Build the wheels ftpsd's hosts install from, once, on the controller: ftpsd (from the
+# collection's src/), ftpskit-common (src/common/: the collection's plugins/module_utils/
+# ftpskit_common packed as a wheel; ftpsd needs it, client hosts install only it) and every dependency, as binary wheels for each target Python and CPU, so servers need
 # no package index (air-gapped fleets work). The one implementation: `make wheelhouse`
 # (lab/wheelhouse.sh) and the ftps_server role (a run_once task on the controller) both call it.
 #
 # usage: build-wheelhouse.sh --src DIR --out DIR TARGET...
 #   TARGET  <python version>-<machine>, e.g. 3.11-x86_64 (Debian 12), 3.13-x86_64 (Debian 13)
-#   writes  OUT/common/   pure-Python wheels built here (ftpsd, pyftpdlib: PyPI has no wheel)
+#   writes  OUT/common/   pure-Python wheels built here (ftpsd, ftpskit-common, pyftpdlib: PyPI
+#                         has no wheel of it)
 #           OUT/TARGET/   everything one host installs: pip install --no-index --find-links,
 #                         with SHA256SUMS (sorted) listing its wheels
 # Idempotent: a target whose inputs (the ftpsd sources, the pins, this script) are unchanged is
@@ -25,13 +27,18 @@ while (($#)); do
   case "$1" in
     --src) src="${2:?--src needs a directory}"; shift 2 ;;
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 [[ -n "$src" && -f "$src/pyproject.toml" ]] || die "--src must be the ftpsd source directory (with pyproject.toml), got '${src}'"
 [[ -n "$out" ]] || die "--out is required"
+src="$(cd "$src" && pwd)"
+# The shared package the ftpskit-common wheel packs: the collection's own copy beside src/.
+shared="$src/../plugins/module_utils/ftpskit_common"
+[[ -f "$src/common/pyproject.toml" && -f "$shared/__init__.py" ]] \
+  || die "--src must be the collection's src/ (with common/pyproject.toml and ../plugins/module_utils/ftpskit_common), got '${src}'"
 ((${#targets[@]})) || die "name at least one TARGET such as 3.11-x86_64"
 
 PYTHON="$(command -v "${PYTHON:-python3}")" || die "no python3 on PATH; set PYTHON"
@@ -50,10 +57,12 @@ fi
 
 mkdir -p "$out/common"
 out="$(cd "$out" && pwd)"
-# What a wheelhouse depends on: the ftpsd sources, the pins and this script.
+# What a wheelhouse depends on: the ftpsd and ftpskit_common sources, the pins and this script.
 inputs_hash="$(
   {
-    (cd "$src" && find . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
+    for dir in "$src" "$shared"; do
+      (cd "$dir" && find . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum)
+    done
     echo "$FTPSD_PINS"
     sha256sum <"$0"
   } | sha256sum | cut -d' ' -f1
@@ -62,12 +71,12 @@ inputs_hash="$(
 changed=0
 common_stamp="$out/common/.inputs"
 if [[ "$(cat "$common_stamp" 2>/dev/null)" != "$inputs_hash" ]]; then
-  echo "build-wheelhouse: building pure-Python wheels (ftpsd, ${FTPSD_PINS% })"
+  echo "build-wheelhouse: building pure-Python wheels (ftpsd, ftpskit-common, ${FTPSD_PINS% })"
   tmp="$(mktemp -d "$out/.common.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   # pyftpdlib ships only an sdist; it is pure Python, so one wheel serves every target.
   # shellcheck disable=SC2086  # FTPSD_PINS is a space-separated list of requirements
-  "${pip[@]}" wheel -q --no-deps -w "$tmp" "$src" $(tr ' ' '\n' <<<"$FTPSD_PINS" | grep -i '^pyftpdlib')
+  "${pip[@]}" wheel -q --no-deps -w "$tmp" "$src" "$src/common" $(tr ' ' '\n' <<<"$FTPSD_PINS" | grep -i '^pyftpdlib')
   rm -rf "$out/common"
   mv "$tmp" "$out/common"
   trap - EXIT
@@ -76,6 +85,8 @@ if [[ "$(cat "$common_stamp" 2>/dev/null)" != "$inputs_hash" ]]; then
 fi
 ftpsd_wheel="$(find "$out/common" -maxdepth 1 -name 'ftpsd-*.whl' | head -n1)"
 [[ -n "$ftpsd_wheel" ]] || die "no ftpsd wheel was built in $out/common"
+[[ -n "$(find "$out/common" -maxdepth 1 -name 'ftpskit_common-*.whl' | head -n1)" ]] \
+  || die "no ftpskit_common wheel was built in $out/common"
 
 # A controller interpreter of version $1 with a working pip, or nothing.
 interpreter_for() {

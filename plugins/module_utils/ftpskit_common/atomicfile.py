@@ -1,7 +1,7 @@
 """Atomic file writes: the one implementation for the daemon, the client and our modules.
 
-Standard library only: ``plugins/module_utils/ftps_atomicfile.py`` is a symlink to this file, so
-Ansible ships it to hosts beside the modules that use it.
+Standard library only, part of the shared package ``ftpskit_common``: Ansible ships it to hosts
+beside the modules that use it, and the daemon imports it from the ``ftpskit-common`` wheel.
 """
 
 from __future__ import annotations

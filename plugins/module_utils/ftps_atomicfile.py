@@ -1,1 +1,0 @@
-../../src/ftpsd/atomicfile.py

@@ -1,1 +1,0 @@
-../../src/ftpsd/client.py

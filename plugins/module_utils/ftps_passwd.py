@@ -1,1 +1,0 @@
-../../src/ftpsd/passwd.py

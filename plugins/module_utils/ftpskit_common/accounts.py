@@ -1,0 +1,89 @@
+"""The inventory's accounts checked with the one set of account rules (standard library only).
+
+The rules themselves (user names, homes, permissions, limits, hashes) live in :mod:`.passwd`, the
+daemon's users-file code; this module applies them to the accounts a playbook wants
+(``ftps_users_accounts``), which also carry ``state`` and a ``password`` or a ``hash``. The
+``ftpskit.ftps.ftps_users`` module checks with it on the host, and the role's preflight (and so
+``site.yml``'s) through the controller-side filter ``ftpskit.ftps.ftps_users_problems``: one
+definition, so the preflight, the module and the daemon can never disagree about a name.
+Messages name the variable and the index, never a password or a hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .passwd import (
+    UsersFileError,
+    parse_hash,
+    validate_home,
+    validate_limit,
+    validate_perm,
+    validate_user_name,
+)
+
+STATES = ("present", "absent")
+
+
+def check_accounts(accounts: Any, variable: str = "users", home_root: str | None = None) -> list[str]:
+    """Every problem with the wanted accounts, each a sentence naming ``variable[index]``.
+
+    ``home_root``: an account without ``home`` gets ``<home_root>/<name>`` (the role's default);
+    without it, ``home`` is required.
+    """
+    if not isinstance(accounts, list):
+        return [f"{variable} must be a list of accounts"]
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, account in enumerate(accounts):
+        where = f"{variable}[{index}]"
+        if not isinstance(account, dict):
+            problems.append(f"{where} must be a mapping")
+            continue
+        name = account.get("name")
+        label = f"{where} (name {name!r})"
+        reason = validate_user_name(name)
+        if reason:
+            problems.append(f"{label}: 'name' {reason}")
+            continue
+        if name in seen:
+            problems.append(f"{label}: duplicate user name {name!r} (first at {variable}[{seen[name]}])")
+        seen.setdefault(name, index)
+        state = account.get("state") or "present"
+        if state not in STATES:
+            problems.append(f"{label}: 'state' must be present or absent, got {state!r}")
+        if state == "absent":
+            continue
+        wanted = account
+        if home_root is not None and not account.get("home"):
+            wanted = {**account, "home": f"{home_root.rstrip('/')}/{name}"}
+        problems.extend(_check_present(label, wanted))
+    return problems
+
+
+def _check_present(label: str, account: dict[str, Any]) -> list[str]:
+    """Problems with an account that should exist."""
+    problems: list[str] = []
+    password, encoded = account.get("password"), account.get("hash")
+    if password and encoded:
+        problems.append(f"{label}: give 'password' or 'hash', not both")
+    elif not password and not encoded:
+        problems.append(f"{label}: 'password' (or a pre-computed 'hash') is empty or missing")
+    elif encoded:
+        try:
+            parse_hash(encoded)
+        except UsersFileError as exc:
+            problems.append(f"{label}: 'hash' is not a usable hash ({exc})")
+    home = account.get("home")
+    reason = validate_home(home)
+    if reason:
+        problems.append(f"{label}: 'home' {reason}, got {home!r}")
+    reason = validate_perm(account.get("perm") or "rw")
+    if reason:
+        problems.append(f"{label}: 'perm' {reason}")
+    for key in ("max_rate", "max_connections"):
+        value = account.get(key) or 0
+        reason = validate_limit(value)
+        if reason:
+            problems.append(f"{label}: '{key}' {reason}, got {value!r}")
+    return problems

@@ -1,0 +1,77 @@
+"""Read everything the daemon serves from, once, and validate what was read.
+
+``ftpsd check-config``, the daemon's start and every reload use :func:`load_all`: the TOML
+document (:mod:`ftpsd.config`), the TLS material and its SSL context (:mod:`ftpsd.tls`) and the
+users file (:mod:`ftpskit_common.passwd`), each file read exactly once; the objects that were
+checked are the objects that get served, so a file replaced between a check and a second read
+can never slip in. This module sits above ``config`` and ``tls`` (``tls`` imports ``config``,
+nothing imports back), so the package has no import cycle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ftpsd.config import Config, ConfigError, load_config
+from ftpsd.tls import ContextFactory, TLSMaterial, TLSMaterialError, load_material
+from ftpskit_common.passwd import User, UsersFileError, load_users
+
+
+@dataclass(frozen=True)
+class Everything:
+    """What one load read and checked."""
+
+    config: Config
+    material: TLSMaterial
+    context: ContextFactory  # builds one SSL context per control connection
+    users: tuple[User, ...]
+
+
+def _load(path: str) -> tuple[Config | None, Everything | None, list[str]]:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, None, exc.problems
+    problems: list[str] = []
+    material = context = users = None
+    try:
+        material = load_material(config.tls)
+    except TLSMaterialError as exc:
+        problems.extend(exc.problems)
+    else:
+        try:
+            context = ContextFactory(config.tls, material)
+        except TLSMaterialError as exc:
+            problems.extend(exc.problems)
+    if not os.path.exists(config.users.file):
+        problems.append(f"users.file: {config.users.file} does not exist")
+    else:
+        try:
+            users = load_users(config.users.file)
+        except UsersFileError as exc:
+            problems.append(f"users.file: {exc}")
+    if config.logging.xferlog:
+        directory = os.path.dirname(config.logging.xferlog)
+        if not os.path.isdir(directory):
+            problems.append(f"logging.xferlog: directory {directory} does not exist")
+    if problems or material is None or context is None or users is None:
+        return config, None, problems
+    return config, Everything(config=config, material=material, context=context, users=tuple(users)), []
+
+
+def load_all(path: str) -> Everything:
+    """The configuration, the TLS material and context and the users, each read once and checked.
+
+    Raises :class:`ftpsd.config.ConfigError` listing every problem (one line each).
+    """
+    _config, everything, problems = _load(path)
+    if everything is None:
+        raise ConfigError(problems)
+    return everything
+
+
+def check_config(path: str) -> tuple[Config | None, list[str]]:
+    """Full check: the document, the TLS material and the users file. Returns (config, problems)."""
+    config, _everything, problems = _load(path)
+    return config, problems
