@@ -8,7 +8,8 @@
 #   - the kit's images localhost/ftpskit-debian:12 and :13;
 #   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity), lab/cache/ (debootstrap's .debs and root
 #     file systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the
-#     collection link, Molecule), .ansible/, .pytest_cache, .ruff_cache.
+#     collection link, Molecule), .ansible/, .pytest_cache, .ruff_cache;
+#   - a copy of this collection (namespace ftpskit) in ~/.ansible/collections.
 # It never removes other images, containers or networks, never runs `podman system reset`, and
 # leaves the machine's apt packages, /etc/containers and pip's cache alone (the CI run is made
 # with PIP_NO_CACHE_DIR=1 to prove it does not need that cache). Idempotent.
@@ -66,4 +67,12 @@ for path in .venv .venv-stock .venv-sanity lab/cache inventories/lab/.ftps-kit .
     echo "clean-lab: removed $root/$path"
   fi
 done
+# A copy of this collection installed into the user's default collections path (a hand-run
+# `ansible-galaxy collection install` of the tarball, or a tool that installs the collection it
+# tests): the kit's own namespace only, never another collection.
+own=${HOME:-/root}/.ansible/collections/ansible_collections/ftpskit
+if [[ -d $own ]]; then
+  rm -rf -- "$own"
+  echo "clean-lab: removed $own"
+fi
 echo "clean-lab: done; now run: git clone <repo> /tmp/fresh && cd /tmp/fresh && PIP_NO_CACHE_DIR=1 CI=true bash .ci/run </dev/null"
