@@ -15,8 +15,8 @@ description:
     inspection) by atomic symlink renames. Reloading the daemon is the caller's job.
   - With O(next_key_type), makes sure the host holds the key of its next rotation
     (C(<pki_dir>/next/key.pem), root only, never leaves the host, not served) and reports its SPKI
-    pin as C(next_spki_sha256) in the C(ftps_pki_certificate) fact, beside the current
-    C(spki_sha256), so clients can pin it before a rotation serves it (RFC 7671 section 8.1).
+    pin as C(next_spki_sha256) in RV(certificate), beside the current C(spki_sha256), so clients
+    can pin it before a rotation serves it (RFC 7671 section 8.1).
     M(ftpskit.ftps.ftps_pki_request) uses that key for the next new-key certificate.
   - Idempotent. Run again (or when the certificate was never installed) it changes nothing.
 options:
@@ -75,6 +75,12 @@ next_spki_sha256:
     - SPKI pin of the next key (base64 SHA-256, as spki_sha256); empty in check mode before it exists.
   returned: when O(next_key_type) is set
   type: str
+certificate:
+  description:
+    - The current certificate's facts (as M(ftpskit.ftps.ftps_pki_install)'s C(ftps_pki_certificate)
+      fact) with C(next_spki_sha256); empty when there is no certificate.
+  returned: when O(next_key_type) is set
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -116,7 +122,7 @@ def main() -> None:
         facts = store.facts()
         if facts and made["next_spki_sha256"]:
             facts["next_spki_sha256"] = made["next_spki_sha256"]
-        result["ansible_facts"] = {"ftps_pki_certificate": facts} if facts else {}
+        result["certificate"] = facts
     before = result.pop("before")
     result["diff"] = {
         "before": {"current": before["current"].get("fingerprint_sha256", "")},
