@@ -11,6 +11,8 @@ Layout on a server (docs/design.md)::
     <pki_dir>/current  -> gen-...   (atomically swapped by rename of a new symlink)
     <pki_dir>/previous -> gen-...   (kept for rollback)
     <pki_dir>/pending/{key,csr}.pem (a key made for a CSR that is not signed yet; never served)
+    <pki_dir>/next/key.pem          (the key of the next rotation, made ahead of time so its SPKI
+                                     pin reaches the clients before it is served: RFC 7671 8.1)
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 CA_KEY_TYPES = ("ecdsa-p384", "ecdsa-p256", "rsa-4096", "rsa-3072")
 SERIAL_BITS = 128
 CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.pem", "fullchain.pem"
-CURRENT, PREVIOUS, PENDING = "current", "previous", "pending"
+CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
 GEN_PREFIX = "gen-"
 SYSTEM_TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -97,6 +99,11 @@ def _spki_der(public_key: Any) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def spki_pin(public_key: Any) -> str:
+    """The SPKI pin of a public key: base64 of SHA-256 over its DER SubjectPublicKeyInfo."""
+    return spki_sha256(_spki_der(public_key))
 
 
 def same_public_key(a: Any, b: Any) -> bool:
@@ -605,7 +612,7 @@ def certificate_facts(cert: x509.Certificate, paths: dict[str, str] | None = Non
     der = cert.public_bytes(serialization.Encoding.DER)
     return {
         "fingerprint_sha256": sha256_fingerprint(der),
-        "spki_sha256": spki_sha256(_spki_der(cert.public_key())),
+        "spki_sha256": spki_pin(cert.public_key()),
         "serial": format(cert.serial_number, "x"),
         "not_before": _iso(_not_before(cert)),
         "not_after": _iso(_not_after(cert)),
@@ -686,6 +693,9 @@ class Store:
         data = _read(self.path(PENDING, "csr.pem"))
         return data.decode() if data else ""
 
+    def next_key(self) -> Any:
+        return _read_parsed(self.path(NEXT, KEY_NAME), load_private_key)
+
     def paths(self) -> dict[str, str]:
         current = self.path(CURRENT)
         return {
@@ -700,8 +710,15 @@ class Store:
         }
 
     def facts(self) -> dict[str, Any]:
+        """The current certificate's facts, plus ``next_spki_sha256`` when a next key exists."""
         cert = self.current_cert()
-        return certificate_facts(cert, self.paths()) if cert is not None else {}
+        if cert is None:
+            return {}
+        facts = certificate_facts(cert, self.paths())
+        nxt = self.next_key()
+        if nxt is not None:
+            facts["next_spki_sha256"] = spki_pin(nxt.public_key())
+        return facts
 
     # writing --------------------------------------------------------------------------------
     def ensure_root(self) -> None:
@@ -718,6 +735,17 @@ class Store:
         os.chmod(pending, 0o700)
         atomic_write(os.path.join(pending, KEY_NAME), key_to_pem(key), 0o600)
         atomic_write(os.path.join(pending, "csr.pem"), csr_pem.encode(), 0o644)
+
+    def stage_next(self, key: Any) -> None:
+        """Keep the next rotation's key (root only, never served until a rotation uses it)."""
+        self.ensure_root()
+        directory = self.path(NEXT)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+        atomic_write(os.path.join(directory, KEY_NAME), key_to_pem(key), 0o600)
+
+    def clear_next(self) -> None:
+        shutil.rmtree(self.path(NEXT), ignore_errors=True)
 
     def clear_pending(self) -> None:
         shutil.rmtree(self.path(PENDING), ignore_errors=True)
@@ -854,7 +882,7 @@ def request(
         and key_type_of(key) == key_type
         and (cert is None or same_public_key(key.public_key(), cert.public_key()))
     )
-    new_key = key if reuse else generate_private_key(key_type)
+    new_key = key if reuse else _usable_next_key(store, key_type, key) or generate_private_key(key_type)
     csr_pem = csr_to_pem(build_csr(new_key, common_name, wanted))
     store.stage_pending(new_key, csr_pem)
     result["csr"] = csr_pem
@@ -921,8 +949,39 @@ def install(
         return result
     store.install(cert, key, chain_certs)
     store.clear_pending()
+    nxt = store.next_key()
+    if nxt is not None and same_public_key(nxt.public_key(), key.public_key()):
+        store.clear_next()  # now the current key: the next rotation needs a fresh one
     result["facts"] = store.facts()
     return result
+
+
+def _usable_next_key(store: Store, key_type: str, current_key: Any) -> Any:
+    """The pre-made next key when it has the wanted type and is not the current key, else None."""
+    nxt = store.next_key()
+    if nxt is None or key_type_of(nxt) != key_type:
+        return None
+    if current_key is not None and same_public_key(nxt.public_key(), current_key.public_key()):
+        return None
+    return nxt
+
+
+def ensure_next_key(store: Store, key_type: str, *, check_mode: bool = False) -> dict[str, Any]:
+    """Make sure ``<pki_dir>/next/key.pem`` holds a key of ``key_type`` that is not served yet.
+
+    The key never leaves the host; only its SPKI pin (``next_spki_sha256``) is reported, so the
+    clients can pin it before a rotation serves it (RFC 7671 8.1, "current + next").
+    """
+    check_key_type(key_type)
+    current = store.current_key()
+    nxt = _usable_next_key(store, key_type, current)
+    if nxt is not None:
+        return {"changed": False, "next_spki_sha256": spki_pin(nxt.public_key())}
+    if check_mode:
+        return {"changed": True, "next_spki_sha256": ""}
+    nxt = generate_private_key(key_type)
+    store.stage_next(nxt)
+    return {"changed": True, "next_spki_sha256": spki_pin(nxt.public_key())}
 
 
 def _matching_key(store: Store, cert: x509.Certificate, private_key: str) -> Any:

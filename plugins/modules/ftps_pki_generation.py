@@ -13,6 +13,11 @@ description:
   - With O(rollback_from), and only while the current certificate has that fingerprint, points
     C(current) back at the previous generation (and C(previous) at the one it leaves, kept for
     inspection) by atomic symlink renames. Reloading the daemon is the caller's job.
+  - With O(next_key_type), makes sure the host holds the key of its next rotation
+    (C(<pki_dir>/next/key.pem), root only, never leaves the host, not served) and reports its SPKI
+    pin as C(next_spki_sha256) in RV(certificate), beside the current C(spki_sha256), so clients
+    can pin it before a rotation serves it (RFC 7671 section 8.1).
+    M(ftpskit.ftps.ftps_pki_request) uses that key for the next new-key certificate.
   - Idempotent. Run again (or when the certificate was never installed) it changes nothing.
 options:
   pki_dir:
@@ -27,6 +32,12 @@ options:
     description:
       - SHA-256 fingerprint (hex, colons and case ignored) of the certificate to leave. Empty =
         report only.
+    type: str
+    default: ""
+  next_key_type:
+    description:
+      - Key type of the next key to keep ready (as M(ftpskit.ftps.ftps_pki_request)'s key
+        types). Empty = do not make one. A next key of another type is replaced.
     type: str
     default: ""
 attributes:
@@ -59,6 +70,17 @@ rolled_back:
   description: Whether C(current) was pointed back at the previous generation.
   returned: always
   type: bool
+next_spki_sha256:
+  description:
+    - SPKI pin of the next key (base64 SHA-256, as spki_sha256); empty in check mode before it exists.
+  returned: when O(next_key_type) is set
+  type: str
+certificate:
+  description:
+    - The current certificate's facts (as M(ftpskit.ftps.ftps_pki_install)'s C(ftps_pki_certificate)
+      fact) with C(next_spki_sha256); empty when there is no certificate.
+  returned: when O(next_key_type) is set
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -67,6 +89,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     HAS_CRYPTOGRAPHY,
     PKIError,
     Store,
+    ensure_next_key,
     rollback,
 )
 
@@ -77,20 +100,29 @@ def main() -> None:
             "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
             "group": {"type": "str", "default": "ftpsd"},
             "rollback_from": {"type": "str", "default": ""},
+            "next_key_type": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
     params = module.params
+    store = Store(params["pki_dir"], params["group"])
     try:
-        result = rollback(
-            Store(params["pki_dir"], params["group"]),
-            rollback_from=params["rollback_from"],
-            check_mode=module.check_mode,
-        )
+        result = rollback(store, rollback_from=params["rollback_from"], check_mode=module.check_mode)
     except PKIError as exc:
         module.fail_json(msg=f"cannot roll back, nothing changed: {exc}")
+    if params["next_key_type"]:
+        try:
+            made = ensure_next_key(store, params["next_key_type"], check_mode=module.check_mode)
+        except PKIError as exc:
+            module.fail_json(msg=f"cannot make the next key: {exc}")
+        result["changed"] = result["changed"] or made["changed"]
+        result["next_spki_sha256"] = made["next_spki_sha256"]
+        facts = store.facts()
+        if facts and made["next_spki_sha256"]:
+            facts["next_spki_sha256"] = made["next_spki_sha256"]
+        result["certificate"] = facts
     before = result.pop("before")
     result["diff"] = {
         "before": {"current": before["current"].get("fingerprint_sha256", "")},

@@ -224,3 +224,47 @@ def test_unparsable_certificate_still_yields_its_fingerprint() -> None:
     assert fields["fingerprint_sha256"] == hashlib.sha256(b"\x30\x03\x02\x01\x01").hexdigest()
     assert "three elements" in fields["parse_error"]
     assert compare_pin(fields, {"spki_sha256": base64.b64encode(b"k" * 32).decode()}) != []
+
+
+# ---- current + next (RFC 7671 8.1): the fleet announces its next key before serving it ----
+
+
+@pytest.fixture(scope="module")
+def three_certs() -> tuple[dict, dict, dict]:
+    ca = make_ca()
+    return tuple(parse_certificate(make_leaf(ca).der) for _ in range(3))
+
+
+def test_announced_next_key_matches_unknown_key_does_not(three_certs) -> None:
+    current, nxt, foreign = three_certs
+    entry = {
+        "fingerprint_sha256": current["fingerprint_sha256"],
+        "spki_sha256": current["spki_sha256"],
+        "next_spki_sha256": [nxt["spki_sha256"]],
+    }
+    assert compare_pin(current, entry) == []  # the current certificate, as before
+    assert compare_pin(nxt, entry) == []  # a certificate for the announced next key
+    refused = compare_pin(foreign, entry)  # a key the fleet never announced
+    assert refused and "nor is it an announced next key" in refused[-1]
+    assert decide(True, entry, nxt) == ("pinned", [])
+    assert decide(True, entry, foreign)[0] == "changed"
+    # a single pin and the hex spelling are accepted too
+    hexed = base64.b64decode(nxt["spki_sha256"]).hex()
+    assert compare_pin(nxt, {**entry, "next_spki_sha256": hexed}) == []
+    with pytest.raises(ValueError, match="list"):
+        compare_pin(foreign, {**entry, "next_spki_sha256": {"x": 1}})
+
+
+def test_pin_file_without_next_pins_still_works(tmp_path, three_certs) -> None:
+    """A version 1 pin file written before next pins existed reads and checks as it did."""
+    current, nxt, _foreign = three_certs
+    path = tmp_path / "known_servers.json"
+    old = {"fingerprint_sha256": current["fingerprint_sha256"], "spki_sha256": current["spki_sha256"]}
+    path.write_text(json.dumps({"version": 1, "servers": {"h:21": old}}))
+    store = PinStore(str(path))
+    assert compare_pin(current, store.get("h", 21)) == []
+    assert compare_pin(nxt, store.get("h", 21)) != []
+    path.write_text(
+        json.dumps({"version": 1, "servers": {"h:21": {**old, "next_spki_sha256": [nxt["spki_sha256"]]}}})
+    )
+    assert compare_pin(nxt, PinStore(str(path)).get("h", 21)) == []

@@ -248,3 +248,45 @@ def test_rollback_without_a_previous_generation_is_an_error(store, ca) -> None:
     with pytest.raises(pki.PKIError, match="no previous generation"):
         pki.rollback(store, rollback_from=only)
     assert store.facts()["fingerprint_sha256"] == only
+
+
+# ---- the next key (RFC 7671 8.1 "current + next"): made ahead, pinned, used by the rotation ----
+
+
+def test_next_key_is_made_once_kept_private_and_reported_as_a_pin(store, ca) -> None:
+    _, first = _converge(store, ca)
+    assert "next_spki_sha256" not in first["facts"]
+    assert pki.ensure_next_key(store, "ecdsa-p256", check_mode=True) == {
+        "changed": True,
+        "next_spki_sha256": "",
+    }
+    assert not os.path.exists(os.path.join(store.root, "next"))
+    made = pki.ensure_next_key(store, "ecdsa-p256")
+    again = pki.ensure_next_key(store, "ecdsa-p256")
+    assert made["changed"] and not again["changed"]
+    assert again["next_spki_sha256"] == made["next_spki_sha256"] != first["facts"]["spki_sha256"]
+    # one SPKI format: the same as the certificate's spki_sha256
+    assert made["next_spki_sha256"] == pki.spki_pin(store.next_key().public_key())
+    assert store.facts()["next_spki_sha256"] == made["next_spki_sha256"]
+    assert stat.S_IMODE(os.stat(os.path.join(store.root, "next")).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(store.root, "next", "key.pem")).st_mode) == 0o600
+    # a next key of another type than wanted is replaced
+    other = pki.ensure_next_key(store, "ecdsa-p384")
+    assert other["changed"] and other["next_spki_sha256"] != made["next_spki_sha256"]
+
+
+def test_rotation_uses_the_announced_next_key_and_then_needs_a_fresh_one(store, ca) -> None:
+    _converge(store, ca)
+    announced = pki.ensure_next_key(store, "ecdsa-p256")["next_spki_sha256"]
+    _, rotated = _converge(store, ca, force=True)
+    assert rotated["changed"]
+    assert rotated["facts"]["spki_sha256"] == announced  # the pin published before the switch
+    assert store.next_key() is None and "next_spki_sha256" not in rotated["facts"]
+    fresh = pki.ensure_next_key(store, "ecdsa-p256")
+    assert fresh["changed"] and fresh["next_spki_sha256"] not in (announced,)
+
+
+def test_without_a_next_key_a_rotation_still_makes_a_new_key(store, ca) -> None:
+    _, first = _converge(store, ca)
+    _, rotated = _converge(store, ca, force=True)
+    assert rotated["facts"]["spki_sha256"] != first["facts"]["spki_sha256"]

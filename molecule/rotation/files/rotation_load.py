@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 
-from ftpskit_common.client import FTPSClient, make_context
+from ftpskit_common.client import FTPSClient, PinStore, compare_pin, make_context, parse_certificate
 
 
 class Throttled(io.RawIOBase):
@@ -66,11 +66,16 @@ def resolve(name: str) -> str:
             time.sleep(1)
 
 
+class PinFailure(ftplib.Error):
+    """The served certificate does not match the pin file."""
+
+
 class Load:
     def __init__(self, args: argparse.Namespace, password: str) -> None:
         self.args, self.password = args, password
         self.deadline = time.monotonic() + args.max_seconds
         self.events: list[dict] = []
+        self.pins_checked = 0
         self.lock = threading.Lock()
         self.addresses = {server: resolve(server) for server in args.servers}
 
@@ -96,8 +101,23 @@ class Load:
         client = FTPSClient(context=make_context(), implicit=implicit, timeout=30, server_hostname=server)
         client.connect(self.addresses[server], port)
         client.login(self.args.user, self.password)
+        if self.args.pin_file:
+            self.check_pin(client, server, port)
         client.prot_p()
         return client
+
+    def check_pin(self, client: FTPSClient, server: str, port: int) -> None:
+        """The served certificate against the fleet's pin file, re-read every session (the
+        rotation rewrites it): no entry or no match is a failed transfer, counted as a pin failure."""
+        der = client.peer_certificate()
+        pin = PinStore(self.args.pin_file).get(server, port)
+        if der is None or pin is None:
+            raise PinFailure(f"pin: no certificate or no pin for {server}:{port} in {self.args.pin_file}")
+        mismatches = compare_pin(parse_certificate(der), pin)
+        if mismatches:
+            raise PinFailure(f"pin mismatch for {server}:{port}: {'; '.join(mismatches)}")
+        with self.lock:
+            self.pins_checked += 1
 
     def round_trip(
         self, client: FTPSClient, payload: bytes, name: str, upload: io.RawIOBase | None, slow: float
@@ -186,6 +206,8 @@ class Load:
             "stopped": time.time(),
             "transfers": len(self.events),
             "failed": sum(1 for e in self.events if not e["ok"]),
+            "pins_checked": self.pins_checked,
+            "pin_failures": sum(1 for e in self.events if "pin" in e.get("error", "")[:20]),
             "counts": counts,
             "errors": [e for e in self.events if not e["ok"]][:20],
             "events": self.events,
@@ -201,6 +223,9 @@ def main() -> int:
     parser.add_argument("--stop-file", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-seconds", type=float, default=900)
+    parser.add_argument(
+        "--pin-file", default="", help="check every session's certificate against this pin file"
+    )
     parser.add_argument("--max-transfers", type=int, default=20000)
     parser.add_argument("--size", type=int, default=131072)
     parser.add_argument("--pause", type=float, default=0.2)

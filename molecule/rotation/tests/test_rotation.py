@@ -63,3 +63,12 @@ def test_transfers_never_failed_and_ran_during_each_rotation(name: str) -> None:
     assert kinds == {"session", "long"}, f"{name}: transfers during its rotation: {len(during)} ({kinds})"
     modes = {e["mode"] for e in during if e["kind"] == "session"}
     assert modes == {"explicit", "implicit"}, modes
+
+
+def test_every_session_was_pinned_and_no_pin_failed() -> None:
+    """The load checked each session's certificate against the client's pin file (current + next)."""
+    load = json.loads((HERE / "load.json").read_text())
+    assert load["pin_failures"] == 0, load["errors"]
+    sessions = sum(1 for e in load["events"] if e["kind"] == "session")
+    # every new session is checked; the long sessions once per (re)connection
+    assert load["pins_checked"] >= sessions > 0, (load["pins_checked"], sessions)

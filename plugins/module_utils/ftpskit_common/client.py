@@ -213,10 +213,17 @@ def compare_pin(fields: dict[str, Any], pin: dict[str, Any]) -> list[str]:
 
     A pin may hold ``fingerprint_sha256`` (the exact certificate), ``spki_sha256`` (the key,
     which survives renewal with the same key), or both; each one given must match.
+
+    ``next_spki_sha256`` (a list, or one pin) names keys the fleet made ahead of time for its
+    next rotation (RFC 7671 8.1, "current + next"): a certificate whose key is one of them
+    matches on its own, since its certificate did not exist when the pin was written. Any other
+    certificate must match the current pin as above, so a key the fleet never announced fails.
     """
     mismatches = []
     if not pin.get("fingerprint_sha256") and not pin.get("spki_sha256"):
         raise ValueError("a pin needs fingerprint_sha256 or spki_sha256")
+    if fields.get("spki_sha256") and fields["spki_sha256"] in next_spki_pins(pin):
+        return []
     if pin.get("fingerprint_sha256") and normalize_fingerprint(
         pin["fingerprint_sha256"]
     ) != normalize_fingerprint(fields["fingerprint_sha256"]):
@@ -225,7 +232,18 @@ def compare_pin(fields: dict[str, Any], pin: dict[str, Any]) -> list[str]:
         )
     if pin.get("spki_sha256") and normalize_spki(pin["spki_sha256"]) != fields.get("spki_sha256"):
         mismatches.append(f"SPKI pin is {fields.get('spki_sha256', 'unknown')}, pinned {pin['spki_sha256']}")
+    if mismatches and pin.get("next_spki_sha256"):
+        mismatches.append(f"nor is it an announced next key ({', '.join(next_spki_pins(pin))})")
     return mismatches
+
+
+def next_spki_pins(pin: dict[str, Any]) -> list[str]:
+    """The entry's announced next-key SPKI pins, normalized (``[]`` for a pin file without any)."""
+    value = pin.get("next_spki_sha256") or []
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list):
+        raise ValueError(f"next_spki_sha256 must be a list of SPKI pins, not {type(value).__name__}")
+    return [normalize_spki(str(v)) for v in values if v]
 
 
 class PinStoreError(Exception):
