@@ -43,10 +43,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the generations and whether a rollback would happen; changes nothing.
   diff_mode:
     support: full
+    description: Returns the current generation before and after as a diff.
 author:
-  - ftps-kit contributors
+  - ftps-kit contributors (@ftps-kit)
 """
 
 EXAMPLES = r"""

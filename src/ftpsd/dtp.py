@@ -408,6 +408,7 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
     def handle_error(self) -> None:
         """Reply on the control channel for every failure; disk full becomes 452."""
         self._error = True
+        reply = "426 Internal error"
         try:
             raise  # noqa: PLE0704 - re-raise the exception being handled to classify it
         except _FileReadWriteError as err:
@@ -421,7 +422,6 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
                 reply = f"426 {reason}"
         except Exception:
             self.log_exception(self)
-            reply = "426 Internal error"
         if not self.receive or self.file_obj is None:
             reply += "; transfer aborted."
         # (an upload's reply gets what became of its data from _finish_upload)

@@ -168,7 +168,7 @@ class RangedPassiveDTP(PassiveDTP):
             super().listen(num)
             return
         tried: set[int] = set()
-        for _ in range(self.relisten_attempts + 1):
+        for _attempt in range(self.relisten_attempts + 1):
             port = self.socket.getsockname()[1]
             # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
             if port == 0:

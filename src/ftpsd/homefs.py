@@ -85,7 +85,7 @@ _openat2_works: bool | None = None if sys.platform == "linux" else False
 
 def _openat2(dirfd: int, path: bytes, flags: int) -> int:
     how = _OpenHow(flags, 0, _RESOLVE)
-    for _ in range(_EAGAIN_RETRIES):
+    for _attempt in range(_EAGAIN_RETRIES):
         fd = _syscall(
             ctypes.c_long(_SYS_OPENAT2),
             ctypes.c_int(dirfd),
@@ -243,7 +243,7 @@ class HomeFS(AbstractedFS):
     def mkstemp(self, suffix: str = "", prefix: str = "", dir: str | None = None, mode: str = "wb"):
         """STOU: a new file with a unique name, created with O_EXCL in ``dir`` below the home."""
         directory = self.root if dir is None else dir
-        for _ in range(50):
+        for _attempt in range(50):
             name = f"{prefix}{secrets.token_hex(4)}{suffix}"
             path = os.path.join(directory, name)
             self._parts(path)  # a NUL byte (from the client's prefix) is refused, not raised
