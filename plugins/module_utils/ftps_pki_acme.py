@@ -32,6 +32,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+
 ACME_IMP_ERR: str | None = None
 try:
     import josepy as jose
@@ -126,7 +128,7 @@ class Account:
         )
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
-        _write(self.key_path, pem, 0o600)
+        atomic_write(self.key_path, pem, 0o600)
 
     def ensure(self, passphrase: str, check_mode: bool) -> bool:
         """Load the key, creating it first if there is none. True if it was (would be) created."""
@@ -151,22 +153,7 @@ class Account:
 
     def save_registration(self, uri: str) -> None:
         payload = json.dumps({"directory": self.url, "uri": uri}, indent=2) + "\n"
-        _write(self.json_path, payload.encode(), 0o600)
-
-
-def _write(path: str, data: bytes, mode: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(self.json_path, payload.encode(), 0o600)
 
 
 # --------------------------------------------------------------------------------------------
