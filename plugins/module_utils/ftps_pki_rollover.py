@@ -159,13 +159,15 @@ class CARollover:
     # -- writing the state --------------------------------------------------------------------
 
     def _save(self) -> None:
-        assert self.state is not None
+        if self.state is None:
+            raise PKIError("no CA rollover state to save")
         self.state["updated_at"] = _now()
         data = json.dumps(self.state, indent=2, sort_keys=True).encode() + b"\n"
         atomic_write(self.state_path, data, 0o600)
 
     def _mark(self, stage: str, key: str) -> None:
-        assert self.state is not None
+        if self.state is None:
+            raise PKIError("no CA rollover state to mark")
         self.state["stages"].setdefault(stage, {})[key] = _now()
 
     def _require(self, *stages: str) -> None:

@@ -62,6 +62,7 @@ attributes:
     description: Says whether the step would change anything, and changes nothing.
   diff_mode:
     support: none
+    description: The state file and the directories are reported in the result instead.
 requirements:
   - cryptography >= 38
 seealso:
