@@ -81,6 +81,15 @@ for s in "${scenarios[@]}"; do
       echo "molecule-all: removed leftover container $c"
     fi
   done
+  # Molecule keeps a scenario's ephemeral directory (inventory, its data such as a scenario CA)
+  # across runs, named after the checkout directory's base name: a new clone called like an old
+  # one would inherit the old run's files. Every run starts from none, as on a new machine.
+  eph=$(python -c 'import sys; from molecule.text import checksum; print(checksum(sys.argv[1], 4))' "$(basename "$root")")
+  eph="${HOME}/.ansible/tmp/molecule.${eph}.${s}"
+  if [[ -d $eph ]]; then
+    rm -rf -- "$eph"
+    echo "molecule-all: removed the scenario's earlier ephemeral directory $eph"
+  fi
   log=$(mktemp)
   set +e
   destroy=always
