@@ -381,8 +381,11 @@ class FleetBench:
             remove_containers(names)
         self.created.clear()
 
-    def size(self, n: int) -> SizeResult:
+    def size(self, n: int, results: list[SizeResult]) -> None:
+        """Boot a fleet of n servers, time the playbooks, remove it. The result is in results from
+        the start, so an interrupted size still reports the runs it finished."""
         result = SizeResult(servers=n)
+        results.append(result)
         servers = server_names(n)
         hosts = [*servers, (CLIENT, IMAGES[1], CLIENT_ADDRESS)]
         leftovers = [h[0] for h in hosts if podman("container", "exists", h[0], check=False).returncode == 0]
@@ -416,7 +419,9 @@ class FleetBench:
                 )
             )
         for label, playbook, extra in steps:
+            result.note = f"interrupted during {label}"
             run = self.playbook(label, inv, playbook, extra, n)
+            result.note = ""
             if label.startswith("rotate"):
                 run.rotate_hosts = rotation_durations(inv_dir / ".ftps-kit" / "rotations")
                 for old in (inv_dir / ".ftps-kit" / "rotations").glob("rotation-*.json"):
@@ -429,7 +434,6 @@ class FleetBench:
                 self.log(f"N={n}: {result.note}; later steps of this size skipped")
                 break
         self.teardown_hosts()
-        return result
 
     def run(self) -> dict:
         a = self.a
@@ -446,15 +450,22 @@ class FleetBench:
         self.build_wheelhouse()
         forks = self.effective_forks()
         results: list[SizeResult] = []
-        skipped: list[int] = []
+        skipped: list[tuple[int, str]] = []
+        interrupted = ""
         ensure_network()
         try:
             for n in a.sizes:
                 if (time.monotonic() - started) / 60 > a.max_minutes:
                     self.log(f"time budget of {a.max_minutes} min spent: N={n} not measured")
-                    skipped.append(n)
+                    skipped.append((n, f"time budget (--max-minutes {a.max_minutes:g}) spent"))
                     continue
-                results.append(self.size(n))
+                self.size(n, results)
+        except SystemExit as exc:  # SIGTERM/SIGINT (_terminate): report what was measured
+            where = results[-1].servers if results else "?"
+            interrupted = f"interrupted by a signal (exit {exc.code}) during N={where}"
+            self.log(interrupted)
+            reached = {r.servers for r in results} | {n for n, _ in skipped}
+            skipped += [(n, "interrupted") for n in a.sizes if n not in reached]
         finally:
             self.kill_child()
             self.teardown_hosts()
@@ -463,6 +474,7 @@ class FleetBench:
         return {
             "results": results,
             "skipped": skipped,
+            "interrupted": interrupted,
             "facts": facts,
             "forks": forks,
             "elapsed": time.monotonic() - started,
@@ -516,6 +528,8 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
     ]
     if a.note:
         lines += ["", f"Note: {a.note}"]
+    if result.get("interrupted"):
+        lines += ["", f"**Incomplete**: the run was {result['interrupted']}."]
     head = ["N servers", "site.yml first run s", "s/host", "re-run s", "s/host", "re-run changed",
             "rotate.yml serial=1 s", "s/host"]  # fmt: skip
     if batched:
@@ -541,11 +555,8 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
         )
         lines.append("| " + " | ".join(row) + " |")
     boots = ", ".join(f"N={r.servers}: {r.boot_seconds:.0f} s" for r in results)
-    for n in result["skipped"]:
-        lines.append(
-            f"| {n} | not measured: time budget (--max-minutes {a.max_minutes:g}) spent | "
-            + "|" * (len(head) - 2)
-        )
+    for n, why in result["skipped"]:
+        lines.append(f"| {n} | not measured: {why} | " + "|" * (len(head) - 2))
     lines += [
         "",
         "s/host = wall time / N servers (each fleet also has one client, which site.yml configures and",
@@ -673,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(with_fleet_section(out.read_text() if out.exists() else "", section))
         print(f"bench-fleet: wrote the fleet section of {out}")
     failed = any(not run.ok for r in result["results"] for run in r.runs.values())
-    return 1 if failed else 0
+    return 1 if failed or result["interrupted"] else 0
 
 
 if __name__ == "__main__":

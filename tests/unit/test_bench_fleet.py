@@ -3,15 +3,20 @@ docs/benchmark.md keeping each other's part (tests/bench/report.py). No containe
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from tests.bench.bench_fleet import (
+    Run,
+    SizeResult,
     changed_tasks,
     inventory,
     marginal,
     parse_recap,
     parse_sizes,
     profile_top,
+    render_section,
     server_names,
     trend,
 )
@@ -142,3 +147,43 @@ def test_the_ftpsd_report_keeps_the_fleet_section():
 def test_no_fleet_section_leaves_the_document():
     assert fleet_section("# report\n") == ""
     assert with_fleet_section("# report\n", "") == "# report\n"
+
+
+def _run(label: str, wall: float, changed: int = 0) -> Run:
+    return Run(
+        label=label,
+        wall=wall,
+        cpu=wall / 2,
+        rc=0,
+        recap={"s01": {"changed": changed, "failed": 0}},
+        load_before="1.00 1.00 1.00",
+        load_after="2.00 1.00 1.00",
+    )
+
+
+def test_render_section_rows_trend_and_an_interrupted_run():
+    args = argparse.Namespace(rotate_batched="25%", note="", timeout=60, max_minutes=1.0)
+    small = SizeResult(servers=1, runs={k: _run(k, 60.0) for k in ("site-first", "site-rerun", "rotate")})
+    big = SizeResult(
+        servers=5, runs={"site-first": _run("site-first", 150.0)}, note="interrupted during site-rerun"
+    )
+    text = render_section(
+        {
+            "results": [small, big],
+            "skipped": [(10, "interrupted")],
+            "interrupted": "interrupted by a signal (exit 143) during N=5",
+            "facts": {"cores": "2"},
+            "forks": 5,
+            "elapsed": 600.0,
+            "args": args,
+        },
+        "python -m tests.bench.bench_fleet --sizes 1,5,10",
+    )
+    assert text.startswith(FLEET_BEGIN) and text.endswith(FLEET_END + "\n")
+    assert "| 1 | 60.0 | 60.0 | 60.0 | 60.0 | 0 | 60.0 | 60.0 | — | — |" in text
+    assert "| 5 | 150.0 | 30.0 | — | — | — |" in text
+    assert "| 10 | not measured: interrupted |" in text
+    assert "- site.yml first run: falling: 60.0 s/host at N=1 -> 30.0 s/host at N=5 (0.50x)" in text
+    assert "**Incomplete**" in text
+    assert "- N=1: changed=0 on all 1 hosts" in text
+    assert "- N=5: no re-run (interrupted during site-rerun)" in text
