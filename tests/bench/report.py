@@ -30,6 +30,7 @@ def with_fleet_section(doc: str, section: str) -> str:
         return doc.replace(old.rstrip("\n"), section.rstrip("\n"), 1)
     return (doc.rstrip("\n") + "\n\n" if doc.strip() else "") + section
 
+
 # measure key -> (label, unit, higher is better, format)
 MEASURES = {
     "dl": ("1 GiB download", "MB/s", True, "{:.0f}"),
