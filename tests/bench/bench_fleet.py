@@ -534,7 +534,8 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
             "rotate.yml serial=1 s", "s/host"]  # fmt: skip
     if batched:
         head += [f"rotate.yml serial={batched} s", "s/host"]
-    head += ["controller CPU s (first / re-run / rotate)", "load 1-min before → after each run"]
+    cpu_runs = "first / re-run / rotate" + (f" / rotate {batched}" if batched else "")
+    head += [f"controller CPU s ({cpu_runs})", "load 1-min before → after each run"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         runs = r.runs
@@ -590,7 +591,8 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
                 d = run.rotate_hosts
                 lines.append(
                     f"- N={r.servers} {key}: {len(d)} servers, {min(d):.1f}-{max(d):.1f} s each "
-                    f"(mean {sum(d) / len(d):.1f} s); serial sum {sum(d):.0f} s of {run.wall:.0f} s wall"
+                    f"(mean {sum(d) / len(d):.1f} s); their sum {sum(d):.0f} s, "
+                    f"the run's wall time {run.wall:.0f} s"
                 )
     lines += ["", "### Idempotence at scale (the re-run's changed tasks)", ""]
     for r in results:
@@ -625,7 +627,7 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
         "  The controller, the N+1 containers and podman share those 2 cores.",
         "",
         "Interpretation and the settings the kit recommends for 1,000 hosts: docs/fleet.md,",
-        '"Scale: measured, and settings for 1,000 hosts".',
+        'section 11, "Scale: measured, and settings for 1,000 servers".',
         FLEET_END,
     ]
     return "\n".join(lines) + "\n"
