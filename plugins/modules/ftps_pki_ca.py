@@ -11,7 +11,8 @@ description:
   - Creates the internal CA (a self-signed CA certificate and its key) in O(path) on first use and
     loads it afterwards. The key is written with mode 0600 in a 0700 directory and never leaves it.
   - An existing CA is never replaced; changing O(key_type), O(common_name) or O(validity_days)
-    later has no effect on it.
+    later has no effect on it. Replacing it is a staged CA rollover (M(ftpskit.ftps.ftps_pki_ca_rollover),
+    C(playbooks/ca_rollover.yml)); while one is in progress a missing CA is an error, never created.
   - Run it on the controller (C(delegate_to=localhost), C(run_once=true)).
 options:
   path:
@@ -96,6 +97,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     cert_to_pem,
     certificate_facts,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_rollover import rollover_in_progress
 
 
 def main() -> None:
@@ -116,6 +118,12 @@ def main() -> None:
     changed = False
     try:
         if not ca.exists():
+            stage = rollover_in_progress(params["path"])
+            if stage:
+                raise PKIError(
+                    f"no CA here, and a CA rollover is at stage {stage!r}: resume it with "
+                    "playbooks/ca_rollover.yml instead of creating a third CA"
+                )
             changed = True
             if module.check_mode:
                 module.exit_json(

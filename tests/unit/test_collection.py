@@ -42,6 +42,7 @@ def test_every_module_is_found() -> None:
         "ftps_pki_acme",
         "ftps_pki_acme_http01",
         "ftps_pki_ca",
+        "ftps_pki_ca_rollover",
         "ftps_pki_generation",
         "ftps_pki_install",
         "ftps_pki_request",
@@ -267,7 +268,7 @@ def test_controller_data_never_defaults_inside_the_roles() -> None:
     for role, names in {
         "ftps_pki": ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir"),
         "ftps_server": ("ftps_server_wheelhouse_dir",),
-        "ftps_client": ("ftps_client_wheelhouse_dir", "src"),
+        "ftps_client": ("ftps_client_wheelhouse_dir", "ftps_client_kit_ca_dir"),
     }.items():
         defaults = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
         specs = (ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text()

@@ -53,7 +53,7 @@ def test_one_record_per_run_that_rotated() -> None:
 
 @pytest.mark.parametrize("name", SERVERS)
 def test_transfers_never_failed_and_ran_during_each_rotation(name: str) -> None:
-    load = json.loads((HERE / "load.json").read_text())
+    load = json.loads((HERE / "load-1.json").read_text())
     assert load["failed"] == 0, load["errors"]
     entry = next(h for h in _records()[0]["hosts"] if h["host"] == name)
     start = _epoch(entry["started_at"])
@@ -67,7 +67,7 @@ def test_transfers_never_failed_and_ran_during_each_rotation(name: str) -> None:
 
 def test_every_session_was_pinned_and_no_pin_failed() -> None:
     """The load checked each session's certificate against the client's pin file (current + next)."""
-    load = json.loads((HERE / "load.json").read_text())
+    load = json.loads((HERE / "load-1.json").read_text())
     assert load["pin_failures"] == 0, load["errors"]
     sessions = sum(1 for e in load["events"] if e["kind"] == "session")
     # every new session is checked; the long sessions once per (re)connection
