@@ -9,6 +9,10 @@ STOCK_PYTHON ?= /usr/bin/python3.11
 STOCK_VENV   ?= $(CURDIR)/.venv-stock
 # `make molecule MOLECULE_SCENARIOS="pki default"` runs only these.
 MOLECULE_SCENARIOS ?=
+# `make bench-fleet BENCH_FLEET_SIZES=1,5 BENCH_FLEET_ARGS='--rotate-batched 25%'`: fleet sizes
+# (servers) and more options of tests/bench/bench_fleet.py.
+BENCH_FLEET_SIZES ?= 1,5,10,20
+BENCH_FLEET_ARGS ?=
 PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -20,7 +24,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule test bench demo wheelhouse clean clean-lab test-stock test-installed docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -103,10 +107,16 @@ test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-co
 	  || { echo "make: step 'test-stock' failed (Python 3.11 / ansible-core 2.19)" >&2; exit 1; }
 	$(STOCK_VENV)/bin/ansible --version | head -n1
 
-bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale
+bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale, fleet scale
 	$(call step,benchmarks)
 	$(BIN)/python -m tests.bench.bench_pki --hosts 1000
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-fleet
+
+bench-fleet: venv ## Fleet benchmark: site.yml, its re-run and rotate.yml on lab fleets of BENCH_FLEET_SIZES servers
+	$(call step,fleet benchmark: $(BENCH_FLEET_SIZES) servers (lab images, network ftpskit-bench))
+	@podman image exists localhost/ftpskit-debian:13 || { echo "make: step 'bench-fleet' needs the lab images (make lab-images)" >&2; exit 1; }
+	$(BIN)/python -m tests.bench.bench_fleet --sizes $(BENCH_FLEET_SIZES) $(BENCH_FLEET_ARGS)
 
 wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), built once
 	$(call step,wheelhouse)

@@ -5,6 +5,32 @@ from __future__ import annotations
 import datetime
 import statistics
 
+# docs/benchmark.md has two writers: this report (the whole file) and tests/bench/bench_fleet.py
+# (only the section between these markers). Each keeps the other's part.
+FLEET_BEGIN = "<!-- fleet-bench:begin -->"
+FLEET_END = "<!-- fleet-bench:end -->"
+
+
+def fleet_section(doc: str) -> str:
+    """The fleet benchmark's section of a document, markers included ("" when there is none)."""
+    start = doc.find(FLEET_BEGIN)
+    end = doc.find(FLEET_END, start)
+    if start < 0 or end < 0:
+        return ""
+    return doc[start : end + len(FLEET_END)] + "\n"
+
+
+def with_fleet_section(doc: str, section: str) -> str:
+    """doc with its fleet section replaced by section (appended when doc has none); section ""
+    leaves doc as it is."""
+    if not section:
+        return doc
+    old = fleet_section(doc)
+    if old:
+        return doc.replace(old.rstrip("\n"), section.rstrip("\n"), 1)
+    return (doc.rstrip("\n") + "\n\n" if doc.strip() else "") + section
+
+
 # measure key -> (label, unit, higher is better, format)
 MEASURES = {
     "dl": ("1 GiB download", "MB/s", True, "{:.0f}"),
