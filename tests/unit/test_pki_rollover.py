@@ -170,3 +170,31 @@ def test_a_damaged_state_file_is_an_error(ca_dir):
         handle.write("{not json")
     with pytest.raises(pki.PKIError, match="unreadable"):
         step(ca_dir, "status")
+
+
+def test_ftps_pki_ca_refuses_to_create_a_third_ca_mid_rollover(ca_dir, tmp_path):
+    """The module site.yml runs, driven by ansible itself: with <ca> gone between the swap's two
+    renames it must fail, and create nothing, instead of making a new CA."""
+    import sys
+
+    from tests.unit.test_collection import ROOT, run
+
+    step(ca_dir, "prepare")
+    step(ca_dir, "trusted")
+    os.rename(ca_dir, ca_dir + "-previous")  # the controller died between the two renames
+    argv = [
+        str(os.path.join(os.path.dirname(sys.executable), "ansible")),
+        "localhost",
+        "-m",
+        "ftpskit.ftps.ftps_pki_ca",
+        "-a",
+        f"path={ca_dir}",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
+    work = tmp_path / "run"
+    work.mkdir()
+    result = run(argv, work, ROOT / ".cache" / "collections")
+    assert result.returncode != 0, result.stdout
+    assert "a CA rollover is at stage 'reissue'" in result.stdout + result.stderr
+    assert not os.path.exists(ca_dir)
