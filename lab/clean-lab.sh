@@ -3,7 +3,7 @@
 # the kit itself made, so that `bash .ci/run` in a fresh clone proves a from-nothing run:
 #   - every container created from the kit's images (localhost/ftpskit-debian:*): the lab's
 #     (ftpskit-deb12, ...) and every Molecule scenario's, whatever its name;
-#   - the kit's podman networks: ftpskit-lab and ftpskit-molecule (only if no other container
+#   - the kit's podman networks: ftpskit-lab, ftpskit-molecule and ftpskit-bench (make bench-fleet) (only if no other container
 #     uses them: a container that is not ours keeps its network, and this script says so);
 #   - the kit's images localhost/ftpskit-debian:12 and :13;
 #   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity), lab/cache/ (debootstrap's .debs and root
@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
-networks=(ftpskit-lab ftpskit-molecule)
+networks=(ftpskit-lab ftpskit-molecule ftpskit-bench)
 
 if command -v podman >/dev/null; then
   for image in "${images[@]}"; do
