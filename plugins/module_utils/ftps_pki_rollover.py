@@ -45,6 +45,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 
 STAGES = ("trust", "reissue", "retire")
+ORDER = ("none", *STAGES, "complete")
 ACTIONS = ("status", "prepare", "trusted", "swap", "reissued", "retire", "retired")
 STATE_VERSION = 1
 ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
@@ -96,12 +97,23 @@ def rollover_in_progress(ca_dir: str) -> str:
     return "" if state is None or state["stage"] == "complete" else state["stage"]
 
 
+def _cert_facts(ca: CertificateAuthority) -> dict[str, Any] | None:
+    """The facts of a CA directory's certificate, None when it has none."""
+    if not os.path.exists(ca.cert_path):
+        return None
+    with open(ca.cert_path, "rb") as handle:
+        return certificate_facts(load_certificate(handle.read(), ca.cert_path))
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", 0o600)
+
+
 def _ca_summary(ca: CertificateAuthority) -> dict[str, Any]:
     """What the status shows of one CA directory (no key material, no passphrase needed)."""
-    out: dict[str, Any] = {"path": ca.directory, "present": os.path.exists(ca.cert_path)}
-    if out["present"]:
-        with open(ca.cert_path, "rb") as handle:
-            facts = certificate_facts(load_certificate(handle.read(), ca.cert_path))
+    facts = _cert_facts(ca)
+    out: dict[str, Any] = {"path": ca.directory, "present": facts is not None}
+    if facts is not None:
         out.update({k: facts[k] for k in ("fingerprint_sha256", "subject", "not_before", "not_after")})
     out["key_present"] = os.path.exists(ca.key_path)
     if out["key_present"]:
@@ -128,7 +140,8 @@ class CARollover:
     # -- reading ------------------------------------------------------------------------------
 
     def _fingerprint(self, ca: CertificateAuthority) -> str:
-        return _ca_summary(ca).get("fingerprint_sha256", "") if os.path.exists(ca.cert_path) else ""
+        facts = _cert_facts(ca)
+        return facts["fingerprint_sha256"] if facts is not None else ""
 
     def _retired_dir(self) -> str:
         return os.path.join(self.retired_root, self.state["old"]["fingerprint_sha256"]) if self.state else ""
@@ -162,21 +175,24 @@ class CARollover:
         if self.state is None:
             raise PKIError("no CA rollover state to save")
         self.state["updated_at"] = _now()
-        data = json.dumps(self.state, indent=2, sort_keys=True).encode() + b"\n"
-        atomic_write(self.state_path, data, 0o600)
+        _write_json(self.state_path, self.state)
 
     def _mark(self, stage: str, key: str) -> None:
         if self.state is None:
             raise PKIError("no CA rollover state to mark")
         self.state["stages"].setdefault(stage, {})[key] = _now()
 
-    def _require(self, *stages: str) -> None:
+    def _past(self, stage: str) -> bool:
+        """True when the rollover has gone past ``stage`` (the step already happened: a no-op);
+        False when it is at ``stage``; any earlier stage is refused before anything changes."""
         have = self.state["stage"] if self.state else "none"
-        if have not in stages:
+        if ORDER.index(have) > ORDER.index(stage):
+            return True
+        if have != stage:
             raise PKIError(
-                f"the CA rollover is at stage {have!r} ({self.state_path}); this step needs stage "
-                + " or ".join(repr(s) for s in stages)
+                f"the CA rollover is at stage {have!r} ({self.state_path}); this step needs stage {stage!r}"
             )
+        return False
 
     def _load(self, ca: CertificateAuthority, what: str) -> CertificateAuthority:
         try:
@@ -208,7 +224,7 @@ class CARollover:
             )
         old_facts = certificate_facts(old.cert)
         name = common_name or f"{_cn(old.cert) or 'ftps-kit internal CA'} {utcnow():%Y-%m-%d}"
-        if f"CN={name}" == old_facts["subject"] or name == _cn(old.cert):
+        if name == _cn(old.cert):
             raise PKIError(
                 f"the new CA's name {name!r} is the current CA's: two CAs with one subject confuse path "
                 "building; choose another common name"
@@ -217,11 +233,7 @@ class CARollover:
             return True
         if self.state is not None:  # a finished rollover: keep its record beside the retired CA
             os.makedirs(self.retired_root, mode=0o700, exist_ok=True)
-            atomic_write(
-                os.path.join(self.retired_root, f"rollover-{self.state['id']}.json"),
-                json.dumps(self.state, indent=2, sort_keys=True).encode() + b"\n",
-                0o600,
-            )
+            _write_json(os.path.join(self.retired_root, f"rollover-{self.state['id']}.json"), self.state)
         self.next.create(key_type, name, validity_days, self.passphrase)
         new_facts = certificate_facts(self.next.cert)
         keep = ("fingerprint_sha256", "subject", "not_after")
@@ -239,9 +251,8 @@ class CARollover:
 
     def trusted(self, *, check_mode: bool = False) -> bool:
         """Stage 1 done: every client trusts old + new (the playbook checked it)."""
-        if self.state is not None and self.state["stage"] in ("reissue", "retire", "complete"):
+        if self._past("trust"):
             return False
-        self._require("trust")
         if check_mode:
             return True
         self._mark("trust", "done_at")
@@ -267,9 +278,8 @@ class CARollover:
 
     def swap(self, *, check_mode: bool = False) -> bool:
         """Stage 2 begins: the new CA signs from now on; the old one waits in ``<ca>-previous``."""
-        if self.state is not None and self.state["stage"] in ("retire", "complete"):
+        if self._past("reissue"):
             return False
-        self._require("reissue")
         layout = self._layout()
         if layout == "after":
             if "swapped_at" not in self.state["stages"].get("reissue", {}):
@@ -296,9 +306,8 @@ class CARollover:
 
     def reissued(self, *, check_mode: bool = False) -> bool:
         """Stage 2 done: every internal-CA server has a certificate from the new CA."""
-        if self.state is not None and self.state["stage"] in ("retire", "complete"):
+        if self._past("reissue"):
             return False
-        self._require("reissue")
         if self._layout() != "after":
             raise PKIError(f"the CAs were not swapped yet ({self._layout()}): run the swap first")
         if check_mode:
@@ -310,9 +319,8 @@ class CARollover:
 
     def retire(self, *, check_mode: bool = False) -> bool:
         """Stage 3: the old CA leaves the signing side: certificate archived, key deleted."""
-        if self.state is not None and self.state["stage"] == "complete":
+        if self._past("retire"):
             return False
-        self._require("retire")
         target = self._retired_dir()
         key = os.path.join(target, "ca.key")
         if os.path.exists(self.previous.directory):
@@ -339,9 +347,8 @@ class CARollover:
 
     def retired(self, *, check_mode: bool = False) -> bool:
         """Stage 3 done: no client trusts the old CA any more (the playbook checked it)."""
-        if self.state is not None and self.state["stage"] == "complete":
+        if self._past("retire"):
             return False
-        self._require("retire")
         if os.path.exists(self.previous.directory) or os.path.exists(
             os.path.join(self._retired_dir(), "ca.key")
         ):
@@ -388,5 +395,4 @@ def run(
         changed = rollover.prepare(key_type, common_name, validity_days, check_mode=check_mode)
     elif action != "status":
         changed = getattr(rollover, action)(check_mode=check_mode)
-    status = CARollover(ca_dir, passphrase).status() if not check_mode else rollover.status()
-    return {"changed": changed, **status}
+    return {"changed": changed, **rollover.status()}
