@@ -276,3 +276,36 @@ def test_controller_data_never_defaults_inside_the_roles() -> None:
             line = next(x for x in defaults.splitlines() if x.strip().startswith(f"{name}:"))
             assert data in line, line
             assert line.split(":", 1)[1].strip() in specs, f"{role}: {name} default differs in argument_specs"
+
+
+def _tasks(node: object):
+    """Every mapping in a parsed YAML document that looks like a task (blocks walked into)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _tasks(item)
+    elif isinstance(node, dict):
+        yield node
+        for value in node.values():
+            if isinstance(value, list | dict):
+                yield from _tasks(value)
+
+
+def test_no_set_fact_with_run_once() -> None:
+    """A set_fact with run_once (and no delegate_facts) sets the fact on every host and, on
+    ansible-core 2.21, makes module facts set later on one host show on every host of the play
+    (ansible/ansible#87415: batched rotations recorded each other's certificate). The kit uses a
+    registered run_once result or delegate_facts instead; this keeps that class of bug out."""
+    import yaml
+
+    offenders = []
+    for path in sorted(
+        p
+        for d in ("playbooks", "roles", "molecule")
+        for p in (ROOT / d).rglob("*.yml")
+        if "/templates/" not in str(p)
+    ):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            module = "ansible.builtin.set_fact" in task or "set_fact" in task
+            if module and task.get("run_once") is True and task.get("delegate_facts") is not True:
+                offenders.append(f"{path.relative_to(ROOT)}: {task.get('name', '?')}")
+    assert offenders == []
