@@ -23,11 +23,16 @@ TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 
 
 class ConfigError(ValueError):
-    """One or more configuration problems; ``problems`` holds one line each."""
+    """One or more configuration problems; ``problems`` holds one line each.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``sections`` holds the sections of the document that validated (``{"tls": TLSConfig(...)}``),
+    so that a check can go on to the files those sections name and report their problems too.
+    """
+
+    def __init__(self, problems: list[str], sections: dict[str, Any] | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.sections = sections or {}
 
 
 @dataclass(frozen=True)
@@ -281,17 +286,21 @@ def parse_config(data: dict[str, Any], path: str = "") -> Config:
     for key in sorted(set(data) - set(_SECTIONS)):
         c.need(False, key, "unknown section" if isinstance(data[key], dict) else "unknown key")
     sections: dict[str, Any] = {}
+    valid: dict[str, Any] = {}  # the sections without a problem, for ConfigError.sections
     for name, cls in _SECTIONS.items():
         raw = data.get(name, {})
         if not c.need(isinstance(raw, dict), name, "must be a table"):
             continue
+        before = len(c.problems)
         known = {f.name for f in fields(cls)}
         for key in sorted(set(raw) - known):
             c.need(False, f"{name}.{key}", "unknown key")
         values = _SECTION_CHECKS[name](c, raw)
         sections[name] = values
+        if len(c.problems) == before:
+            valid[name] = cls(**values)
     if c.problems:
-        raise ConfigError(c.problems)
+        raise ConfigError(c.problems, valid)
     return Config(
         server=ServerConfig(**sections["server"]),
         tls=TLSConfig(**sections["tls"]),
