@@ -30,7 +30,6 @@ import io
 import ipaddress
 import json
 import os
-import select
 import socket
 import ssl
 import time
@@ -108,6 +107,19 @@ def speaks_tls(host: str, port: int, timeout: float, source_address: Any = None)
         return False
 
 
+def _readable(raw: socket.socket, wait: float | None, then: float | None) -> bool:
+    """Whether ``raw`` has data (or EOF) within ``wait`` seconds; nothing is consumed (a peek, not
+    select(): any descriptor number works). The socket's timeout is ``then`` afterwards."""
+    raw.settimeout(wait)
+    try:
+        raw.recv(1, socket.MSG_PEEK)
+    except TimeoutError:
+        return False
+    finally:
+        raw.settimeout(then)
+    return True
+
+
 class FTPSClient(ftplib.FTP_TLS):
     """An FTP_TLS that reuses the control connection's TLS session on every data connection.
 
@@ -177,12 +189,12 @@ class FTPSClient(ftplib.FTP_TLS):
         """Return once the server has sent something; raise :class:`ImplicitPortError` when it
         stays silent but answers a TLS handshake, :class:`NoGreetingError` after the timeout."""
         patience = GREETING_PATIENCE if self.timeout is None else min(self.timeout, GREETING_PATIENCE)
-        if select.select([raw], [], [], patience)[0]:
+        if _readable(raw, patience, self.timeout):
             return
         if speaks_tls(self.host, self.port, patience, self.source_address):
             raise ImplicitPortError(self.host, self.port)
-        rest = None if self.timeout is None else max(self.timeout - patience, 0.0)
-        if not select.select([raw], [], [], rest)[0]:
+        rest = None if self.timeout is None else max(self.timeout - patience, 0.001)
+        if not _readable(raw, rest, self.timeout):
             raise NoGreetingError(self.timeout)
 
     def auth(self) -> str:
