@@ -97,12 +97,16 @@ def test_curl_over_ipv6(server6: Server, tmp_path) -> None:
     src.write_bytes(data)
     base = ["curl", "-sS", "--ssl-reqd", "--cacert", str(server6.cafile), "--user", "alice:alice-pw"]
     url = f"ftp://[::1]:{server6.port}"
-    up = subprocess.run([*base, "-T", str(src), f"{url}/curl6.bin"], capture_output=True, timeout=60, check=False)
+    up = subprocess.run(
+        [*base, "-T", str(src), f"{url}/curl6.bin"], capture_output=True, timeout=60, check=False
+    )
     assert up.returncode == 0, up.stderr
     down = subprocess.run([*base, f"{url}/curl6.bin"], capture_output=True, timeout=60, check=False)
     assert down.returncode == 0, down.stderr
     assert hashlib.sha256(down.stdout).digest() == hashlib.sha256(data).digest()
-    listing = subprocess.run([*base, "-v", "--list-only", f"{url}/"], capture_output=True, timeout=60, check=False)
+    listing = subprocess.run(
+        [*base, "-v", "--list-only", f"{url}/"], capture_output=True, timeout=60, check=False
+    )
     assert listing.returncode == 0 and b"curl6.bin" in listing.stdout, listing.stderr
     assert b"> EPSV" in listing.stderr and b"< 229 " in listing.stderr
     assert wait_counted(server6, ZERO) == ZERO
@@ -200,7 +204,9 @@ def test_one_user_cannot_take_the_passive_range(server: Server) -> None:
     assert other.sendcmd("PASV").startswith("227")
     assert other.sendcmd("PASV").startswith("227")
     sessions[0].quit()
-    assert wait_counted(server, {**ZERO, "sessions": 11, "logins": 11, "per_ip": 11, "per_user": 11, "passive": 10})
+    assert wait_counted(
+        server, {**ZERO, "sessions": 11, "logins": 11, "per_ip": 11, "per_user": 11, "passive": 10}
+    )
     assert sessions[-1].sendcmd("PASV").startswith("227")
     for ftp in [*sessions[1:], other]:
         ftp.quit()
