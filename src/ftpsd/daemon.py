@@ -29,7 +29,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from ftpsd import notify
@@ -37,6 +36,7 @@ from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.load import load_all
@@ -184,6 +184,7 @@ class Worker:
             cls.require_session_reuse = config.tls.require_session_reuse
             cls.banner = s.banner
             cls.timeout = s.idle_timeout
+            cls.login_timeout = s.login_timeout
             cls.auth_failed_timeout = s.login_failure_delay
             cls.passive_ports = list(range(s.passive_ports[0], s.passive_ports[1] + 1))
             cls.masquerade_address = s.masquerade_address or None
@@ -372,7 +373,7 @@ def _bind(loaded: Loaded) -> list[tuple[socket.socket, type[FtpsdHandler]]]:
 
 def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[FtpsdServer]:
     """This process's loop and one FtpsdServer per listener, sharing one ip_map."""
-    ioloop = IOLoop.instance()
+    ioloop = FtpsdIOLoop()  # its timers cannot be starved by chatty sessions (ftpsd.ioloop)
     ip_map: list[str] = []
     servers = []
     for sock, handler in listeners:
