@@ -35,7 +35,7 @@ from ftpsd import notify
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
-from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, RangedPassiveDTP, Runtime, Waker
 from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
@@ -92,6 +92,7 @@ def load_everything(path: str) -> Loaded:
     )
 
 
+_PASSIVE_TIMEOUT = 30  # seconds a passive listener waits for its connection (pyftpdlib's default)
 _SESSIONS_EVERY = 1.0  # seconds between checks whether the status file's session counts are stale
 
 # Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
@@ -190,6 +191,8 @@ class Worker:
             cls.masquerade_address = s.masquerade_address or None
             cls.runtime = self.runtime
         FtpsdDTPHandler.timeout = s.data_timeout
+        # A passive listener nobody connects to lives no longer than an idle session would.
+        RangedPassiveDTP.timeout = min(_PASSIVE_TIMEOUT, s.idle_timeout)
         self.runtime.ban_after_failures = s.ban_after_failures
         self.runtime.ban_seconds = s.ban_seconds
         self._apply_limits(config)
