@@ -43,6 +43,7 @@ class ServerConfig:
     max_connections_per_ip: int = 20
     idle_timeout: int = 300
     data_timeout: int = 300
+    login_timeout: int = 60
     login_failure_delay: float = 1.0
     ban_after_failures: int = 5
     ban_seconds: int = 600
@@ -199,6 +200,7 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
         "max_connections_per_ip": (0, 1_000_000, "0 (unlimited) or more"),
         "idle_timeout": (1, 86_400, "1-86400 seconds"),
         "data_timeout": (1, 86_400, "1-86400 seconds"),
+        "login_timeout": (1, 3_600, "1-3600 seconds"),
         "ban_after_failures": (0, 1_000_000, "0 (off) or more"),
         "ban_seconds": (0, 31_536_000, "0-31536000 seconds"),
         "ipv6_prefix": (1, 128, "1-128 (prefix length)"),

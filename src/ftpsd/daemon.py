@@ -29,14 +29,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from ftpsd import notify
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
-from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, RangedPassiveDTP, Runtime, Waker
+from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.load import load_all
@@ -92,6 +92,7 @@ def load_everything(path: str) -> Loaded:
     )
 
 
+_PASSIVE_TIMEOUT = 30  # seconds a passive listener waits for its connection (pyftpdlib's default)
 _SESSIONS_EVERY = 1.0  # seconds between checks whether the status file's session counts are stale
 
 # Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
@@ -189,6 +190,7 @@ class Worker:
             cls.require_session_reuse = config.tls.require_session_reuse
             cls.banner = s.banner
             cls.timeout = s.idle_timeout
+            cls.login_timeout = s.login_timeout
             cls.auth_failed_timeout = s.login_failure_delay
             cls.passive_ports = list(range(s.passive_ports[0], s.passive_ports[1] + 1))
             cls.masquerade_address = s.masquerade_address or None
@@ -196,6 +198,8 @@ class Worker:
             cls.allow_hard_links = s.allow_hard_links
             cls.runtime = self.runtime
         FtpsdDTPHandler.timeout = s.data_timeout
+        # A passive listener nobody connects to lives no longer than an idle session would.
+        RangedPassiveDTP.timeout = min(_PASSIVE_TIMEOUT, s.idle_timeout)
         self.runtime.ban_after_failures = s.ban_after_failures
         self.runtime.ban_seconds = s.ban_seconds
         self._apply_limits(config)
@@ -379,7 +383,7 @@ def _bind(loaded: Loaded) -> list[tuple[socket.socket, type[FtpsdHandler]]]:
 
 def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[FtpsdServer]:
     """This process's loop and one FtpsdServer per listener, sharing one ip_map."""
-    ioloop = IOLoop.instance()
+    ioloop = FtpsdIOLoop()  # its timers cannot be starved by chatty sessions (ftpsd.ioloop)
     ip_map: list[str] = []
     servers = []
     for sock, handler in listeners:

@@ -235,7 +235,21 @@ class _DataCore(ThrottledDTPHandler):
     def close(self) -> None:
         if not self._closed and self.receive and self.file_obj is not None and not self.file_obj.closed:
             self._finish_upload()
+        if not self._closed and self.cmd is None and self._resp:
+            # No transfer command is attached (PASV, connect, fail or close before RETR...): a reply
+            # now would answer no command and shift every later reply. A failure is kept for the
+            # next transfer command's reply instead; "421" (the session ends) is still sent.
+            reply = self._resp[0]
+            if not reply.startswith("421"):
+                self._resp = ()
+                if reply[:1] in "45":
+                    self.cmd_channel.note_data_failure(reply)
         super().close()
+
+    def abort(self) -> None:
+        """Close for ABOR: the control channel sends the transfer's one final reply itself."""
+        self._resp = ()
+        self.close()
 
     def _finish_upload(self) -> None:
         """Close the upload's file and make the one reply tell what is on disk.

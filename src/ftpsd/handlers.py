@@ -37,13 +37,15 @@ from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import AsyncChat
+from pyftpdlib.log import logger
+from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
-from ftpsd.safetext import escape, escape_reply
+from ftpsd.safetext import escape, escape_name, escape_reply
 from ftpsd.tls import ContextFactory, seal_control_context, session_reused
 
 log = logging.getLogger("ftpsd")
@@ -53,6 +55,14 @@ tls_log = logging.getLogger("ftpsd.tls")
 # Names of uploads in progress (ftpsd.partials): a client file so named would be taken for a
 # killed daemon's leftover and removed at the next start.
 _RESERVED_NAME = "553 Name reserved for uploads in progress; choose another name."
+# Names are created printable (no CR/LF/NUL/ESC...: they could forge lines in listings).
+_UNPRINTABLE_NAME = "553 Name refused: control characters and other non-printable characters are not allowed."
+_CREATING = frozenset({"STOR", "APPE", "MKD", "XMKD", "RNTO"})
+# Commands that need a data connection: without one (no PASV/EPSV/PORT/EPRT) they are refused.
+_TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
+_DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
+_NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
+_TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
 
 
 class Waker(AsyncChat):
@@ -155,12 +165,20 @@ class PassivePortsCapped(PassivePortsExhausted):
 
 
 class RangedPassiveDTP(PassiveDTP):
-    """pyftpdlib's passive listener binds a kernel-chosen port (``bind((ip, 0))``) when the range
-    is exhausted, outside what the firewall opens. Refuse that bind instead.
+    """The passive listener: ports stay in the range, and nobody but the session's own client can
+    make it say anything on the control connection.
+
+    pyftpdlib's binds a kernel-chosen port (``bind((ip, 0))``) when the range is exhausted, outside
+    what the firewall opens: refused here. It answers a connection from a foreign address with
+    ``425`` on the *control* connection (a reply to no command, so every later reply of the victim
+    is off by one) and says ``421 Passive data channel timed out`` when nobody connected: here a
+    foreign connection is closed without a word (and logged), and an unused listener closes
+    silently, unless a transfer command waits for it, which then gets its one final reply.
 
     Each listener counts against its user's ``max_passive_ports_per_user`` in the shared table
     from before it binds until it closes (:meth:`close`, the one way every listener ends), so one
-    user, from any number of sessions and addresses, cannot take the whole range."""
+    user, from any number of sessions and addresses, cannot take the whole range.
+    """
 
     _counted_user = ""
 
@@ -191,6 +209,30 @@ class RangedPassiveDTP(PassiveDTP):
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.create_socket(family, socket.SOCK_STREAM)
         return family
+
+    def handle_accepted(self, sock, addr) -> None:
+        channel = self.cmd_channel
+        if channel.connected and channel.remote_ip != addr[0] and not channel.permit_foreign_addresses:
+            log.warning(
+                "%s:%s data connection from foreign address %s:%s dropped",
+                channel.remote_ip,
+                channel.remote_port,
+                addr[0],
+                addr[1],
+            )
+            with contextlib.suppress(OSError):
+                sock.close()
+            return  # keep listening for the session's own client
+        super().handle_accepted(sock, addr)
+
+    def handle_timeout(self) -> None:
+        channel = self.cmd_channel
+        self.close()
+        if channel._dtp_acceptor is self:
+            channel._dtp_acceptor = None
+        if channel.connected and channel.transfer_queued():
+            channel.drop_queued_transfer()
+            channel.respond("425 Can't open data connection: nobody connected to the passive port in time.")
 
     def bind(self, addr) -> None:
         if addr[1] == 0 and self.cmd_channel.passive_ports:
@@ -266,6 +308,8 @@ class FtpsdHandler(TLS_FTPHandler):
     max_passive_ports_per_user = 0  # 0 = no cap; set by ftpsd.daemon from the configuration
     allow_hard_links = False  # HomeFS opens files with other hard links only if set
     implicit = False
+    login_timeout = 60  # seconds from connect (or REIN/USER) to a successful login
+    max_line = 2048  # bytes in one command line; a longer line is refused whole
 
     def __init__(self, conn, server, ioloop=None) -> None:
         self.user_max_rate = 0
@@ -275,6 +319,11 @@ class FtpsdHandler(TLS_FTPHandler):
         self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
+        self._auth_delay = False  # a failed login's reply is still being delayed
+        self._held: collections.deque[bytes | None] = collections.deque()  # lines read meanwhile
+        self._overlong = False  # discarding the rest of a line longer than max_line
+        self._login_timer = None
+        self._data_failure = ""  # why a data connection failed before any command needed it
         self._released = False
         # Snapshot the policy current at connect time: a reload must not change it mid-session.
         self.tls_contexts = type(self).tls_contexts
@@ -315,6 +364,7 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("421 Too many failed logins from your address; try again later.")
             self.close_when_done()
             return
+        self._start_login_timer()
         if self.implicit:
             self.on_connect()
             self.secure_connection(self.ssl_context)
@@ -364,6 +414,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if self._released:
             return
         self._released = True
+        self._stop_login_timer()
         try:
             self._release_user()
             for temp in list(self._uploads):
@@ -383,6 +434,76 @@ class FtpsdHandler(TLS_FTPHandler):
         """Every reply line leaves through here: client-supplied text echoed in a reply (paths,
         command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`)."""
         super().push(escape_reply(data))
+
+    # --- command lines: framed whole, run one at a time, in order ---------------------------
+    def collect_incoming_data(self, data: bytes) -> None:
+        """pyftpdlib empties its line buffer past 2,048 bytes but goes on reading, so the tail of an
+        over-long line ran as a command of its own. Here the whole line is discarded up to its CRLF
+        and answered once (``found_terminator``); memory stays bounded by ``max_line``."""
+        if self._overlong:
+            return
+        self._in_buffer.append(data)
+        self._in_buffer_len += len(data)
+        if self._in_buffer_len > self.max_line:
+            self._overlong = True
+            self._in_buffer = []
+            self._in_buffer_len = 0
+
+    def found_terminator(self) -> None:
+        line = None if self._overlong else b"".join(self._in_buffer)
+        self._overlong = False
+        self._in_buffer = []
+        self._in_buffer_len = 0
+        if self._busy() or self._held:
+            # A login is being decided: what the client pipelined behind it waits its turn (the
+            # socket is unregistered meanwhile, so this holds at most one read).
+            self._held.append(line)
+            return
+        self._run_line(line)
+
+    def _run_line(self, line: bytes | None) -> None:
+        if line is None:
+            if self._idler is not None and not self._idler.cancelled:
+                self._idler.reset()
+            self.respond_w_warning("500 Command too long.")
+            return
+        self._in_buffer = [line]
+        self._in_buffer_len = len(line)
+        super().found_terminator()
+
+    def _busy(self) -> bool:
+        """True while a login is being decided (password check, or a failed login's delay)."""
+        return self._checking_password or self._auth_delay
+
+    def _resume(self) -> None:
+        """Run the lines held while a login was decided, in order, until the next one blocks."""
+        while self._held and not self._busy() and not self._closed and not self._closing:
+            self._run_line(self._held.popleft())
+        if self._closed or self._closing:
+            self._held.clear()
+
+    # --- login deadline -------------------------------------------------------------------
+    def _start_login_timer(self) -> None:
+        self._stop_login_timer()
+        self._login_timer = self.ioloop.call_later(
+            self.login_timeout, self._login_expired, _errback=self.handle_error
+        )
+
+    def _stop_login_timer(self) -> None:
+        if self._login_timer is not None and not self._login_timer.cancelled:
+            self._login_timer.cancel()
+        self._login_timer = None
+
+    def _login_expired(self) -> None:
+        self._login_timer = None
+        if self._closed or self.authenticated:
+            return
+        if self._busy():  # its reply is on the way: end the session right after it
+            self._login_timer = self.ioloop.call_later(1, self._login_expired, _errback=self.handle_error)
+            return
+        log.info("%s:%s no login within %ss: closing", self.remote_ip, self.remote_port, self.login_timeout)
+        self.respond("421 Login timed out.")
+        self.close_when_done()
 
     def ftp_AUTH(self, line: str) -> None:
         """After ``234`` only TLS may follow: plaintext the client pipelined behind ``AUTH TLS``
@@ -435,7 +556,82 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("521 " + msg)
             self.log_cmd(cmd, args[0] if args else "", 521, msg)
             return
+        if cmd in _DATA_SETUP:
+            self._data_failure = ""
+        elif cmd in _TRANSFERS and self.authenticated and not self._data_path():
+            # pyftpdlib would answer 150 and wait forever for a data connection nobody announced.
+            reply, self._data_failure = self._data_failure or _NO_DATA_CONNECTION, ""
+            self.respond(reply)
+            self.log_cmd(cmd, args[0] if args else "", int(reply[:3]), reply[4:])
+            return
+        if cmd in _CREATING and args and not os.path.basename(args[0]).isprintable():
+            self.respond(_UNPRINTABLE_NAME)
+            self.log_cmd(cmd, args[0], 553, _UNPRINTABLE_NAME[4:])
+            return
         super().process_command(cmd, *args, **kwargs)
+
+    # --- data connections: every transfer command gets one final reply -------------------
+    def _data_path(self) -> bool:
+        """A data connection exists or is being made (PASV/EPSV listening, PORT/EPRT connecting)."""
+        return not (self.data_channel is None and self._dtp_acceptor is None and self._dtp_connector is None)
+
+    def transfer_queued(self) -> bool:
+        """A transfer command answered 150 waits for its data connection."""
+        return self._out_dtp_queue is not None or self._in_dtp_queue is not None
+
+    def _transfer_pending(self) -> bool:
+        """A transfer command has not had its final reply yet."""
+        channel = self.data_channel
+        return self.transfer_queued() or (channel is not None and channel.cmd is not None)
+
+    def drop_queued_transfer(self) -> None:
+        """Forget a queued transfer: close its file; a queued upload's temporary file is removed."""
+        out_queue, in_queue = self._out_dtp_queue, self._in_dtp_queue
+        self._out_dtp_queue = self._in_dtp_queue = None
+        for file_obj in (out_queue[2] if out_queue else None, in_queue[0] if in_queue else None):
+            if file_obj is None or not hasattr(file_obj, "close"):
+                continue
+            with contextlib.suppress(OSError):
+                file_obj.close()
+            self._discard_upload(getattr(file_obj, "name", ""))
+
+    def note_data_failure(self, reply: str) -> None:
+        """A data connection failed before any command needed it (called by the DTP instead of
+        replying to no command): the next transfer command is answered with this."""
+        self._data_failure = reply
+
+    def ftp_ABOR(self, line: str) -> None:
+        """pyftpdlib's ABOR forgets a transfer command that is still waiting (150 sent, no data
+        connection yet, or connected but nothing moved): that command never got a final reply.
+        Here it gets ``426``, then ABOR its ``226``; the queued upload's temporary file goes."""
+        channel = self.data_channel
+        waiting = channel is not None and channel.cmd is not None and not channel.transfer_in_progress()
+        if not (self.transfer_queued() or waiting):
+            super().ftp_ABOR(line)
+            return
+        self.drop_queued_transfer()
+        self._shutdown_connecting_dtp()
+        if channel is not None:
+            channel.abort()
+            self.data_channel = None
+        self.respond("426 Transfer aborted via ABOR.", logfun=logger.info)
+        self.respond("226 ABOR command successful.")
+
+    def ftp_NLST(self, path: str):
+        """pyftpdlib's NLST with each name escaped (:func:`ftpsd.safetext.escape_name`): a name
+        made by a local account with CR/LF in it cannot add entries to the listing."""
+        try:
+            if self.fs.isdir(path):
+                listing = sorted(self.run_as_current_user(self.fs.listdir, path))
+            else:
+                self.fs.lstat(path)  # raises if missing
+                listing = [os.path.basename(path)]
+        except (OSError, FilesystemError) as err:
+            self.respond(f"550 {strerror(err)}.")
+            return None
+        data = "".join(escape_name(name) + "\r\n" for name in listing)
+        self.push_dtp_data(data.encode(self.encoding, self.unicode_errors), cmd="NLST")
+        return path
 
     def ftp_PROT(self, line: str) -> None:
         if line.upper() == "C" and self.tls_data_required and isinstance(self.socket, SSL.Connection):
@@ -443,12 +639,30 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         super().ftp_PROT(line)
 
-    # --- authentication ----------------------------------------------------------------
+    # --- authentication: one login at a time; identity changes wait for transfers ------
     def ftp_USER(self, line: str) -> None:
-        if self._checking_password:
-            self.respond("503 Password check in progress.")
+        if self._transfer_pending():
+            # The transfer runs under the user who started it: its commit, its xferlog line and
+            # its reply must not be made under another user's name or filesystem.
+            self.respond(_TRANSFER_BUSY)
             return
         super().ftp_USER(line)
+
+    def ftp_REIN(self, line: str) -> None:
+        if self._transfer_pending():
+            self.respond(_TRANSFER_BUSY)
+            return
+        super().ftp_REIN(line)
+
+    def handle_auth_failed(self, msg: str, password: str) -> None:
+        """pyftpdlib delays the 530; commands pipelined behind the PASS wait for it (held)."""
+        self._auth_delay = True
+        super().handle_auth_failed(msg, password)
+        self.ioloop.call_later(self.auth_failed_timeout, self._auth_delay_over, _errback=self.handle_error)
+
+    def _auth_delay_over(self) -> None:
+        self._auth_delay = False
+        self._resume()
 
     def ftp_PASS(self, line: str) -> None:
         if self.authenticated:
@@ -475,12 +689,17 @@ class FtpsdHandler(TLS_FTPHandler):
         # gets at most ban_after_failures checks per window across sessions and workers.
         verdict = runtime.begin_attempt(self.remote_ip)
         if verdict is Attempt.WAIT and time.monotonic() < deadline:
-            self.ioloop.call_later(self.attempt_poll, self._begin_check, username, line, deadline)
+            self.ioloop.call_later(
+                self.attempt_poll, self._begin_check, username, line, deadline, _errback=self.handle_error
+            )
             return
         if verdict not in (Attempt.GO, Attempt.UNCOUNTED):
             self._checking_password = False
             self.add_channel()
-            self._refuse_banned(username)
+            try:
+                self._refuse_banned(username)
+            finally:
+                self._resume()
             return
         reserved = verdict is Attempt.GO
         # The users snapshot current now serves this session until it ends.
@@ -517,6 +736,12 @@ class FtpsdHandler(TLS_FTPHandler):
         if self._closed:
             return
         self.add_channel()
+        try:
+            self._settle_login(username, password, ok, banned)
+        finally:
+            self._resume()
+
+    def _settle_login(self, username: str, password: str, ok: bool, banned: bool) -> None:
         if banned and ok:
             self._refuse_banned(username)  # banned while the check ran (another session failed)
             return
@@ -537,6 +762,7 @@ class FtpsdHandler(TLS_FTPHandler):
             auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
             self._user_counted = username
             self.user_max_rate = user.max_rate if user else 0
+            self._stop_login_timer()
             self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
             return
         auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
@@ -559,9 +785,12 @@ class FtpsdHandler(TLS_FTPHandler):
             self._user_counted = ""
 
     def flush_account(self) -> None:
+        was_authenticated = self.authenticated
         self._release_user()
         self.user_max_rate = 0
         super().flush_account()
+        if was_authenticated and not self._closed:
+            self._start_login_timer()  # logged out (REIN, USER): the next login has a deadline too
 
     # --- uploads: temporary name, committed on success -----------------------------------
     def _upload_only(self) -> bool:

@@ -52,6 +52,8 @@ from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS, _months_map
 from pyftpdlib.utils import memoize
 
+from ftpsd.safetext import escape_name
+
 # openat2(2): struct open_how and its RESOLVE_* flags (linux/openat2.h); 437 on every
 # architecture that has the unified syscall table (all that Debian ships, but alpha).
 _SYS_OPENAT2 = 437
@@ -398,7 +400,7 @@ class HomeFS(AbstractedFS):
                 group(st.st_gid),
                 st.st_size,
                 when,
-                name,
+                escape_name(name),  # one line per entry, whatever the name holds
             )
             yield line.encode(self.cmd_channel.encoding, self.cmd_channel.unicode_errors)
 
@@ -435,4 +437,6 @@ class HomeFS(AbstractedFS):
             out["unix.gid"] = st.st_gid
             out["unique"] = f"{st.st_dev:x}g{st.st_ino:x}"
             shown = "".join(f"{k}={out[k]};" for k in sorted(out) if k in facts)
-            yield f"{shown} {name}\r\n".encode(self.cmd_channel.encoding, self.cmd_channel.unicode_errors)
+            yield f"{shown} {escape_name(name)}\r\n".encode(
+                self.cmd_channel.encoding, self.cmd_channel.unicode_errors
+            )
