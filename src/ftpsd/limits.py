@@ -214,44 +214,42 @@ class SharedLimits:
             if index is not None:
                 self._add_slot(index, -1)
 
-    def user_login(self, name: str, cap: int) -> bool:
-        """Count a logged-in session of ``name``; False (not counted) if ``cap`` is reached or
-        the user cannot be tracked."""
-        key = _user_key(name)
+    def _take(self, name: str, kind: int, cap: int, header: int | None = None) -> bool:
+        """Count one of ``name``'s ``kind`` (a login, a passive listener); False (not counted)
+        if ``cap`` (0 = none) is reached or ``name`` cannot be tracked (fail closed)."""
         with self._lock:
-            index = self._find(key, _USER, time.time(), 0.0, create=True)
+            index = self._find(_user_key(name), kind, time.time(), 0.0, create=True)
             if index is None or (cap and self._count(index) >= cap):
                 return False
             self._add_slot(index, +1)
-            self._add_header(1, +1)
+            if header is not None:
+                self._add_header(header, +1)
             return True
 
-    def user_logout(self, name: str) -> None:
-        key = _user_key(name)
+    def _give_back(self, name: str, kind: int, header: int | None = None) -> None:
         with self._lock:
-            self._add_header(1, -1)
-            index = self._find(key, _USER, time.time(), 0.0, create=False)
+            if header is not None:
+                self._add_header(header, -1)
+            index = self._find(_user_key(name), kind, time.time(), 0.0, create=False)
             if index is not None:
                 self._add_slot(index, -1)
+
+    def user_login(self, name: str, cap: int) -> bool:
+        """Count a logged-in session of ``name``; False (not counted) if ``cap`` is reached or
+        the user cannot be tracked."""
+        return self._take(name, _USER, cap, header=1)
+
+    def user_logout(self, name: str) -> None:
+        self._give_back(name, _USER, header=1)
 
     # -- passive ports -------------------------------------------------------------------
     def passive_open(self, name: str, cap: int) -> bool:
         """Count an open passive listener of user ``name``; False (not counted) if ``cap``
         (0 = none) is reached or the user cannot be tracked."""
-        key = _user_key(name)
-        with self._lock:
-            index = self._find(key, _PASSIVE, time.time(), 0.0, create=True)
-            if index is None or (cap and self._count(index) >= cap):
-                return False
-            self._add_slot(index, +1)
-            return True
+        return self._take(name, _PASSIVE, cap)
 
     def passive_close(self, name: str) -> None:
-        key = _user_key(name)
-        with self._lock:
-            index = self._find(key, _PASSIVE, time.time(), 0.0, create=False)
-            if index is not None:
-                self._add_slot(index, -1)
+        self._give_back(name, _PASSIVE)
 
     def passive(self, name: str) -> int:
         """Passive listeners of ``name`` open now, daemon-wide."""
