@@ -224,6 +224,10 @@ class RangedPassiveDTP(PassiveDTP):
                 sock.close()
             return  # keep listening for the session's own client
         super().handle_accepted(sock, addr)
+        # A connection that failed at once (closed, handshake refused) never reaches the transfer
+        # waiting for it, and this listener is closed: that transfer gets its final reply now.
+        if channel.connected and channel.data_channel is None and channel.transfer_queued():
+            channel.fail_queued_transfer("425 Can't open data connection.")
 
     def handle_timeout(self) -> None:
         channel = self.cmd_channel
@@ -231,8 +235,7 @@ class RangedPassiveDTP(PassiveDTP):
         if channel._dtp_acceptor is self:
             channel._dtp_acceptor = None
         if channel.connected and channel.transfer_queued():
-            channel.drop_queued_transfer()
-            channel.respond("425 Can't open data connection: nobody connected to the passive port in time.")
+            channel.fail_queued_transfer("425 Can't open data connection: nobody connected in time.")
 
     def bind(self, addr) -> None:
         if addr[1] == 0 and self.cmd_channel.passive_ports:
@@ -558,6 +561,10 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         if cmd in _DATA_SETUP:
             self._data_failure = ""
+            # pyftpdlib closes the current data connection here and forgets the transfer command
+            # waiting on it (no final reply), or keeps it queued for the next connection.
+            if self._abort_transfer():
+                self.respond("426 Transfer aborted: a new data connection was requested.", logfun=logger.info)
         elif cmd in _TRANSFERS and self.authenticated and not self._data_path():
             # pyftpdlib would answer 150 and wait forever for a data connection nobody announced.
             reply, self._data_failure = self._data_failure or _NO_DATA_CONNECTION, ""
@@ -582,7 +589,7 @@ class FtpsdHandler(TLS_FTPHandler):
     def _transfer_pending(self) -> bool:
         """A transfer command has not had its final reply yet."""
         channel = self.data_channel
-        return self.transfer_queued() or (channel is not None and channel.cmd is not None)
+        return self.transfer_queued() or (channel is not None and channel.has_transfer())
 
     def drop_queued_transfer(self) -> None:
         """Forget a queued transfer: close its file; a queued upload's temporary file is removed."""
@@ -595,27 +602,43 @@ class FtpsdHandler(TLS_FTPHandler):
                 file_obj.close()
             self._discard_upload(getattr(file_obj, "name", ""))
 
+    def fail_queued_transfer(self, reply: str) -> None:
+        """The queued transfer's data connection will not come: its final reply (the data
+        connection's own failure if one was noted, else ``reply``)."""
+        self.drop_queued_transfer()
+        reply, self._data_failure = self._data_failure or reply, ""
+        self.respond(reply, logfun=logger.info)
+
     def note_data_failure(self, reply: str) -> None:
         """A data connection failed before any command needed it (called by the DTP instead of
         replying to no command): the next transfer command is answered with this."""
         self._data_failure = reply
 
-    def ftp_ABOR(self, line: str) -> None:
-        """pyftpdlib's ABOR forgets a transfer command that is still waiting (150 sent, no data
-        connection yet, or connected but nothing moved): that command never got a final reply.
-        Here it gets ``426``, then ABOR its ``226``; the queued upload's temporary file goes."""
-        channel = self.data_channel
-        waiting = channel is not None and channel.cmd is not None and not channel.transfer_in_progress()
-        if not (self.transfer_queued() or waiting):
-            super().ftp_ABOR(line)
-            return
+    def _abort_transfer(self) -> bool:
+        """End whatever data connection exists or is being made, at once and without a reply from
+        the data channel; True if a transfer command was waiting for its final reply (the caller
+        sends it). A queued upload's temporary file is removed."""
+        pending = self._transfer_pending()
         self.drop_queued_transfer()
         self._shutdown_connecting_dtp()
+        channel = self.data_channel
         if channel is not None:
-            channel.abort()
             self.data_channel = None
-        self.respond("426 Transfer aborted via ABOR.", logfun=logger.info)
-        self.respond("226 ABOR command successful.")
+            channel.abort()
+        return pending
+
+    def ftp_ABOR(self, line: str) -> None:
+        """pyftpdlib's ABOR forgets a transfer command still waiting for its data connection (150
+        sent and no final reply ever), and closes a data connection with a TLS shutdown that can
+        finish later and then answer again. Here the transfer command gets ``426``, then ABOR its
+        ``226``; the data connection is closed at once; a queued upload's temporary file goes."""
+        if not self._data_path() and not self.transfer_queued():
+            self.respond("225 No transfer to abort.")
+        elif self._abort_transfer():
+            self.respond("426 Transfer aborted via ABOR.", logfun=logger.info)
+            self.respond("226 ABOR command successful.")
+        else:
+            self.respond("225 ABOR command successful; data channel closed.")
 
     def ftp_NLST(self, path: str):
         """pyftpdlib's NLST with each name escaped (:func:`ftpsd.safetext.escape_name`): a name

@@ -82,6 +82,7 @@ def test_defaults_match_design() -> None:
             "server.max_connections_per_ip: exceeds",
         ),
         ({"server": {"idle_timeout": 0}}, "server.idle_timeout: must be an integer 1-86400 seconds, got 0"),
+        ({"server": {"login_timeout": 0}}, "server.login_timeout: must be an integer 1-3600 seconds, got 0"),
         (
             {"server": {"login_failure_delay": -1}},
             "server.login_failure_delay: must be a number of seconds 0-60",
