@@ -43,7 +43,7 @@ from pyftpdlib.utils import strerror
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.homefs import HomeFS
-from ftpsd.limits import SharedLimits
+from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.safetext import escape, escape_name, escape_reply
 from ftpsd.tls import ContextFactory, seal_control_context, session_reused
@@ -124,8 +124,8 @@ class Runtime:
     def banned(self, ip: str) -> bool:
         return self.limits.banned(ip, self.ban_seconds)
 
-    def begin_attempt(self, ip: str) -> bool:
-        """Reserve a password attempt for ``ip``; False if banned or out of attempts."""
+    def begin_attempt(self, ip: str) -> Attempt:
+        """Reserve a password check for ``ip`` (:meth:`SharedLimits.begin_attempt`)."""
         return self.limits.begin_attempt(ip, self.ban_after_failures, self.ban_seconds)
 
     def finish_attempt(self, ip: str, ok: bool) -> bool:
@@ -160,6 +160,10 @@ class PassivePortsExhausted(OSError):
     """Every port of ``passive_ports`` is taken; answered 425, never a port outside the range."""
 
 
+class PassivePortsCapped(PassivePortsExhausted):
+    """The user already holds ``max_passive_ports_per_user`` passive listeners (all sessions)."""
+
+
 class RangedPassiveDTP(PassiveDTP):
     """The passive listener: ports stay in the range, and nobody but the session's own client can
     make it say anything on the control connection.
@@ -170,7 +174,41 @@ class RangedPassiveDTP(PassiveDTP):
     is off by one) and says ``421 Passive data channel timed out`` when nobody connected: here a
     foreign connection is closed without a word (and logged), and an unused listener closes
     silently, unless a transfer command waits for it, which then gets its one final reply.
+
+    Each listener counts against its user's ``max_passive_ports_per_user`` in the shared table
+    from before it binds until it closes (:meth:`close`, the one way every listener ends), so one
+    user, from any number of sessions and addresses, cannot take the whole range.
     """
+
+    _counted_user = ""
+
+    def __init__(self, cmd_channel, extmode: bool = False) -> None:
+        user, limits = cmd_channel.username, cmd_channel.runtime.limits
+        if not limits.passive_open(user, cmd_channel.max_passive_ports_per_user):
+            raise PassivePortsCapped(errno.EADDRINUSE, "max_passive_ports_per_user reached")
+        self._counted_user = user
+        try:
+            super().__init__(cmd_channel, extmode)
+        except BaseException:
+            self._release_port()
+            raise
+
+    def _release_port(self) -> None:
+        if self._counted_user:
+            self.cmd_channel.runtime.limits.passive_close(self._counted_user)
+            self._counted_user = ""
+
+    def close(self) -> None:
+        self._release_port()
+        super().close()
+
+    def bind_af_unspecified(self, addr) -> int:
+        """pyftpdlib finds the address family of a non-IPv4 listener by binding port 0, a port
+        outside the range (refused by :meth:`bind`: IPv6 passive mode never worked). The family
+        follows from the control connection's local address; only the socket is made here."""
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.create_socket(family, socket.SOCK_STREAM)
+        return family
 
     def handle_accepted(self, sock, addr) -> None:
         channel = self.cmd_channel
@@ -270,6 +308,8 @@ class FtpsdHandler(TLS_FTPHandler):
     permit_privileged_ports = False
     use_sendfile = False
     max_login_attempts = 3
+    max_passive_ports_per_user = 0  # 0 = no cap; set by ftpsd.daemon from the configuration
+    allow_hard_links = False  # HomeFS opens files with other hard links only if set
     implicit = False
     login_timeout = 60  # seconds from connect (or REIN/USER) to a successful login
     max_line = 2048  # bytes in one command line; a longer line is refused whole
@@ -486,8 +526,21 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- passive ports stay in the configured range --------------------------------------
     def _make_epasv(self, extmode: bool = False) -> None:
+        local_ip = self.socket.getsockname()[0]
+        if not extmode and ":" in local_ip and not local_ip.startswith("::ffff:"):
+            # A 227 reply carries an IPv4 address: on IPv6 only EPSV can answer (RFC 2428).
+            self.respond("522 PASV is IPv4 only; use EPSV on IPv6 (RFC 2428).")
+            return
         try:
             super()._make_epasv(extmode)
+        except PassivePortsCapped:
+            self._dtp_acceptor = None
+            msg = (
+                f"425 Too many passive ports open for this user (max {self.max_passive_ports_per_user}); "
+                "close a transfer or try again later."
+            )
+            log.warning("%s:%s user=%s %s", self.remote_ip, self.remote_port, self.username, msg[4:])
+            self.respond(msg)
         except PassivePortsExhausted:
             self._dtp_acceptor = None
             msg = "425 No free passive port in the configured range; try again later."
@@ -641,19 +694,42 @@ class FtpsdHandler(TLS_FTPHandler):
         if not self.username:
             self.respond("503 Login with USER first.")
             return
-        username, runtime = self.username, self.runtime
-        # Bans apply here, on every session, also those opened before the ban; and an address
-        # gets at most ban_after_failures attempts per window across sessions and workers.
-        if not runtime.begin_attempt(self.remote_ip):
-            self._refuse_banned(username)
+        # The session reads nothing until the check is answered (also while it waits its turn).
+        self._checking_password = True
+        self.del_channel()
+        self._begin_check(self.username, line, time.monotonic() + self.attempt_wait)
+
+    # A PASS waits (polling the shared table) while checks in flight from its address could still
+    # reach ban_after_failures; after this long it is refused with 421 instead.
+    attempt_wait = 10.0
+    attempt_poll = 0.05
+
+    def _begin_check(self, username: str, line: str, deadline: float) -> None:
+        if self._closed:
             return
+        runtime = self.runtime
+        # Bans apply here, on every session, also those opened before the ban; and an address
+        # gets at most ban_after_failures checks per window across sessions and workers.
+        verdict = runtime.begin_attempt(self.remote_ip)
+        if verdict is Attempt.WAIT and time.monotonic() < deadline:
+            self.ioloop.call_later(
+                self.attempt_poll, self._begin_check, username, line, deadline, _errback=self.handle_error
+            )
+            return
+        if verdict not in (Attempt.GO, Attempt.UNCOUNTED):
+            self._checking_password = False
+            self.add_channel()
+            try:
+                self._refuse_banned(username)
+            finally:
+                self._resume()
+            return
+        reserved = verdict is Attempt.GO
         # The users snapshot current now serves this session until it ends.
         self.authorizer = authorizer = type(self).authorizer
         if runtime.pool is None or runtime.waker is None:
-            self._password_checked(username, line, authorizer.check_password(username, line))
+            self._password_checked(username, line, authorizer.check_password(username, line), reserved)
             return
-        self._checking_password = True
-        self.del_channel()
 
         def done(future) -> None:
             try:
@@ -661,7 +737,7 @@ class FtpsdHandler(TLS_FTPHandler):
             except Exception:
                 log.exception("password check failed")
                 ok = False
-            runtime.waker.post(self._password_checked, username, line, ok)
+            runtime.waker.post(self._password_checked, username, line, ok, reserved)
 
         runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
 
@@ -673,9 +749,13 @@ class FtpsdHandler(TLS_FTPHandler):
         self.respond("421 Too many failed logins from your address; try again later.")
         self.close_when_done()
 
-    def _password_checked(self, username: str, password: str, ok: bool) -> None:
+    def _password_checked(self, username: str, password: str, ok: bool, reserved: bool = True) -> None:
         self._checking_password = False
-        banned = self.runtime.finish_attempt(self.remote_ip, ok)
+        banned = (
+            self.runtime.finish_attempt(self.remote_ip, ok)
+            if reserved
+            else self.runtime.banned(self.remote_ip)
+        )
         if self._closed:
             return
         self.add_channel()

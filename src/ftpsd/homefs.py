@@ -164,9 +164,14 @@ class HomeFS(AbstractedFS):
     not the root *string*, is where resolution starts.
     """
 
+    # Open regular files whose link count is above 1 (server.allow_hard_links; the session's
+    # handler carries the setting current when the session started).
+    allow_hard_links = False
+
     def __init__(self, root: str, cmd_channel) -> None:
         root = os.path.normpath(root)
         super().__init__(root, cmd_channel)
+        self.allow_hard_links = bool(getattr(cmd_channel, "allow_hard_links", False))
         self._homefd = -1
         self._close_home = lambda: None
         try:
@@ -227,10 +232,18 @@ class HomeFS(AbstractedFS):
     # --- files -----------------------------------------------------------------------------
     def _opener(self, path: str, flags: int) -> int:
         with self._parent(path) as (dirfd, name):
-            fd = os.open(name, flags | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
+            # O_TRUNC only after the checks below: a refused file is never changed.
+            fd = os.open(name, (flags & ~os.O_TRUNC) | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise FilesystemError("not a regular file")
+            if info.st_nlink > 1 and not self.allow_hard_links:
+                # Another name of this inode may be outside the home (a local account's hard
+                # link): reading or writing it would reach that file. Refused by default.
+                raise FilesystemError("Refused: the file has other hard links")
+            if flags & os.O_TRUNC:
+                os.ftruncate(fd, 0)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)

@@ -17,7 +17,7 @@ from OpenSSL import SSL
 
 from tests.integration.conftest import Server
 
-ZERO = {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0}
+ZERO = {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0, "passive": 0, "pending": 0}
 
 
 def status(server: Server) -> dict:

@@ -19,6 +19,7 @@ from OpenSSL import SSL
 
 from tests.integration.conftest import PASSWORDS, Server
 from tests.integration.sessions import (
+    ZERO,
     client_context,
     command,
     connect,
@@ -291,14 +292,14 @@ def test_row5_one_login_per_pass_and_counts_released_once(make_server) -> None:
         lines = _lines_until(conn, b"200")
         assert [line[:4] for line in _final_lines(lines)] == [b"331 ", b"230 ", b"503 ", b"200 "], lines
         sock.close()
-        assert wait_counted_zero(server) == {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0}
+        assert wait_counted_zero(server) == ZERO
     # A failed login's delayed 530 keeps its place: what was pipelined behind it waits.
     sock, conn = starttls(server)
     conn.sendall(b"USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS alice-pw\r\nNOOP\r\n")
     lines = _lines_until(conn, b"200")
     assert [line[:4] for line in _final_lines(lines)] == [b"331 ", b"530 ", b"331 ", b"230 ", b"200 "], lines
     sock.close()
-    assert wait_counted_zero(server) == {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0}
+    assert wait_counted_zero(server) == ZERO
 
 
 @pytest.mark.parametrize("identity", ["REIN", "USER bob"])

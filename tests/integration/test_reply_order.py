@@ -22,6 +22,7 @@ import time
 
 from tests.integration.conftest import PASSWORDS, Server
 from tests.integration.sessions import (
+    ZERO,
     data_connect,
     finals,
     replies_until_sentinel,
@@ -251,6 +252,6 @@ def test_every_command_gets_exactly_one_final_reply_in_order(make_server) -> Non
         script.ftp.sock.settimeout(10)
         script.ftp.quit()
     assert cases >= 5, f"only {cases} sessions in {BUDGET} s (seed {SEED})"
-    assert wait_counted_zero(server) == {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0}
+    assert wait_counted_zero(server) == ZERO
     assert not [p.name for p in home.iterdir() if p.name.endswith(".ftpsd-part")]
     assert "Traceback" not in server.log()

@@ -202,7 +202,7 @@ def test_banned_at_connect_takes_nothing(make_server) -> None:
 def test_worker_death_releases_its_sessions(make_server) -> None:
     server = make_server(workers=2, max_connections_per_ip=0, ban_after_failures=0)
     held = [login(server, "alice", PASSWORDS["alice"]) for _ in range(8)]
-    info = wait_counted(server, {"sessions": 8, "logins": 8, "per_ip": 8, "per_user": 8})
+    info = wait_counted(server, {**ZERO, "sessions": 8, "logins": 8, "per_ip": 8, "per_user": 8})
     assert info["sessions"] == 8
     workers = status(server)["workers"]
     victim = next(w for w in workers if w["counted"].get("sessions"))
