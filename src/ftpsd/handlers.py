@@ -505,6 +505,9 @@ class FtpsdHandler(TLS_FTPHandler):
             self._login_timer = self.ioloop.call_later(1, self._login_expired, _errback=self.handle_error)
             return
         log.info("%s:%s no login within %ss: closing", self.remote_ip, self.remote_port, self.login_timeout)
+        if self._ssl_accepting:  # mid-handshake: no reply can be sent
+            self.close()
+            return
         self.respond("421 Login timed out.")
         self.close_when_done()
 
