@@ -153,3 +153,126 @@ def test_metrics_label_escaping(tmp_path) -> None:
     text = generate_latest(registry_for(info, 30)).decode()
     assert re.search(r'subject="CN=a \\"quoted\\"\\\\name"', text)
     assert 'issuer="CN=x\\nnewline"' in text
+
+
+# --- operator counters: exact deltas for what a real client did ---------------------------------
+_COUNTER_FAMILIES = (
+    "ftpsd_transfers_total",
+    "ftpsd_transfer_bytes_total",
+    "ftpsd_logins_total",
+    "ftpsd_bans_total",
+    "ftpsd_sessions_refused_total",
+    "ftpsd_reloads_total",
+)
+
+
+def _counters(values: dict[str, float], workers: int) -> dict[str, float]:
+    """Every operator counter series summed over the workers (key: name{labels without worker});
+    each worker must export the whole set."""
+    sums: dict[str, float] = {}
+    seen: dict[str, set[str]] = {}
+    for key, value in values.items():
+        name, _, labels = key.partition("{")
+        if name not in _COUNTER_FAMILIES:
+            continue
+        parts = [p for p in labels.rstrip("}").split(",") if p]
+        worker = next(p for p in parts if p.startswith("worker="))
+        rest = name + "{" + ",".join(p for p in parts if not p.startswith("worker=")) + "}"
+        sums[rest] = sums.get(rest, 0) + value
+        seen.setdefault(rest, set()).add(worker)
+    assert all(len(w) == workers for w in seen.values()), seen
+    return sums
+
+
+def _wait_deltas(server: Server, tmp_path, before: dict[str, float], want: dict[str, float], workers: int):
+    """Wait (bounded) until the counters moved by ``want`` (every other series by 0), then check
+    that they stay there once every worker's status file had time to catch up."""
+    deadline = time.monotonic() + 20
+    while True:
+        now = _counters(_metrics(server, tmp_path), workers)
+        deltas = {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
+        if deltas == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    time.sleep(1.5)  # a worker refreshes its status file within 1 s of a change
+    now = _counters(_metrics(server, tmp_path), workers)
+    assert {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)} == want
+    assert set(now) == set(before)  # the whole vocabulary, from the start
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_counters_for_a_real_client(make_server, tmp_path, workers: int) -> None:
+    import ftplib
+    import io
+
+    from ftpskit_common.client import FTPSClient
+
+    server = make_server(workers=workers)
+    before = _counters(_metrics(server, tmp_path), workers)
+    assert before and all(v == 0 for v in before.values())
+
+    ftp = server.client("alice")  # a good login
+    ftp.storbinary("STOR up.bin", io.BytesIO(b"u" * 1500))
+    got = io.BytesIO()
+    ftp.retrbinary("RETR up.bin", got.write)
+    assert got.getvalue() == b"u" * 1500
+    ftp.quit()
+    bad = FTPSClient("127.0.0.1", server.port, context=server.context(), timeout=20)
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        bad.login("alice", "not-the-password")  # a failed login
+    bad.close()
+
+    _wait_deltas(
+        server,
+        tmp_path,
+        before,
+        {
+            'ftpsd_logins_total{result="ok"}': 1,
+            'ftpsd_logins_total{result="failed"}': 1,
+            'ftpsd_transfers_total{direction="upload",result="ok"}': 1,
+            'ftpsd_transfers_total{direction="download",result="ok"}': 1,
+            'ftpsd_transfer_bytes_total{direction="upload",result="ok"}': 1500,
+            'ftpsd_transfer_bytes_total{direction="download",result="ok"}': 1500,
+        },
+        workers,
+    )
+    # No label carries client text: only the fixed vocabularies (and the worker index).
+    allowed = {"upload", "download", "ok", "failed", "banned", "refused", "total", "per_ip", "untracked"}
+    for line in (tmp_path / "ftpsd.prom").read_text().splitlines():
+        if line.startswith(_COUNTER_FAMILIES):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            assert set(labels) <= {"worker", "direction", "result", "reason"}, line
+            assert labels.pop("worker") in {str(i) for i in range(workers)}, line
+            assert set(labels.values()) <= allowed, line
+
+
+def test_counters_bans_and_reloads(make_server, tmp_path) -> None:
+    import ftplib
+
+    from ftpskit_common.client import FTPSClient
+
+    server = make_server(ban_after_failures=2)
+    before = _counters(_metrics(server, tmp_path), 1)
+    for _ in range(2):
+        bad = FTPSClient("127.0.0.1", server.port, context=server.context(), timeout=20)
+        with pytest.raises(ftplib.Error, match=r"^(530|421)"):
+            bad.login("bob", "wrong")
+        bad.close()
+    with pytest.raises((ftplib.Error, OSError)):  # banned: refused at the greeting
+        FTPSClient("127.0.0.1", server.port, context=server.context(), timeout=20).login("bob", "bob-pw")
+    assert server.reload_command().returncode == 0
+    (server.pki / "current" / "cert.pem").write_text("not a certificate\n")
+    assert server.reload_command().returncode == 1
+    _wait_deltas(
+        server,
+        tmp_path,
+        before,
+        {
+            'ftpsd_logins_total{result="failed"}': 2,
+            "ftpsd_bans_total{}": 1,
+            'ftpsd_sessions_refused_total{reason="banned"}': 1,
+            'ftpsd_reloads_total{result="ok"}': 1,
+            'ftpsd_reloads_total{result="failed"}': 1,
+        },
+        1,
+    )
