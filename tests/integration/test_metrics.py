@@ -4,6 +4,7 @@ deployed, before and after a reload, and a textfile `promtool check metrics` acc
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 
 import pytest
+from cryptography import x509
 
 from tests.integration.conftest import Server
 
@@ -108,6 +110,27 @@ def test_soon_expiring_certificate_values(make_server, tmp_path) -> None:
     assert _one(values, "ftpsd_cert_not_before_timestamp_seconds") == not_before
     ca_not_after = server.ca.intermediate.not_valid_after_utc.timestamp()
     assert _one(values, "ftpsd_chain_not_after_timestamp_seconds") == ca_not_after
+    # The same leaf under the certificate exporters' names, with their labels.
+    cert = soon.cert
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    issuer = cert.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    ssl = [k for k in values if k.startswith("ssl_file_cert_not_after{")]
+    assert len(ssl) == 1 and values[ssl[0]] == not_after
+    ssl_labels = dict(re.findall(r'(\w+)="([^"]*)"', ssl[0]))
+    assert ssl_labels["serial_no"] == str(cert.serial_number) and ssl_labels["cn"] == cn
+    assert ssl_labels["issuer_cn"] == issuer and ssl_labels["dnsnames"].startswith(",")
+    assert set(ssl_labels) == {"file", "serial_no", "issuer_cn", "cn", "dnsnames", "ips", "emails", "ou"}
+    (x5,) = [k for k in values if k.startswith("x509_cert_not_after{")]
+    assert values[x5] == not_after
+    x5_labels = dict(re.findall(r'(\w+)="([^"]*)"', x5))
+    assert x5_labels == {
+        "filepath": ssl_labels["file"],
+        "filename": os.path.basename(ssl_labels["file"]),
+        "serial_number": str(cert.serial_number),
+        "subject_CN": cn,
+        "issuer_CN": issuer,
+    }
+    assert _one(values, "ssl_file_cert_not_before") == not_before == _one(values, "x509_cert_not_before")
 
 
 def test_sessions_are_counted(server: Server, tmp_path) -> None:
@@ -148,11 +171,22 @@ def test_metrics_label_escaping(tmp_path) -> None:
             "not_before": 1.0,
             "not_after": 2.0,
             "chain_not_after": None,
+            "path": "/etc/ftpsd/a b.pem",
+            "names": {
+                "serial_decimal": "31",
+                "subject_cn": 'a "q"',
+                "issuer_cn": "x",
+                "ou": [],
+                "dns": ["a.example", "b.example"],
+                "ips": [],
+                "emails": [],
+            },
         },
     }
     text = generate_latest(registry_for(info, 30)).decode()
     assert re.search(r'subject="CN=a \\"quoted\\"\\\\name"', text)
     assert 'issuer="CN=x\\nnewline"' in text
+    assert 'cn="a \\"q\\""' in text and 'dnsnames=",a.example,b.example,"' in text
 
 
 # --- operator counters: exact deltas for what a real client did ---------------------------------
@@ -276,3 +310,34 @@ def test_counters_bans_and_reloads(make_server, tmp_path) -> None:
         },
         1,
     )
+
+
+def test_counters_failed_download(server: Server, tmp_path) -> None:
+    """A download the client breaks off counts as failed, with the bytes the daemon sent before."""
+    import socket
+    import struct
+
+    size = 8 * 1024 * 1024
+    (server.homes["alice"] / "big.bin").write_bytes(b"d" * size)
+    before = _counters(_metrics(server, tmp_path), 1)
+    ftp = server.client("alice")
+    conn = ftp.transfercmd("RETR big.bin")
+    assert conn.recv(1024)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+    conn.close()
+    with pytest.raises(Exception, match=r"^4\d\d") as cut:
+        ftp.voidresp()
+    ftp.close()
+    failed = 'ftpsd_transfers_total{direction="download",result="failed"}'
+    sent = 'ftpsd_transfer_bytes_total{direction="download",result="failed"}'
+    deadline = time.monotonic() + 20
+    while True:
+        now = _counters(_metrics(server, tmp_path), 1)
+        deltas = {k: v - before[k] for k, v in now.items() if v != before[k]}
+        if failed in deltas or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    # The bytes are those the daemon counted as sent, the figure its 426 reply states too.
+    (told,) = re.findall(r"(\d+) bytes transmitted", str(cut.value))
+    assert deltas.pop(sent, 0) == int(told) < size
+    assert deltas == {failed: 1, 'ftpsd_logins_total{result="ok"}': 1}
