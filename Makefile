@@ -122,7 +122,7 @@ bench-fleet: venv ## Fleet benchmark: site.yml, its re-run and rotate.yml on lab
 
 wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), built once
 	$(call step,wheelhouse)
-	bash lab/wheelhouse.sh
+	VENV=$(VENV) bash lab/wheelhouse.sh
 
 demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, print a summary
 	$(call step,demo: converge playbooks/site.yml on the lab; its last play is the proof and the summary)
