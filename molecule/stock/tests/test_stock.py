@@ -7,6 +7,7 @@ says) and that each server runs ftpsd from wheels resolved for its own Python.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import platform
@@ -16,7 +17,7 @@ import sys
 
 import pytest
 import testinfra
-from conftest import ROOT, host_name
+from conftest import ROOT, ansible_env, host_name
 
 BUILD = ROOT / "roles" / "ftps_server" / "files" / "build_wheelhouse.py"
 WHEELHOUSE = (
@@ -74,6 +75,68 @@ def test_ftpsd_runs_from_wheels_for_its_python(server: testinfra.host.Host) -> N
     if version == "3.13":
         server.check_output(f"{venv_python} -c 'import asynchat, asyncore'")
     assert server.service("ftpsd").is_running
+
+
+def test_an_incomplete_prebuilt_wheelhouse_stops_the_play_before_any_change(
+    servers: list[testinfra.host.Host], tmp_path: pathlib.Path
+) -> None:
+    """A pre-built wheelhouse (ftps_server_wheelhouse_build=false) whose 3.13 target lacks
+    pyasynchat (SHA256SUMS rewritten to match, so only the dependency check can see it): the play
+    fails on the check task, its message in the play's normal output naming the missing wheel and
+    who needs it; no server's copied wheels or daemon changed."""
+    machine = platform.machine()
+    broken = tmp_path / "wheelhouse"
+    shutil.copytree(WHEELHOUSE, broken)
+    target = broken / f"3.13-{machine}"
+    for wheel in target.glob("pyasynchat-*.whl"):
+        wheel.unlink()
+    sys.path.insert(0, str(BUILD.parent))
+    try:
+        import build_wheelhouse
+
+        (target / "SHA256SUMS").write_text(build_wheelhouse.sums(target))
+    finally:
+        sys.path.remove(str(BUILD.parent))
+    before = {host_name(s): state(s) for s in servers}
+    inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    extra = {"ftps_server_wheelhouse_build": False, "ftps_server_wheelhouse_dir": str(broken)}
+    proc = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            str(ROOT / "playbooks" / "site.yml"),
+            "--limit",
+            "ftps_servers",
+            "--tags",
+            "ftps_server",
+            "-e",
+            json.dumps(extra),
+        ],
+        env={**ansible_env(), "FTPS_KIT_LAB_DATA_DIR": str(WHEELHOUSE.parent), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    out = proc.stdout
+    task = "TASK [ftpskit.ftps.ftps_server : Stop unless the wheelhouse is complete for every target]"
+    assert task in out, out[-3000:]
+    failure = out[out.index(task) :]
+    assert f"3.13-{machine}: no wheel of pyasynchat for pyasynchat (needed by pyftpdlib" in failure, failure[
+        :3000
+    ]
+    assert "Copy this host's wheels" not in failure
+    assert {host_name(s): state(s) for s in servers} == before
+
+
+def state(server: testinfra.host.Host) -> tuple[str, str]:
+    """The manifest of the wheels a server last got, and ftpsd's main PID."""
+    return (
+        server.check_output("sha256sum /opt/ftpsd/wheelhouse.SHA256SUMS"),
+        server.check_output("systemctl show -P MainPID ftpsd"),
+    )
 
 
 @pytest.fixture(autouse=True)
