@@ -531,9 +531,9 @@ class Builder:
             if problems:
                 raise WheelhouseError(f"{target.name}: {'; '.join(problems)}")
             needed = closure(roots, wheels, environment)
-            if {str(r) for r, _ in needed} == {str(r) for r in wanted}:
+            if {str(r) for r, _parent in needed} == {str(r) for r in wanted}:
                 return directory
-            wanted = [requirement for requirement, _ in needed]
+            wanted = [requirement for requirement, _parent in needed]
         raise WheelhouseError(
             f"{target.name}: the requirements did not settle in {MAX_ROUNDS} rounds: "
             f"{sorted(map(str, wanted))}"
@@ -588,7 +588,7 @@ def check_only(out: Path, targets: list[Target], src: Path | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--src", type=Path, help="the collection's src/ (ftpsd's sources)")
     parser.add_argument("--out", type=Path, required=True, help="the wheelhouse directory")
     parser.add_argument(
