@@ -1045,7 +1045,10 @@ def current_problems(store: Store) -> list[str]:
         return []
     problems = []
     cert = key = None
-    for name, parse, what in ((CERT_NAME, load_certificate, "certificate"), (KEY_NAME, load_private_key, "key")):
+    for name, parse, what in (
+        (CERT_NAME, load_certificate, "certificate"),
+        (KEY_NAME, load_private_key, "key"),
+    ):
         path = os.path.join(gen, name)
         data = _read(path)
         if data is None:

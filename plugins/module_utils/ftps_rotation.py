@@ -90,7 +90,9 @@ def host_problems(steps: list[dict[str, Any]]) -> list[str]:
 
 def _cert(facts: Any) -> dict[str, str]:
     facts = facts if isinstance(facts, dict) else {}
-    return {key: str(facts.get(key) or "") for key in ("fingerprint_sha256", "spki_sha256", "not_after", "serial")}
+    return {
+        key: str(facts.get(key) or "") for key in ("fingerprint_sha256", "spki_sha256", "not_after", "serial")
+    }
 
 
 def host_entry(host: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,11 @@ PINS = {
     "next_spki_sha256": "bmV4dC1rZXk=",
     "not_after": "2027-03-01T00:00:00Z",
 }
-OLD_FTP2 = {"fingerprint_sha256": "CD" * 32, "spki_sha256": "b2xkLWZ0cDI=", "source": "ftps_pki_certificate of ftp2"}
+OLD_FTP2 = {
+    "fingerprint_sha256": "CD" * 32,
+    "spki_sha256": "b2xkLWZ0cDI=",
+    "source": "ftps_pki_certificate of ftp2",
+}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the pin file is written owned by root")
 
@@ -57,11 +61,23 @@ def publish(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[
             }
         )
     )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
+    )
     return subprocess.run(
-        [str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-         str(ROOT / "playbooks" / "publish_pins.yml"), *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+        [
+            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(inventory),
+            str(ROOT / "playbooks" / "publish_pins.yml"),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 

@@ -150,12 +150,14 @@ def test_a_damaged_certificate_gets_a_human_reason_not_the_decoder_s():
     """A corrupted deployed certificate (the fault scenario's: base64 cut) is explained in words."""
     pem = leaf(90).pem.decode()
     body = pem.split("\n")
-    damaged = "\n".join(body[:2] + [body[2][:-3]] + body[3:])  # three characters lost from one line
+    damaged = "\n".join([*body[:2], body[2][:-3], *body[3:]])  # three characters lost from one line
     reason = build_row("c", deployed_pem=damaged, now=NOW)["problems"][0]
     assert reason.startswith("deployed certificate unreadable: PEM block 1 of 1 is damaged")
     assert "does not decode" in reason
     cut = build_row("d", deployed_pem=pem.split("-----END")[0], now=NOW)["problems"][0]
-    assert cut == "deployed certificate unreadable: PEM block 1 of 1 has no END CERTIFICATE line: the file is cut short"
+    assert cut == (
+        "deployed certificate unreadable: PEM block 1 of 1 has no END CERTIFICATE line: the file is cut short"
+    )
 
 
 def test_sorted_by_days_left_unknown_first():

@@ -24,8 +24,11 @@ BIN = pathlib.Path(sys.executable).parent
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTPS_KIT_")}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="1")
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="1",
+    )
     return env
 
 
@@ -34,9 +37,24 @@ def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
     plays = yaml.safe_load((ROOT / "playbooks" / "report.yml").read_text())
     (expression,) = [p["vars"]["__report_dir"] for p in plays if "__report_dir" in p.get("vars", {})]
     done = subprocess.run(
-        [str(BIN / "ansible"), "ftps_servers[0]", "-i", str(inventory), "-c", "local",
-         "-m", "ansible.builtin.debug", "-a", f"msg={expression}", "-o"],
-        env=_env(), capture_output=True, text=True, timeout=120, check=True,
+        [
+            str(BIN / "ansible"),
+            "ftps_servers[0]",
+            "-i",
+            str(inventory),
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={expression}",
+            "-o",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return pathlib.Path(done.stdout.split('"msg": "', 1)[1].split('"', 1)[0])
 
@@ -49,8 +67,14 @@ def _write_report(directory: pathlib.Path) -> None:
 
 
 def _load(inventory: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
-                          env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ def test_b_a_daemon_killed_during_its_reload_is_started_on_the_previous_certific
     back = {s["step"]: s for s in e["steps"][-3:]}
     assert back["rollback_files"]["ok"] and back["rollback_files"]["changed"]
     # systemd's Restart= was off: rotate.yml itself started the daemon
-    assert back["restore_daemon"]["ok"] and back["restore_daemon"]["detail"].startswith(("started", "restarted"))
+    assert back["restore_daemon"]["ok"] and back["restore_daemon"]["detail"].startswith(
+        ("started", "restarted")
+    )
     assert back["gate_previous"]["ok"]
     assert e["served"] == [e["old"]["fingerprint_sha256"]]
     assert e["problems"] == [f"{failed[0]['step']}: {failed[0]['error']}"]
@@ -95,11 +97,15 @@ def test_load_failed_only_on_the_victim_while_it_was_down() -> None:
         if event["ok"]:
             continue
         assert event["server"] == VICTIM, event
-        assert any(event["start"] <= float(w["end"]) and event["end"] >= float(w["start"]) for w in windows.values()), event
+        assert any(
+            event["start"] <= float(w["end"]) and event["end"] >= float(w["start"]) for w in windows.values()
+        ), event
     # traffic reached every server throughout, including the victim after it came back
     last_window_end = max(float(w["end"]) for w in windows.values())
     for name in SERVERS:
-        assert any(e["ok"] and e["server"] == name and e["start"] > last_window_end for e in load["events"]), name
+        assert any(
+            e["ok"] and e["server"] == name and e["start"] > last_window_end for e in load["events"]
+        ), name
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -108,9 +114,12 @@ def test_nothing_half_changed(name: str) -> None:
     host = get_host(name)
     assert host.service("ftpsd").is_running
     status = json.loads(host.check_output("ftpsd status --json"))
-    deployed = host.check_output(
-        "openssl x509 -in /etc/ftps-kit/pki/current/cert.pem -noout -fingerprint -sha256"
-    ).split("=", 1)[1].replace(":", "").lower()
+    deployed = (
+        host.check_output("openssl x509 -in /etc/ftps-kit/pki/current/cert.pem -noout -fingerprint -sha256")
+        .split("=", 1)[1]
+        .replace(":", "")
+        .lower()
+    )
     served = {w["certificate"]["fingerprint"] for w in status["workers"]}
     assert served == {deployed}, (served, deployed)
     cert_key = host.check_output("openssl x509 -in /etc/ftps-kit/pki/current/cert.pem -noout -pubkey")
