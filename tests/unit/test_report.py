@@ -155,9 +155,8 @@ def test_a_damaged_certificate_gets_a_human_reason_not_the_decoder_s():
     assert reason.startswith("deployed certificate unreadable: PEM block 1 of 1 is damaged")
     assert "does not decode" in reason
     cut = build_row("d", deployed_pem=pem.split("-----END")[0], now=NOW)["problems"][0]
-    assert cut == (
-        "deployed certificate unreadable: PEM block 1 of 1 has no END CERTIFICATE line: the file is cut short"
-    )
+    prefix = "deployed certificate unreadable: PEM block 1 of 1"
+    assert cut == f"{prefix} has no END CERTIFICATE line: the file is cut short"
 
 
 def test_sorted_by_days_left_unknown_first():
