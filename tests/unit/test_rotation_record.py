@@ -45,7 +45,7 @@ BACK_OK = [ok("rollback_files", changed=True), ok("restore_daemon"), ok("gate_pr
                 ok("issue"),
                 bad("reload", "not active"),
                 ok("rollback_files", changed=True),
-                ok("restore_daemon", detail="started (it was failed)"),
+                ok("restore_daemon", detail="started (it was down)"),
                 ok("gate_previous"),
             ],
             "rolled_back",
@@ -243,7 +243,7 @@ def test_record_of_a_stopped_run_names_every_host_and_error() -> None:
         ok("issue"),
         bad("reload", "not active, cannot reload"),
         ok("rollback_files", changed=True),
-        ok("restore_daemon", detail="started (it was failed)"),
+        ok("restore_daemon", detail="started (it was down)"),
         ok("gate_previous"),
     ]
     rec = record([host("ftp2", killed, ["AA"]), host("ftp1", ISSUED, ["BB"])], ["ftp1", "ftp2", "ftp3"])
