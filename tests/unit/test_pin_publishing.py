@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from tests.playbook import run_playbook
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PINS = {
     "fingerprint_sha256": "AB" * 32,
@@ -61,24 +63,7 @@ def publish(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[
             }
         )
     )
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    return subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(inventory),
-            str(ROOT / "playbooks" / "publish_pins.yml"),
-            *extra,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_playbook(inventory, "publish_pins.yml", *extra)
 
 
 def said(result: subprocess.CompletedProcess[str]) -> str:
