@@ -46,7 +46,10 @@ module.exit_json(changed=False, ansible_facts={
 
 
 def _playbook(out_dir: pathlib.Path, *, only_when_missing: bool) -> list:
-    other = {"name": "Report another machine's facts", "other_facts": {"n": "{{ groups['ftps_servers'].index(inventory_hostname) + 1 }}"}}
+    other = {
+        "name": "Report another machine's facts",
+        "other_facts": {"n": "{{ groups['ftps_servers'].index(inventory_hostname) + 1 }}"},
+    }
     if only_when_missing:
         # ftps_pki's old pattern: gather only when the facts look missing
         other["when"] = "ansible_facts.default_ipv4 is not defined"
@@ -55,7 +58,14 @@ def _playbook(out_dir: pathlib.Path, *, only_when_missing: bool) -> list:
             "name": "An earlier play with a run_once task that registers (rotate.yml names its run so)",
             "hosts": "ftps_servers",
             "gather_facts": False,
-            "tasks": [{"name": "Name the run", "ansible.builtin.debug": {"msg": "run"}, "run_once": True, "register": "named"}],
+            "tasks": [
+                {
+                    "name": "Name the run",
+                    "ansible.builtin.debug": {"msg": "run"},
+                    "run_once": True,
+                    "register": "named",
+                }
+            ],
         },
         {
             "name": "One host at a time, as rotate.yml",
@@ -66,7 +76,10 @@ def _playbook(out_dir: pathlib.Path, *, only_when_missing: bool) -> list:
                 other,
                 {
                     "name": "Work out the certificate's names (ftps_pki preflight)",
-                    "ansible.builtin.include_role": {"name": "ftpskit.ftps.ftps_pki", "tasks_from": "preflight"},
+                    "ansible.builtin.include_role": {
+                        "name": "ftpskit.ftps.ftps_pki",
+                        "tasks_from": "preflight",
+                    },
                 },
                 {
                     "name": "Write down the SANs issuance would use",
@@ -89,7 +102,9 @@ def _this_machine() -> list[str]:
     if fqdn not in ("", "localhost", "localhost.localdomain"):
         names.append(f"DNS:{fqdn}")
     for flag, target in (("-4", "8.8.8.8"), ("-6", "2001:4860:4860::8888")):
-        route = subprocess.run(["ip", flag, "route", "get", target], capture_output=True, text=True, check=False)
+        route = subprocess.run(
+            ["ip", flag, "route", "get", target], capture_output=True, text=True, check=False
+        )
         found = re.search(r"\bsrc (\S+)", route.stdout)
         if route.returncode == 0 and found:
             names.append(f"IP:{ipaddress.ip_address(found.group(1))}")
@@ -102,13 +117,23 @@ def test_each_host_gets_only_its_own_names(tmp_path: pathlib.Path, only_when_mis
     (tmp_path / "library" / "other_facts.py").write_text(OTHER_FACTS_MODULE)
     out = tmp_path / "sans"
     out.mkdir()
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(_playbook(out, only_when_missing=only_when_missing), sort_keys=False))
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump(_playbook(out, only_when_missing=only_when_missing), sort_keys=False)
+    )
     hosts = {
-        h: {"ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable}
+        h: {
+            "ansible_connection": "local",
+            "ansible_become": False,
+            "ansible_python_interpreter": sys.executable,
+        }
         for h in HOSTS
     }
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"ftps_servers": {"hosts": hosts}}}}))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    (tmp_path / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"ftps_servers": {"hosts": hosts}}}})
+    )
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
+    )
     result = subprocess.run(
         [
             str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
@@ -127,7 +152,9 @@ def test_each_host_gets_only_its_own_names(tmp_path: pathlib.Path, only_when_mis
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     machine = _this_machine()
-    got = {host: sorted(_spelled(s) for s in json.loads((out / f"{host}.json").read_text())) for host in HOSTS}
+    got = {
+        host: sorted(_spelled(s) for s in json.loads((out / f"{host}.json").read_text())) for host in HOSTS
+    }
     assert got == {host: sorted([f"DNS:{host}", *machine]) for host in HOSTS}
 
 

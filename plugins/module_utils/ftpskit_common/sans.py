@@ -121,7 +121,9 @@ def intended_sans(
     wanted += [identity.get("fqdn", "")] if fqdn_enabled else []
     wanted += [identity.get("ipv4", ""), identity.get("ipv6", "")] if addresses_enabled else []
     wanted += list(extra_sans or [])
-    kept = [str(v).strip() for v in wanted if v is not None and str(v).strip().rstrip(".").lower() not in _NEVER]
+    kept = [
+        str(v).strip() for v in wanted if v is not None and str(v).strip().rstrip(".").lower() not in _NEVER
+    ]
     return canonical_sans(kept)
 
 
@@ -145,4 +147,7 @@ def san_mismatch(served: Any, intended: Any) -> str:
         parts.append("lacks " + ", ".join(sorted(want - have)))
     if have - want:
         parts.append("also names " + ", ".join(sorted(have - want)) + " (not this host's)")
-    return f"its SANs are not the intended set for this host ({', '.join(sorted(want)) or 'none'}): " + "; ".join(parts)
+    return (
+        f"its SANs are not the intended set for this host ({', '.join(sorted(want)) or 'none'}): "
+        + "; ".join(parts)
+    )
