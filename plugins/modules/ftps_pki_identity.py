@@ -11,7 +11,7 @@ description:
   - Runs on the server and reads, there and then, its fully qualified name (as
     C(socket.getfqdn()) resolves it) and the source addresses of its default IPv4 and IPv6 routes
     (what C(ip route get) reports; empty when there is no such route).
-  - Returns RV(sans), the exact subject alternative names a certificate for this host must carry:
+  - Returns RV(sans), the exact subject alternative names a certificate for this host must carry,
     O(hostname), the FQDN (O(fqdn)), the default addresses (O(addresses)), then O(extra_sans);
     blanks and localhost names dropped, duplicates removed, in the canonical spelling
     (C(DNS:lower.case), C(IP:address)).
@@ -20,7 +20,7 @@ description:
     cache can be older than an address change; registered results of this module belong to the
     host it ran on.
   - The one definition used by M(ftpskit.ftps.ftps_pki_request) (issuance), the rotation gate and
-    the certificate report (C(ftpskit_common.sans)). Standard library only: it runs before the
+    the certificate report (C(ftpskit_common.sans)). Standard library only, so it runs before the
     host has C(python3-cryptography).
 options:
   hostname:
