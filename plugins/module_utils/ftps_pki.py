@@ -1018,6 +1018,43 @@ def generations(store: Store) -> dict[str, Any]:
     return result
 
 
+def current_problems(store: Store) -> list[str]:
+    """Why the serving generation cannot be used, in sentences ([] when it can, or when there is
+    no generation at all: a host without a certificate is for site.yml, not a broken one).
+
+    Checked: the certificate and the key read as PEM, and the key is the certificate's key. A
+    rotation skips a host with problems (it would have nothing sound to go back to)."""
+    gen = store.generation(CURRENT)
+    if gen is None:
+        return []
+    problems = []
+    cert = key = None
+    for name, parse, what in (
+        (CERT_NAME, load_certificate, "certificate"),
+        (KEY_NAME, load_private_key, "key"),
+    ):
+        path = os.path.join(gen, name)
+        data = _read(path)
+        if data is None:
+            problems.append(f"the deployed {what} {path} is missing or cannot be read")
+            continue
+        try:
+            parsed = parse(data)
+        except PKIError:
+            problems.append(
+                f"the deployed {what} {path} is damaged: it does not read as a PEM {what} "
+                "(changed, cut short or replaced); re-run site.yml to re-issue it"
+            )
+            continue
+        if what == "certificate":
+            cert = parsed
+        else:
+            key = parsed
+    if cert is not None and key is not None and spki_pin(cert.public_key()) != spki_pin(key.public_key()):
+        problems.append(f"the deployed key in {gen} is not the certificate's key")
+    return problems
+
+
 def rollback(store: Store, *, rollback_from: str, check_mode: bool = False) -> dict[str, Any]:
     """Go back to the previous generation if the current one is ``rollback_from`` (a fingerprint).
 

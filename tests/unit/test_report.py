@@ -146,6 +146,19 @@ def test_missing_or_broken_deployed_certificate():
     assert broken["problems"][0].startswith("deployed certificate unreadable")
 
 
+def test_a_damaged_certificate_gets_a_human_reason_not_the_decoder_s():
+    """A corrupted deployed certificate (the fault scenario's: base64 cut) is explained in words."""
+    pem = leaf(90).pem.decode()
+    body = pem.split("\n")
+    damaged = "\n".join([*body[:2], body[2][:-3], *body[3:]])  # three characters lost from one line
+    reason = build_row("c", deployed_pem=damaged, now=NOW)["problems"][0]
+    assert reason.startswith("deployed certificate unreadable: PEM block 1 of 1 is damaged")
+    assert "does not decode" in reason
+    cut = build_row("d", deployed_pem=pem.split("-----END")[0], now=NOW)["problems"][0]
+    prefix = "deployed certificate unreadable: PEM block 1 of 1"
+    assert cut == f"{prefix} has no END CERTIFICATE line: the file is cut short"
+
+
 def test_sorted_by_days_left_unknown_first():
     rows = [row("late", leaf(300)), row("soon", leaf(10)), row("mid", leaf(60)), row("mid2", leaf(60))]
     rows.append(build_row("broken", deployed_pem=None, now=NOW))
