@@ -45,6 +45,7 @@ def test_every_module_is_found() -> None:
         "ftps_pki_ca",
         "ftps_pki_ca_rollover",
         "ftps_pki_generation",
+        "ftps_pki_identity",
         "ftps_pki_install",
         "ftps_pki_request",
         "ftps_pki_sign",
@@ -119,6 +120,7 @@ def test_installed_collection_holds_the_shared_package_as_files(
         "atomicfile.py",
         "client.py",
         "passwd.py",
+        "sans.py",
         "trust.py",
         "x509.py",
     ]
