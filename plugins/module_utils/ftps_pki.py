@@ -29,6 +29,7 @@ import tempfile
 from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.sans import canonical_san
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     normalize_fingerprint,
     sha256_fingerprint,
@@ -57,8 +58,6 @@ CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.
 CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
 GEN_PREFIX = "gen-"
 SYSTEM_TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 class PKIError(Exception):
@@ -173,33 +172,18 @@ def _signing_hash(key: Any) -> Any:
 
 
 def parse_san(value: str) -> x509.GeneralName:
-    """``DNS:name``, ``IP:addr`` or a bare name/address → a GeneralName; PKIError if invalid."""
-    text = str(value).strip()
-    kind, sep, rest = text.partition(":")
-    if sep and kind.upper() in ("DNS", "IP"):
-        kind, text = kind.upper(), rest.strip()
-    else:
-        try:
-            ipaddress.ip_address(text)
-            kind = "IP"
-        except ValueError:
-            kind = "DNS"
+    """``DNS:name``, ``IP:addr`` or a bare name/address → a GeneralName; PKIError if invalid.
+
+    The spelling and the rules are ftpskit_common.sans.canonical_san's (the one definition the
+    gate and the report compare with).
+    """
+    try:
+        kind, _sep, text = canonical_san(value).partition(":")
+    except ValueError as exc:
+        raise PKIError(str(exc)) from None
     if kind == "IP":
-        try:
-            return x509.IPAddress(ipaddress.ip_address(text))
-        except ValueError as exc:
-            raise PKIError(f"invalid IP address in subject alternative name {value!r}") from exc
-    name = text.rstrip(".").lower()
-    labels = name.split(".")
-    valid = 0 < len(name) <= 253 and all(_DNS_LABEL.match(label) for label in labels[1:])
-    first = labels[0]
-    valid = valid and (_DNS_LABEL.match(first) is not None or (first == "*" and len(labels) > 2))
-    if not valid:
-        raise PKIError(
-            f"invalid DNS name in subject alternative name {value!r}: use letters, digits and "
-            "hyphens, labels of 1-63 characters, a wildcard only as the whole first label"
-        )
-    return x509.DNSName(name)
+        return x509.IPAddress(ipaddress.ip_address(text))
+    return x509.DNSName(text)
 
 
 def san_to_str(name: x509.GeneralName) -> str:
