@@ -35,8 +35,10 @@ collections:
   - name: $tarball
     type: file
 YAML
-# containers.podman (the lab's connection plugin) comes from the venv's `ansible` package; the
-# empty path first, so ftpskit.ftps can only come from the tarball.
+# containers.podman (the lab's connection plugin) and ftpskit.ftps's dependencies (galaxy.yml:
+# ansible.posix, community.general) come from the venv's `ansible` package: on the collections
+# path, the install finds them there and needs no Galaxy (unreachable here). The empty path
+# first, so ftpskit.ftps can only come from the tarball.
 site_packages=$("$venv/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(ansible_collections.__path__[0]))')
 export ANSIBLE_COLLECTIONS_PATH="$work/collections:$site_packages"
 export ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
@@ -45,6 +47,9 @@ printf '[defaults]\ninterpreter_python = auto_silent\ncallback_result_format = y
   || fail "ansible-galaxy collection install -r requirements.yml"
 installed=$work/collections/ansible_collections/ftpskit/ftps
 [[ -f $installed/MANIFEST.json ]] || fail "not installed in $installed"
+for dep in ansible.posix community.general; do
+  "$venv/bin/ansible-galaxy" collection list "$dep" >/dev/null 2>&1 || fail "dependency $dep not found on the collections path"
+done
 [[ ! -e $site_packages/ansible_collections/ftpskit ]] || fail "an ftpskit collection in the venv would shadow the tarball"
 
 step=ansible-doc

@@ -199,7 +199,7 @@ def finish(rows: list[dict], warn_days: int, now: _dt.datetime | None = None) ->
 
 
 def _short(fp: str) -> str:
-    """The first 4 bytes: enough to tell two certificates apart at a glance (JSON and HTML have
+    """The first 11 hex digits: enough to tell two certificates apart at a glance (JSON and HTML have
     the whole fingerprint)."""
     return fp[:11] + "…" if fp else "-"
 

@@ -108,9 +108,10 @@ EXAMPLES = r"""
   ftpskit.ftps.ftps_probe:
     host: ftp1.example.internal
     username: probe
+    # From the vault; the module never logs it (its password option is no_log), so the task
+    # needs no no_log of its own and its output still names the server.
     password: "{{ vault_probe_password }}"
     round_trip: true
-  no_log: false
 
 - name: Check the implicit port against the fleet CA and the pinned certificate
   ftpskit.ftps.ftps_probe:
@@ -183,7 +184,8 @@ round_trip:
   type: dict
 error_kind:
   description:
-    - On failure, the case; one of connect, no_tls, tls, unknown_ca, hostname_mismatch,
+    - On failure, the case; one of connect, implicit_port (O(implicit=false) against a port
+      that speaks TLS from the first byte), no_tls, tls, unknown_ca, hostname_mismatch,
       expired, not_yet_valid, verify, pin_mismatch, login, transfer.
   returned: failure
   type: str
@@ -259,7 +261,8 @@ def main() -> None:
             timeout=p["timeout"],
         )
     except ProbeError as exc:
-        module.fail_json(msg=exc.message, error_kind=exc.kind, **_public(exc.result))
+        hint = " (set implicit: true)" if exc.kind == "implicit_port" else ""
+        module.fail_json(msg=exc.message + hint, error_kind=exc.kind, **_public(exc.result))
     if p["round_trip"] and module.check_mode:
         result["round_trip"] = {"skipped": "check mode makes no transfer"}
     module.exit_json(changed=False, **_public(result))

@@ -1,5 +1,8 @@
 """Command line: ``ftpsd --config PATH`` runs the daemon, ``ftpsd check-config PATH`` validates.
 
+Every subcommand takes the configuration the same ways: ``ftpsd --config PATH CMD``,
+``ftpsd CMD --config PATH`` (and ``check-config`` also ``ftpsd check-config PATH``).
+
 ``ftpsd reload`` asks the running daemon to reload and waits for every worker's answer (the
 unit's ExecReload) and, with ``--metrics-out``, refreshes the metrics textfile afterwards.
 ``ftpsd status`` says what the daemon serves and whether it is the deployed certificate;
@@ -83,12 +86,15 @@ def _metrics(config_path: str, out: str, renew_before_days: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ftpsd", description="Hardened, reloadable FTPS daemon.")
     parser.add_argument("--version", action="version", version=f"ftpsd {__version__}")
-    parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"TOML configuration (default {DEFAULT_CONFIG})"
-    )
+    # None when not given, so that check-config can tell a --config from its positional PATH.
+    parser.add_argument("--config", default=None, help=f"TOML configuration (default {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command")
-    check = sub.add_parser("check-config", help="validate a configuration and everything it points at")
-    check.add_argument("path")
+    check = sub.add_parser(
+        "check-config",
+        help="validate a configuration and everything it points at; every problem, one line each",
+    )
+    check.add_argument("path", nargs="?", help="the configuration (the same as --config)")
+    check.add_argument("--config", default=argparse.SUPPRESS, help="the configuration to check")
     reload = sub.add_parser(
         "reload",
         help="reload the running daemon; exit 0 once every worker applied it, 1 if any refused it",
@@ -121,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     hashp.add_argument("--scheme", default="scrypt", choices=("scrypt", "pbkdf2-sha256"))
     args = parser.parse_args(argv)
     if args.command == "check-config":
-        return _check(args.path)
+        if args.path and args.config and args.path != args.config:
+            check.error(f"two configurations given: {args.path} and --config {args.config}")
+        return _check(args.path or args.config or DEFAULT_CONFIG)
+    args.config = args.config or DEFAULT_CONFIG
     if args.command == "reload":
         code = _reload(args.config, args.pid, args.timeout)
         if args.metrics_out:

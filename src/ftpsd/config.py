@@ -23,11 +23,16 @@ TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 
 
 class ConfigError(ValueError):
-    """One or more configuration problems; ``problems`` holds one line each."""
+    """One or more configuration problems; ``problems`` holds one line each.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``sections`` holds the sections of the document that validated (``{"tls": TLSConfig(...)}``),
+    so that a check can go on to the files those sections name and report their problems too.
+    """
+
+    def __init__(self, problems: list[str], sections: dict[str, Any] | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.sections = sections or {}
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,13 @@ class ServerConfig:
     max_connections_per_ip: int = 20
     idle_timeout: int = 300
     data_timeout: int = 300
+    login_timeout: int = 60
     login_failure_delay: float = 1.0
     ban_after_failures: int = 5
     ban_seconds: int = 600
+    ipv6_prefix: int = 64
+    max_passive_ports_per_user: int = 10
+    allow_hard_links: bool = False
     runtime_dir: str = "/run/ftpsd"
 
 
@@ -196,8 +205,11 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
         "max_connections_per_ip": (0, 1_000_000, "0 (unlimited) or more"),
         "idle_timeout": (1, 86_400, "1-86400 seconds"),
         "data_timeout": (1, 86_400, "1-86400 seconds"),
+        "login_timeout": (1, 3_600, "1-3600 seconds"),
         "ban_after_failures": (0, 1_000_000, "0 (off) or more"),
         "ban_seconds": (0, 31_536_000, "0-31536000 seconds"),
+        "ipv6_prefix": (1, 128, "1-128 (prefix length)"),
+        "max_passive_ports_per_user": (0, 65_535, "0 (no cap) or more"),
     }
     for key, (lo, hi, what) in ints.items():
         value = s.get(key, getattr(ServerConfig, key))
@@ -205,6 +217,11 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
             _is_int(value) and lo <= value <= hi, f"server.{key}", f"must be an integer {what}, got {value!r}"
         ):
             out[key] = value
+    hard_links = s.get("allow_hard_links", ServerConfig.allow_hard_links)
+    if c.need(
+        isinstance(hard_links, bool), "server.allow_hard_links", f"must be true or false, got {hard_links!r}"
+    ):
+        out["allow_hard_links"] = hard_links
     delay = s.get("login_failure_delay", ServerConfig.login_failure_delay)
     if c.need(
         isinstance(delay, int | float) and not isinstance(delay, bool) and 0 <= delay <= 60,
@@ -281,17 +298,21 @@ def parse_config(data: dict[str, Any], path: str = "") -> Config:
     for key in sorted(set(data) - set(_SECTIONS)):
         c.need(False, key, "unknown section" if isinstance(data[key], dict) else "unknown key")
     sections: dict[str, Any] = {}
+    valid: dict[str, Any] = {}  # the sections without a problem, for ConfigError.sections
     for name, cls in _SECTIONS.items():
         raw = data.get(name, {})
         if not c.need(isinstance(raw, dict), name, "must be a table"):
             continue
+        before = len(c.problems)
         known = {f.name for f in fields(cls)}
         for key in sorted(set(raw) - known):
             c.need(False, f"{name}.{key}", "unknown key")
         values = _SECTION_CHECKS[name](c, raw)
         sections[name] = values
+        if len(c.problems) == before:
+            valid[name] = cls(**values)
     if c.problems:
-        raise ConfigError(c.problems)
+        raise ConfigError(c.problems, valid)
     return Config(
         server=ServerConfig(**sections["server"]),
         tls=TLSConfig(**sections["tls"]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ftpsd.config import Config, ConfigError, load_config
+from ftpsd.config import Config, ConfigError, LoggingConfig, TLSConfig, UsersConfig, load_config
 from ftpsd.tls import ContextFactory, TLSMaterial, TLSMaterialError, load_material
 from ftpskit_common.passwd import User, UsersFileError, load_users
 
@@ -29,35 +29,50 @@ class Everything:
 
 
 def _load(path: str) -> tuple[Config | None, Everything | None, list[str]]:
+    """Everything, or every problem found: a document with problems still has the files its
+    valid sections name checked, so that one run reports all there is to fix."""
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return None, None, exc.problems
-    problems: list[str] = []
-    material = context = users = None
-    try:
-        material = load_material(config.tls)
-    except TLSMaterialError as exc:
-        problems.extend(exc.problems)
-    else:
-        try:
-            context = ContextFactory(config.tls, material)
-        except TLSMaterialError as exc:
-            problems.extend(exc.problems)
-    if not os.path.exists(config.users.file):
-        problems.append(f"users.file: {config.users.file} does not exist")
-    else:
-        try:
-            users = load_users(config.users.file)
-        except UsersFileError as exc:
-            problems.append(f"users.file: {exc}")
-    if config.logging.xferlog:
-        directory = os.path.dirname(config.logging.xferlog)
-        if not os.path.isdir(directory):
-            problems.append(f"logging.xferlog: directory {directory} does not exist")
+        found = exc.sections
+        files = _read_files(found.get("tls"), found.get("users"), found.get("logging"))
+        return None, None, exc.problems + files[-1]
+    material, context, users, problems = _read_files(config.tls, config.users, config.logging)
     if problems or material is None or context is None or users is None:
         return config, None, problems
     return config, Everything(config=config, material=material, context=context, users=tuple(users)), []
+
+
+def _read_files(
+    tls: TLSConfig | None, users_config: UsersConfig | None, logging: LoggingConfig | None
+) -> tuple[TLSMaterial | None, ContextFactory | None, list[User] | None, list[str]]:
+    """The TLS material and context, the users and the xferlog directory of the sections given
+    (None: a section with problems of its own, not checked further)."""
+    problems: list[str] = []
+    material = context = users = None
+    if tls is not None:
+        try:
+            material = load_material(tls)
+        except TLSMaterialError as exc:
+            problems.extend(exc.problems)
+        else:
+            try:
+                context = ContextFactory(tls, material)
+            except TLSMaterialError as exc:
+                problems.extend(exc.problems)
+    if users_config is not None:
+        if not os.path.exists(users_config.file):
+            problems.append(f"users.file: {users_config.file} does not exist")
+        else:
+            try:
+                users = load_users(users_config.file)
+            except UsersFileError as exc:
+                problems.extend(f"users.file: {line}" for line in exc.problems)
+    if logging is not None and logging.xferlog:
+        directory = os.path.dirname(logging.xferlog)
+        if not os.path.isdir(directory):
+            problems.append(f"logging.xferlog: directory {directory} does not exist")
+    return material, context, users, problems
 
 
 def load_all(path: str) -> Everything:

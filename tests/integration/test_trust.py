@@ -160,6 +160,59 @@ def test_exit_codes_for_unreachable_plaintext_usage_and_pin_file(certs, tmp_path
     assert run("127.0.0.1:1", "--pin-file", str(bad))[0] == trust.EXIT_PIN_FILE
 
 
+def test_explicit_against_ftpsds_implicit_port_says_use_implicit(server, tmp_path, capsys) -> None:
+    """Issue 25: without --implicit, ftpsd's implicit port (silent until a ClientHello) is named
+    as such instead of being waited out and called unreachable."""
+    code, _ = run(
+        f"127.0.0.1:{server.implicit_port}",
+        "--ca",
+        str(server.cafile),
+        "--pin-file",
+        str(tmp_path / "p.json"),
+    )
+    assert code == trust.EXIT_UNREACHABLE
+    err = capsys.readouterr().err
+    assert err == (
+        f"ftps-trust: 127.0.0.1:{server.implicit_port} sent no FTP greeting but answers a TLS handshake:"
+        " this looks like an implicit FTPS port: use --implicit\n"
+    )
+    # The same port with --implicit is trusted (the fixture's CA): the hint was right.
+    code, out = run(
+        f"127.0.0.1:{server.implicit_port}",
+        "--implicit",
+        "--ca",
+        str(server.cafile),
+        "--servername",
+        "localhost",
+        "--pin-file",
+        str(tmp_path / "p.json"),
+    )
+    assert code == trust.EXIT_TRUSTED, out
+
+
+def test_a_silent_server_is_not_called_implicit(tmp_path, capsys) -> None:
+    """A port that accepts and says nothing (no greeting, no TLS) is reported as such."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        code, _ = run(f"127.0.0.1:{port}", "--timeout", "1", "--pin-file", str(tmp_path / "p.json"))
+    assert code == trust.EXIT_UNREACHABLE
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port} accepted the connection but sent no FTP greeting" in err
+    assert "implicit" not in err
+
+
+def test_ipv6_addresses_are_printed_in_brackets(certs, capsys) -> None:
+    """Issue 25: `[::1]:PORT`, never `::1:PORT`, in what ftps-trust says."""
+    from tests.integration.conftest import free_port
+
+    port = free_port()
+    code, _ = run(f"[::1]:{port}", "--pin-file", certs["pins"])
+    assert code == trust.EXIT_UNREACHABLE
+    assert f"cannot reach an FTP server at [::1]:{port}:" in capsys.readouterr().err
+
+
 def test_console_script_is_installed() -> None:
     proc = subprocess.run([FTPS_TRUST, "--help"], capture_output=True, text=True, check=False, timeout=30)
     assert proc.returncode == 0

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -165,6 +166,8 @@ def test_decide(two_certs, ca_verified: bool, saved: bool, same: bool | None, st
         ("ftp.example.test", 2121, False, ("ftp.example.test", 2121)),
         ("[::1]:990", None, False, ("::1", 990)),
         ("::1", None, False, ("::1", 21)),
+        ("[::1]", None, True, ("::1", 990)),
+        ("[2001:db8::5]:2121", 2121, False, ("2001:db8::5", 2121)),
         ("10.213.0.5:21", 21, False, ("10.213.0.5", 21)),
     ],
 )
@@ -172,10 +175,39 @@ def test_parse_target(target, port, implicit, expected) -> None:
     assert parse_target(target, port, implicit) == expected
 
 
-@pytest.mark.parametrize(("target", "port"), [("h:x", None), ("h:70000", None), ("h:21", 990), (":21", None)])
-def test_parse_target_errors(target: str, port) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("target", "port", "says"),
+    [
+        ("h:x", None, "invalid port"),
+        ("h:70000", None, "invalid port"),
+        ("h:21", 990, "contradicts"),
+        (":21", None, "no host"),
+        ("h", 70000, "not 1..65535"),
+        # Issue 25: brackets must be balanced and hold an IPv6 address.
+        ("[::1", None, "'[' without ']'"),
+        ("[::1:21", None, "'[' without ']'"),
+        ("[::1]21", None, "after ']'"),
+        ("[ftp.example.test]:21", None, "not an IPv6 address"),
+        ("[]:21", None, "not an IPv6 address"),
+        ("::1]:21", None, "brackets go around"),
+        ("ftp.example.test]", None, "brackets go around"),
+        ("::1::2", None, "neither host:port nor an IPv6 address"),
+        ("h:21:22", None, "neither host:port nor an IPv6 address"),
+    ],
+)
+def test_parse_target_errors(target: str, port, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
         parse_target(target, port, False)
+
+
+def test_a_malformed_target_is_a_usage_error(capsys) -> None:
+    """`ftps-trust '[::1'` exits 2 with a message and never connects (it used to try ::1:21)."""
+    from ftpskit_common.trust import EXIT_USAGE, main
+
+    assert main(["[::1", "--system-pin-file", ""]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "usage: ftps-trust" in err
+    assert "ftps-trust: error: '[::1': '[' without ']'" in err
 
 
 @pytest.mark.parametrize(

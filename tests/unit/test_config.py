@@ -82,11 +82,25 @@ def test_defaults_match_design() -> None:
             "server.max_connections_per_ip: exceeds",
         ),
         ({"server": {"idle_timeout": 0}}, "server.idle_timeout: must be an integer 1-86400 seconds, got 0"),
+        ({"server": {"login_timeout": 0}}, "server.login_timeout: must be an integer 1-3600 seconds, got 0"),
         (
             {"server": {"login_failure_delay": -1}},
             "server.login_failure_delay: must be a number of seconds 0-60",
         ),
         ({"server": {"ban_after_failures": 1.5}}, "server.ban_after_failures: must be an integer"),
+        (
+            {"server": {"ipv6_prefix": 0}},
+            "server.ipv6_prefix: must be an integer 1-128 (prefix length), got 0",
+        ),
+        ({"server": {"ipv6_prefix": 129}}, "server.ipv6_prefix: must be an integer 1-128"),
+        (
+            {"server": {"max_passive_ports_per_user": -1}},
+            "server.max_passive_ports_per_user: must be an integer",
+        ),
+        (
+            {"server": {"allow_hard_links": "yes"}},
+            "server.allow_hard_links: must be true or false, got 'yes'",
+        ),
         ({"server": {"banner": "two\nlines"}}, "server.banner: must be a single-line string"),
         (
             {"server": {"runtime_dir": "run/ftpsd"}},
@@ -180,7 +194,10 @@ def _break(kind: str, config: pathlib.Path, pki: pathlib.Path, ca: TestCA) -> No
     elif kind == "missing-users":
         (config.parent / "users.json").unlink()
     elif kind == "bad-users":
-        (config.parent / "users.json").write_text('{"version": 1, "users": [{"name": "-x"}]}')
+        good = hash_password("pw", "pbkdf2-sha256")
+        (config.parent / "users.json").write_text(
+            f'{{"version": 1, "users": [{{"name": "-x", "hash": "{good}", "home": "/srv/x"}}]}}'
+        )
     elif kind == "toml-syntax":
         config.write_text("[server\n")
 
@@ -215,6 +232,84 @@ def test_check_config_cli_reports_one_line(layout, kind: str, expected: str) -> 
     import re
 
     assert re.search(expected, lines[0]), lines[0]
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ftpsd", *args], capture_output=True, text=True, check=False)
+
+
+def test_check_config_reports_every_problem_at_once(layout) -> None:
+    """Issue 25: problems in the document, in the TLS material and in several users (several
+    fields each) all come out of one run, one line each; nothing stops at the first."""
+    config, pki, _ = layout
+    text = config.read_text().replace("control_port = 2121", "control_port = 0\nbanner = 7")
+    config.write_text(text.replace("[logging]", "[logging]\nlevel = 'loud'"))
+    (pki / "current" / "key.pem").unlink()
+    users = config.parent / "users.json"
+    users.write_text(
+        '{"version": 1, "colour": 1, "users": ['
+        '{"name": "-x", "home": "relative", "perm": "all"},'
+        '{"name": "bob", "hash": "plain", "home": "/srv/bob", "max_rate": -1},'
+        '{"name": "bob", "hash": "plain", "home": "/srv/bob"}]}'
+    )
+    _config, problems = check_config(str(config))
+    assert sorted(line.replace(str(users), "USERS") for line in problems if "key" not in line) == sorted(
+        [
+            "server.control_port: must be a port 1-65535, got 0",
+            "server.banner: must be a single-line string of at most 200 characters",
+            "logging.level: must be one of debug, info, warning, error, got 'loud'",
+            "users.file: USERS: users file: unknown top-level field(s) colour",
+            "users.file: USERS: user '-x': field 'name' must not start with '-'",
+            "users.file: USERS: user '-x': field 'hash' is required",
+            "users.file: USERS: user '-x': field 'home' must be an absolute path",
+            "users.file: USERS: user '-x': field 'perm' must be one of ro, rw, upload, got 'all'",
+            "users.file: USERS: user 'bob': field 'hash': hash must be a string like "
+            "'$scrypt$ln=14,r=8,p=1$<salt>$<hash>'",
+            "users.file: USERS: user 'bob': field 'max_rate' must be an integer >= 0 (0 = unlimited)",
+            "users.file: USERS: user 'bob': field 'hash': hash must be a string like "
+            "'$scrypt$ln=14,r=8,p=1$<salt>$<hash>'",
+        ]
+    ), problems
+    assert [line for line in problems if "key" in line] == [
+        next(line for line in problems if line.startswith("tls.keyfile: cannot read"))
+    ]
+    result = _run_cli("check-config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"ftpsd: {line}" for line in problems]
+
+
+def test_check_config_does_not_read_files_of_a_broken_section(layout) -> None:
+    """A section with problems of its own names no file to check: only its own lines."""
+    config, _, _ = layout
+    config.write_text(config.read_text().replace("[tls]", "[tls]\nmin_version = 'SSLv3'"))
+    _config, problems = check_config(str(config))
+    assert problems == ["tls.min_version: must be one of TLSv1.2, TLSv1.3, got 'SSLv3'"]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        ("check-config", "{config}"),
+        ("--config", "{config}", "check-config"),
+        ("check-config", "--config", "{config}"),
+        ("--config", "{config}", "check-config", "{config}"),
+    ],
+    ids=["positional", "global-option", "subcommand-option", "both-the-same"],
+)
+def test_check_config_takes_the_path_every_way(layout, form: tuple[str, ...]) -> None:
+    """Issue 25: `ftpsd --config X check-config` and `check-config --config X` both work."""
+    config, _, _ = layout
+    result = _run_cli(*(arg.format(config=config) for arg in form))
+    assert (result.returncode, result.stdout.strip()) == (0, f"ftpsd: {config}: configuration OK"), (
+        result.stderr
+    )
+
+
+def test_check_config_refuses_two_different_paths(layout, tmp_path: pathlib.Path) -> None:
+    config, _, _ = layout
+    result = _run_cli("--config", str(tmp_path / "other.toml"), "check-config", str(config))
+    assert result.returncode == 2
+    assert "two configurations given" in result.stderr
 
 
 def test_check_config_cli_ok(layout) -> None:

@@ -69,6 +69,57 @@ class _DataSSLSocket(ssl.SSLSocket):
             return None
 
 
+# Seconds an explicit connection waits for the 220 greeting before it checks whether the port
+# is an implicit FTPS one (silent until the client's TLS ClientHello). An FTP server greets at once.
+GREETING_PATIENCE = 3.0
+
+
+class ImplicitPortError(Exception):
+    """An explicit connection met a port that answers TLS from the first byte (implicit FTPS)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{server_key(host, port)} speaks TLS from the first byte")
+
+
+class NoGreetingError(TimeoutError):
+    """The server accepted the connection but sent no FTP greeting within the timeout."""
+
+    def __init__(self, timeout: float | None) -> None:
+        super().__init__(f"no FTP greeting within {timeout:g} s" if timeout else "no FTP greeting")
+        self.timeout = timeout
+
+
+def speaks_tls(host: str, port: int, timeout: float, source_address: Any = None) -> bool:
+    """Whether ``host:port`` answers a TLS ClientHello in TLS (a completed handshake or a TLS
+    alert), on a connection of its own; False for plaintext, silence or a closed port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout, source_address=source_address) as raw:
+            raw.settimeout(timeout)
+            with context.wrap_socket(raw):
+                return True
+    except ssl.SSLError as exc:
+        # The server's alert (e.g. no shared protocol version) is TLS too; plaintext is not.
+        return "ALERT" in str(exc).upper()
+    except (OSError, ValueError):
+        return False
+
+
+def _readable(raw: socket.socket, wait: float | None, then: float | None) -> bool:
+    """Whether ``raw`` has data (or EOF) within ``wait`` seconds; nothing is consumed (a peek, not
+    select(): any descriptor number works). The socket's timeout is ``then`` afterwards."""
+    raw.settimeout(wait)
+    try:
+        raw.recv(1, socket.MSG_PEEK)
+    except TimeoutError:
+        return False
+    finally:
+        raw.settimeout(then)
+    return True
+
+
 class FTPSClient(ftplib.FTP_TLS):
     """An FTP_TLS that reuses the control connection's TLS session on every data connection.
 
@@ -106,8 +157,9 @@ class FTPSClient(ftplib.FTP_TLS):
     def connect(
         self, host: str = "", port: int = 0, timeout: float = -999, source_address: Any = None
     ) -> str:
-        if not self.implicit:
-            return super().connect(host, port, timeout, source_address)
+        """As ftplib's, plus: implicit FTPS speaks TLS first; explicit FTPS waits for the greeting
+        at most :data:`GREETING_PATIENCE` before checking whether the port is an implicit one
+        (which stays silent until it hears a ClientHello) instead of waiting out the timeout."""
         if host:
             self.host = host
         if port > 0:
@@ -120,7 +172,11 @@ class FTPSClient(ftplib.FTP_TLS):
             (self.host, self.port), self.timeout, source_address=self.source_address
         )
         try:
-            self.sock = self.context.wrap_socket(raw, server_hostname=self.tls_name)
+            if self.implicit:
+                self.sock = self.context.wrap_socket(raw, server_hostname=self.tls_name)
+            else:
+                self._await_greeting(raw)
+                self.sock = raw
         except BaseException:
             raw.close()
             raise
@@ -128,6 +184,18 @@ class FTPSClient(ftplib.FTP_TLS):
         self.file = self.sock.makefile("r", encoding=self.encoding)
         self.welcome = self.getresp()
         return self.welcome
+
+    def _await_greeting(self, raw: socket.socket) -> None:
+        """Return once the server has sent something; raise :class:`ImplicitPortError` when it
+        stays silent but answers a TLS handshake, :class:`NoGreetingError` after the timeout."""
+        patience = GREETING_PATIENCE if self.timeout is None else min(self.timeout, GREETING_PATIENCE)
+        if _readable(raw, patience, self.timeout):
+            return
+        if speaks_tls(self.host, self.port, patience, self.source_address):
+            raise ImplicitPortError(self.host, self.port)
+        rest = None if self.timeout is None else max(self.timeout - patience, 0.001)
+        if not _readable(raw, rest, self.timeout):
+            raise NoGreetingError(self.timeout)
 
     def auth(self) -> str:
         """AUTH TLS, checking the certificate against :attr:`tls_name` (ftplib uses ``host``)."""
@@ -347,6 +415,7 @@ class ProbeError(Exception):
 
 ERROR_KINDS = (
     "connect",  # TCP connection failed or timed out
+    "implicit_port",  # explicit FTPS asked of a port that speaks TLS from the first byte
     "no_tls",  # AUTH TLS refused, or plaintext on the implicit port
     "tls",  # TLS handshake failed for another reason (protocol, cipher)
     "unknown_ca",  # the chain does not lead to a trusted CA
@@ -467,13 +536,23 @@ def _tls_or_raise(
     server_hostname: str | None,
 ) -> FTPSClient:
     """Connect and complete TLS, turning transport problems into :class:`ProbeError`."""
-    where = f"{host}:{port}"
+    where = server_key(host, port)
     try:
         return _connect(
             host, port, implicit=implicit, context=context, timeout=timeout, server_hostname=server_hostname
         )
     except ssl.SSLCertVerificationError:
         raise
+    except ImplicitPortError as exc:
+        raise ProbeError(
+            "implicit_port",
+            f"{where} sent no FTP greeting but answers a TLS handshake:"
+            " this looks like an implicit FTPS port",
+        ) from exc
+    except NoGreetingError as exc:
+        raise ProbeError(
+            "connect", f"{where} accepted the connection but sent no FTP greeting ({exc})"
+        ) from exc
     except _AuthRefused as exc:
         raise ProbeError(
             "no_tls", f"server without TLS: {where} refused AUTH TLS ({exc}); it offers plaintext only"

@@ -57,7 +57,12 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
 
 
 class UsersFileError(ValueError):
-    """The users file or a hash is invalid; the message is one line naming what is wrong."""
+    """The users file or a hash is invalid. ``problems`` holds one line per problem, each naming
+    what is wrong (a users file is checked whole: every user, every field); the message joins them."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 def _b64encode(raw: bytes) -> str:
@@ -149,16 +154,20 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(candidate, parsed.digest)
 
 
-def needs_rehash(encoded: str) -> bool:
-    """True if ``encoded`` is not a scrypt hash at least as strong as the current defaults."""
+def needs_rehash(encoded: str, scheme: str = "scrypt") -> bool:
+    """True if ``encoded`` is not a ``scheme`` hash at least as strong as that scheme's current
+    defaults (a stronger one, e.g. scrypt ln=15, is kept). The ``ftps_users`` role re-hashes such
+    a user from its password, so a users file holds one scheme and every login costs the same."""
     try:
         parsed = parse_hash(encoded)
     except UsersFileError:
         return True
-    if parsed.scheme != "scrypt":
+    if parsed.scheme != scheme or len(parsed.salt) < SALT_BYTES:
         return True
     p = parsed.params
-    return p["ln"] < SCRYPT_LN or p["r"] < SCRYPT_R or p["p"] < SCRYPT_P or len(parsed.salt) < SALT_BYTES
+    if scheme == "pbkdf2-sha256":
+        return p["iterations"] < PBKDF2_ITERATIONS
+    return p["ln"] < SCRYPT_LN or p["r"] < SCRYPT_R or p["p"] < SCRYPT_P
 
 
 def validate_user_name(name: Any) -> str | None:
@@ -212,64 +221,74 @@ class User:
         return asdict(self)
 
 
-def _check_user(index: int, entry: Any) -> User:
+def _check_user(index: int, entry: Any) -> tuple[User | None, list[str]]:
+    """The user, or None and every problem of the entry (one line each)."""
     if not isinstance(entry, dict):
-        raise UsersFileError(f"users[{index}]: must be an object")
+        return None, [f"users[{index}]: must be an object"]
     name = entry.get("name")
     label = f"user {name!r}" if isinstance(name, str) and name else f"users[{index}]"
+    problems: list[str] = []
     unknown = sorted(set(entry) - set(_USER_FIELDS))
     if unknown:
-        raise UsersFileError(f"{label}: unknown field(s) {', '.join(unknown)}")
+        problems.append(f"{label}: unknown field(s) {', '.join(unknown)}")
     reason = validate_user_name(name)
     if reason:
-        raise UsersFileError(f"{label}: field 'name' {reason}")
+        problems.append(f"{label}: field 'name' {reason}")
     for field in ("hash", "home"):
         if field not in entry:
-            raise UsersFileError(f"{label}: field {field!r} is required")
-    try:
-        parse_hash(entry["hash"])
-    except UsersFileError as exc:
-        raise UsersFileError(f"{label}: field 'hash': {exc}") from None
-    home = entry["home"]
-    reason = validate_home(home)
+            problems.append(f"{label}: field {field!r} is required")
+    if "hash" in entry:
+        try:
+            parse_hash(entry["hash"])
+        except UsersFileError as exc:
+            problems.append(f"{label}: field 'hash': {exc}")
+    home = entry.get("home")
+    reason = validate_home(home) if "home" in entry else None
     if reason:
-        raise UsersFileError(f"{label}: field 'home' {reason}")
+        problems.append(f"{label}: field 'home' {reason}")
     perm = entry.get("perm", "rw")
     reason = validate_perm(perm)
     if reason:
-        raise UsersFileError(f"{label}: field 'perm' {reason}")
+        problems.append(f"{label}: field 'perm' {reason}")
     numbers = {}
     for field in ("max_rate", "max_connections"):
         value = entry.get(field, 0)
         reason = validate_limit(value)
         if reason:
-            raise UsersFileError(f"{label}: field {field!r} {reason}")
+            problems.append(f"{label}: field {field!r} {reason}")
         numbers[field] = value
-    return User(name=name, hash=entry["hash"], home=os.path.normpath(home), perm=perm, **numbers)
+    if problems:
+        return None, problems
+    return User(name=name, hash=entry["hash"], home=os.path.normpath(home), perm=perm, **numbers), []
 
 
 def validate_users(data: Any) -> list[User]:
-    """Validate the parsed JSON of a users file; returns the users or raises UsersFileError."""
+    """Validate the parsed JSON of a users file; returns the users or raises UsersFileError
+    listing every problem found (every user, every field)."""
     if not isinstance(data, dict):
         raise UsersFileError("users file must be a JSON object with 'version' and 'users'")
+    problems: list[str] = []
     unknown = sorted(set(data) - {"version", "users"})
     if unknown:
-        raise UsersFileError(f"users file: unknown top-level field(s) {', '.join(unknown)}")
+        problems.append(f"users file: unknown top-level field(s) {', '.join(unknown)}")
     if data.get("version") != USERS_FILE_VERSION:
-        raise UsersFileError(
-            f"users file: 'version' must be {USERS_FILE_VERSION}, got {data.get('version')!r}"
-        )
+        problems.append(f"users file: 'version' must be {USERS_FILE_VERSION}, got {data.get('version')!r}")
     entries = data.get("users")
     if not isinstance(entries, list):
-        raise UsersFileError("users file: 'users' must be a list")
+        raise UsersFileError([*problems, "users file: 'users' must be a list"])
     users: list[User] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        user = _check_user(index, entry)
+        user, user_problems = _check_user(index, entry)
+        problems.extend(user_problems)
+        if user is None:
+            continue
         if user.name in seen:
-            raise UsersFileError(f"user {user.name!r}: duplicate name")
+            problems.append(f"user {user.name!r}: duplicate name")
         seen.add(user.name)
         users.append(user)
+    if problems:
+        raise UsersFileError(problems)
     return users
 
 
@@ -291,7 +310,7 @@ def load_users(path: str) -> list[User]:
     try:
         return loads_users(text)
     except UsersFileError as exc:
-        raise UsersFileError(f"{path}: {exc}") from None
+        raise UsersFileError([f"{path}: {line}" for line in exc.problems]) from None
 
 
 def dumps_users(users: list[User] | list[dict[str, Any]]) -> str:

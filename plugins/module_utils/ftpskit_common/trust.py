@@ -21,6 +21,7 @@ Exit codes (also in ``--help`` and docs/client.md):
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import shutil
 import sys
@@ -96,14 +97,27 @@ def decide(ca_verified: bool, saved: dict[str, Any] | None, fields: dict[str, An
 
 
 def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` or bare ``v6`` -> (host, port)."""
+    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or bare ``v6`` -> (host, port).
+
+    Raises ValueError (a usage error) for anything else: an unclosed or stray bracket, a
+    bracketed name that is not an IPv6 address, text after ``]``, a bad or contradicting port.
+    """
     host, parsed = target, None
     if target.startswith("["):
-        host, _bracket, rest = target[1:].partition("]")
-        if rest.startswith(":"):
-            parsed = rest[1:]
+        host, bracket, rest = target[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{target!r}: '[' without ']' (IPv6 is written [address] or [address]:port)")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{target!r}: unexpected {rest!r} after ']' (use [address]:port)")
+        if not _is_ipv6(host):
+            raise ValueError(f"{target!r}: {host!r} in brackets is not an IPv6 address")
+        parsed = rest[1:] if rest else None
+    elif "[" in target or "]" in target:
+        raise ValueError(f"{target!r}: brackets go around an IPv6 address only ([address]:port)")
     elif target.count(":") == 1:
         host, parsed = target.split(":")
+    elif ":" in target and not _is_ipv6(target):
+        raise ValueError(f"{target!r} is neither host:port nor an IPv6 address ([address]:port)")
     if parsed is not None:
         if not parsed.isdigit() or not 0 < int(parsed) < 65536:
             raise ValueError(f"invalid port in {target!r}")
@@ -112,7 +126,17 @@ def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, in
         port = int(parsed)
     if not host:
         raise ValueError("no host given")
+    if port and not 0 < port < 65536:
+        raise ValueError(f"--port {port} is not 1..65535")
     return host, port or (990 if implicit else 21)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def assess(
@@ -412,7 +436,8 @@ def main(  # noqa: PLR0911 - one return per documented exit code
                 system=system,
             )
         except ProbeError as exc:
-            _print(f"ftps-trust: {exc.message}", file=sys.stderr)
+            hint = ": use --implicit" if exc.kind == "implicit_port" else ""
+            _print(f"ftps-trust: {exc.message}{hint}", file=sys.stderr)
             return EXIT_UNREACHABLE
         _report(found, args, width, stdout)
         if found.status == "trusted_ca":

@@ -1,0 +1,98 @@
+"""The proof (playbooks/site.yml) and the rotation gate (playbooks/tasks/rotate_gate.yml) name the
+server and listener of every probe, and never print the probe user's password, also at -vvv.
+
+Issue 25: both tasks had ``no_log: true``, so every line read ``(item=(censored due to no_log))``.
+The tasks are taken from the playbooks as they ship and run by ansible-playbook on this host
+against ftpsd on 127.0.0.1 (the fixture's CA made the trust store through SSL_CERT_FILE), once with
+the right password (a round trip) and once with a wrong one (the login fails and says so).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.integration.conftest import PASSWORDS
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WRONG = "Wr0ng-pr0be-s3cret-7781"
+
+
+def _site_task() -> dict:
+    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
+    return play["tasks"][0]
+
+
+def _gate_task() -> dict:
+    return yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text())[0]
+
+
+def _run(tmp_path: pathlib.Path, task: dict, variables: dict, cafile: pathlib.Path) -> str:
+    playbook = tmp_path / "play.yml"
+    play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": [task]}
+    playbook.write_text(yaml.safe_dump([play]))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        SSL_CERT_FILE=str(cafile),
+    )
+    cmd = [
+        str(pathlib.Path(sys.executable).parent / "ansible-playbook"),
+        "-vvv",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        str(playbook),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("password", ["right", "wrong"])
+@pytest.mark.parametrize("which", ["site", "rotate_gate"])
+def test_probe_lines_name_the_listener_and_hide_the_password(
+    server, tmp_path, which: str, password: str
+) -> None:
+    secret = PASSWORDS["alice"] if password == "right" else WRONG
+    targets = [{"port": server.port, "implicit": False}, {"port": server.implicit_port, "implicit": True}]
+    if which == "site":
+        task = _site_task()
+        variables = {
+            "__site_targets": [{"server": "127.0.0.1", **t} for t in targets],
+            "ftps_site_probe_user": "alice",
+            "ftps_site_probe_password": secret,
+        }
+        host = "127.0.0.1"
+    else:
+        task = _gate_task()
+        variables = {
+            "__rotate_targets": targets,
+            "__rotate_prober": "localhost",
+            "__rotate_probe_user": "alice",
+            "__rotate_probe_password": secret,
+            "__rotate_gate_fingerprint": server.cert.fingerprint,
+            "ftps_rotate_probe_address": "127.0.0.1",
+            "ftps_rotate_gate_retries": 0,
+        }
+        host = "localhost"
+    out = _run(tmp_path, task, variables, server.cafile)
+    assert "censored" not in out
+    for label in (f"{host}:{server.port}", f"{host}:{server.implicit_port} (implicit)"):
+        assert re.search(rf"\(item={re.escape(label)}\)", out), out[-4000:]
+    assert secret not in out
+    if password == "right":
+        assert re.search(r"\bmatch\W*: true", out)  # the round trip ran: the password was used
+    else:
+        assert "login as alice refused" in out
