@@ -7,12 +7,15 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -103,6 +106,46 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
     assert not [
         n for n in names if n.split("/")[0] in {".cache", ".venv", ".pki", ".ftps-kit", "files", "lab"}
     ]
+
+
+EE_FILES = ["meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"]
+
+
+def requirement_lines(path: pathlib.Path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def test_tarball_holds_the_execution_environment_metadata(
+    installed: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    """ansible-builder reads meta/execution-environment.yml from the installed collection and
+    installs the files it names: they must survive galaxy.yml's build_ignore, byte for byte."""
+    tarball, coll = installed
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    assert set(EE_FILES) <= names
+    for name in EE_FILES:
+        assert sha256(coll / name) == sha256(ROOT / name), name
+    meta = yaml.safe_load((coll / "meta" / "execution-environment.yml").read_text())
+    assert meta["dependencies"] == {"python": "meta/ee-requirements.txt", "system": "meta/ee-bindep.txt"}
+
+
+def test_ee_requirements_are_the_controller_requirements() -> None:
+    """One list of the controller's Python requirements: the EE's is pyproject.toml's runtime
+    dependencies without ansible-core (an EE brings its own)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert requirement_lines(ROOT / "meta" / "ee-requirements.txt") == [
+        r for r in project if not r.startswith("ansible-core")
+    ]
+
+
+def test_ee_bindep_parses() -> None:
+    """Every line is a bindep requirement: a package name and optional [profile] selectors."""
+    lines = requirement_lines(ROOT / "meta" / "ee-bindep.txt")
+    assert lines
+    for line in lines:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9.+-]*( \[[a-z0-9:!_ -]+\])?", line), line
 
 
 def test_installed_collection_holds_the_shared_package_as_files(
