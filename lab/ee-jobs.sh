@@ -116,7 +116,7 @@ ssh-keygen -q -t ed25519 -N '' -C ftpskit-ee -f "$work/ssh_key"
 for entry in "${hosts[@]}"; do
   read -r name tag _ <<<"$entry"
   podman run -d --name "$name" --hostname "$name" --network "$network" \
-    --systemd=always --cap-add NET_ADMIN,NET_RAW --label ftpskit.lab=ee \
+    --systemd=always --cap-add NET_ADMIN,NET_RAW --label ftpskit.lab=true \
     "localhost/ftpskit-ee-host:$tag" >/dev/null || fail "podman run $name"
 done
 for entry in "${hosts[@]}"; do
@@ -198,6 +198,9 @@ printf -- '---\nvault_ee_alice_password: %s\n' "$user_password" >"$inventory/gro
 "$venv/bin/ansible-vault" encrypt --vault-password-file "$work/vault-password" \
   "$inventory/group_vars/all/vault.yml" >/dev/null || fail "ansible-vault encrypt"
 rm -f "$work/vault-password"
+# The project's own ansible.cfg, as an operator's repository has one: one SSH exec per task.
+printf '[defaults]\ninterpreter_python = auto_silent\nnocolor = true\n[ssh_connection]\npipelining = true\n' \
+  >"$project/ansible.cfg"
 chmod -R a+rX "$project" "$inventory"
 
 # --- one job: a new EE container, a new private data directory ---------------------------------
