@@ -2,7 +2,7 @@
 # `make wheelhouse`: the wheels the lab's servers install ftpsd from (Debian 12 = Python 3.11,
 # Debian 13 = Python 3.13, both x86_64 here). The build itself is the ftps_server role's
 # build-wheelhouse.sh, the same script the role runs on the controller for other fleets. Output:
-# the lab's data directory inventories/lab/.ftps-kit/wheelhouse (ftps_kit_data_dir, git-ignored).
+# the lab's data directory inventories/lab/.ftps-kit/wheelhouse (git-ignored; the roles' ftps_server_wheelhouse_dir).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 machine="$(uname -m)"
