@@ -5,8 +5,8 @@
 # run` in a BRAND-NEW EE container: the project and the inventory mounted read-only, the job's
 # private data directory (env/: credentials as AWX writes them; artifacts/) its own, nothing of
 # the controller mounted. The hosts are lab containers with an SSH server (AWX's machine
-# credential) on the Molecule network: a key manager (ftps_ca), a Debian 12 and a Debian 13
-# server and a client.
+# credential) on the Molecule network: a key manager (ftps_ca, Debian 12), a Debian 13 server (its
+# Python is not the EE's: the image's wheelhouse resolved it for 3.13) and a Debian 12 client.
 #   job 1  site.yml converges                           -> prints the CA's fingerprint
 #   job 2  site.yml in a new container: changed=0       -> prints the CA's fingerprint (the same)
 #   job 3  rotate.yml rotates behind its gate and writes its record on the key manager
@@ -25,7 +25,6 @@ ee_image=localhost/ftpskit-ee:lab
 # name, base image tag (12|13), groups
 hosts=(
   "ee-km 12 ftps_ca"
-  "ee-deb12 12 ftps_servers"
   "ee-deb13 13 ftps_servers"
   "ee-client 12 ftps_clients"
 )

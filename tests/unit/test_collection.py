@@ -294,11 +294,11 @@ def test_ansible_doc_from_the_installed_collection(
 
 
 def test_controller_data_never_defaults_inside_the_roles() -> None:
-    """Roles are independent of where they are installed: every controller-side path default
-    is in ftps_kit_data_dir (default: beside the inventory); only the collection's own content
-    (ftpsd's source, the roles' files and vars) is found relative to role_path."""
+    """Roles are independent of where they are installed: the fleet's state defaults to the kit's
+    store (ftps_pki_store_dir, one owner: ftps_pki), the wheelhouse (a build cache) beside the
+    inventory; only the collection's own content (ftpsd's source, the roles' files and vars) is
+    found relative to role_path. The store's default is written once (defaults + its spec)."""
     allowed = {"ftps_server_source_dir", "src/ftpsd", "build_wheelhouse.py", "/vars"}
-    data = "{{ ftps_kit_data_dir | default(inventory_dir ~ '/.ftps-kit') }}/"
     offenders = []
     for path in sorted((ROOT / "roles").glob("*/*/*.yml")):
         lines = path.read_text().splitlines()
@@ -307,17 +307,27 @@ def test_controller_data_never_defaults_inside_the_roles() -> None:
             if "role_path" in line and not any(a in context for a in allowed):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+    store = "{{ ftps_pki_store_dir }}/"
+    cache = "{{ inventory_dir }}/.ftps-kit/wheelhouse"
     for role, names in {
-        "ftps_pki": ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir"),
-        "ftps_server": ("ftps_server_wheelhouse_dir",),
-        "ftps_client": ("ftps_client_wheelhouse_dir", "ftps_client_kit_ca_dir"),
+        "ftps_pki": {n: store for n in ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir")},
+        "ftps_server": {"ftps_server_wheelhouse_dir": cache},
+        "ftps_client": {"ftps_client_wheelhouse_dir": cache},
     }.items():
         defaults = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
         specs = (ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text()
-        for name in names:
+        for name, data in names.items():
             line = next(x for x in defaults.splitlines() if x.strip().startswith(f"{name}:"))
             assert data in line, line
             assert line.split(":", 1)[1].strip() in specs, f"{role}: {name} default differs in argument_specs"
+    # the store's own default, in ftps_pki only; nobody restates it
+    spelled = [
+        str(path.relative_to(ROOT))
+        for place in ("roles", "playbooks")
+        for path in sorted((ROOT / place).rglob("*.yml"))
+        if "'/.ftps-kit'" in path.read_text() or "ftps_kit_data_dir |" in path.read_text()
+    ]
+    assert spelled == ["roles/ftps_pki/defaults/main.yml", "roles/ftps_pki/meta/argument_specs.yml"]
 
 
 def _tasks(node: object):

@@ -22,7 +22,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
 # Must see the whole fleet: the key manager's CA and records, the prober, every server.
-WHOLE_FLEET = ["ca_rollover.yml", "report.yml", "rotate.yml", "site.yml"]
+WHOLE_FLEET = ["ca_rollover.yml", "migrate_store.yml", "report.yml", "rotate.yml", "site.yml"]
 # Per host, nothing shared: may run sliced.
 SLICEABLE = ["firewall.yml", "users.yml"]
 # Not run on their own: imported by the playbooks above.
@@ -63,14 +63,15 @@ def test_sliceable_playbooks_carry_no_guard(name: str) -> None:
 
 
 def run(tmp_path: pathlib.Path, playbook: pathlib.Path, extra: dict) -> subprocess.CompletedProcess[str]:
-    """``playbook`` against two servers and a client that are the controller itself (no task
-    after the guard gets far without real hosts, which is the point: the guard runs first)."""
+    """``playbook`` against two servers, a client and a key manager that are all the controller
+    itself (no task after the guard gets far without real hosts: the guard must run first)."""
     inventory = tmp_path / "hosts.yml"
     host = f"ansible_connection: local, ansible_become: false, ansible_python_interpreter: {sys.executable}"
     inventory.write_text(
         "all:\n  children:\n"
         f"    ftps_servers:\n      hosts:\n        srv1: {{{host}}}\n        srv2: {{{host}}}\n"
         f"    ftps_clients:\n      hosts:\n        cli1: {{{host}}}\n"
+        f"    ftps_ca:\n      hosts:\n        km1: {{{host}}}\n"
     )
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
@@ -82,7 +83,7 @@ def run(tmp_path: pathlib.Path, playbook: pathlib.Path, extra: dict) -> subproce
             str(inventory),
             str(playbook),
             "-e",
-            json.dumps({"ftps_kit_data_dir": str(tmp_path / "data"), **extra}),
+            json.dumps({"ftps_pki_store_dir": str(tmp_path / "data"), **extra}),
         ],
         cwd=tmp_path,
         env=env,
@@ -99,13 +100,11 @@ def test_a_slice_stops_before_anything_else(tmp_path: pathlib.Path, name: str) -
     assert result.returncode == 2, result.stdout[-3000:]
     assert MESSAGE in result.stdout
     assert "Set the job template's job_slice_count to 1" in result.stdout
-    # The guard was the first task to run (after site.yml's fact gathering, which reads only)
-    # and the last: one failure, nothing changed on any host.
+    # The guard was the first task to run and the last: one failure, nothing changed anywhere.
     lines = result.stdout.splitlines()
     tasks = [line.split("[", 1)[1].split("]", 1)[0] for line in lines if line.startswith("TASK [")]
-    ran = [t for t in tasks if t != "Gathering Facts"]
-    assert ran == ["Refuse to run as one slice of a sliced job"], tasks
-    recap = [line for line in result.stdout.splitlines() if line.startswith(("srv", "cli"))]
+    assert tasks == ["Refuse to run as one slice of a sliced job"], tasks
+    recap = [line for line in lines if line.startswith(("srv", "cli", "km"))]
     assert recap, result.stdout[-3000:]
     assert all("changed=0" in line for line in recap), recap
     assert sum("failed=1" in line for line in recap) == 1, recap
