@@ -145,11 +145,49 @@ inventory=$work/inventory
 rm -rf "$project" "$inventory"
 mkdir -p "$project" "$inventory/group_vars/all" "$inventory/group_vars/ftps_servers" "$inventory/group_vars/ftps_clients"
 # The project: the operator's repository, wiring the collection's playbooks (the collection
-# itself is in the EE, as AWX runs it).
-for playbook in site rotate report ca_rollover; do
+# itself is in the EE, as AWX runs it). fleet_status.yml is job 4: the report, the CA rollover's
+# status and the last rotation's record, all read from the key manager's store.
+for playbook in site rotate; do
   printf -- '---\n- name: ftpskit.ftps.%s from the EE\n  ansible.builtin.import_playbook: ftpskit.ftps.%s\n' \
     "$playbook" "$playbook" >"$project/$playbook.yml"
 done
+cat >"$project/fleet_status.yml" <<'YAML'
+---
+- name: The fleet's certificate report (its last report is kept in the store)
+  ansible.builtin.import_playbook: ftpskit.ftps.report
+- name: Where a CA rollover is (status; read from the store)
+  ansible.builtin.import_playbook: ftpskit.ftps.ca_rollover
+- name: The last rotation's record, read from the kit's store
+  hosts: ftps_servers
+  gather_facts: false
+  tasks:
+    - name: Find the kit's store
+      ansible.builtin.import_role:
+        name: ftpskit.ftps.ftps_pki
+        tasks_from: store.yml
+    - name: List the rotation records
+      ansible.builtin.find:
+        paths: "{{ ftps_pki_store_facts.dir }}/rotations"
+        patterns: rotation-*.json
+      delegate_to: "{{ ftps_pki_store_facts.host }}"
+      become: "{{ ftps_pki_store_facts.become }}"
+      run_once: true
+      register: ee_records
+    - name: Read the newest record
+      ansible.builtin.slurp:
+        src: "{{ (ee_records.files | sort(attribute='path') | last).path }}"
+      delegate_to: "{{ ftps_pki_store_facts.host }}"
+      become: "{{ ftps_pki_store_facts.become }}"
+      run_once: true
+      register: ee_record
+    - name: Show it
+      ansible.builtin.debug:
+        msg: >-
+          {%- set r = ee_record.content | b64decode | from_json -%}
+          EE-RECORD id={{ r.id }} result={{ r.result }}
+          {% for h in r.hosts %}{{ h.host }}:{{ h.result }}:{{ h.old.fingerprint_sha256[:16] }}->{{ h.new.fingerprint_sha256[:16] }} {% endfor %}
+      run_once: true
+YAML
 {
   echo "all:"
   echo "  children:"
@@ -172,11 +210,6 @@ ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/
 ftps_server_wheelhouse_dir: /opt/ftps-kit/wheelhouse
 ftps_server_wheelhouse_build: false
 ftps_client_wheelhouse_dir: /opt/ftps-kit/wheelhouse
-YAML
-# The fleet's state: in the EE container only (the controller-local store), until the key
-# manager holds it.
-cat >>"$inventory/group_vars/all/main.yml" <<'YAML'
-ftps_kit_data_dir: /tmp/ftps-kit
 YAML
 cat >"$inventory/group_vars/ftps_servers/main.yml" <<'YAML'
 ---
@@ -226,10 +259,15 @@ job() {
   say "$name: $playbook in $((SECONDS - t0)) s, a new container"
 }
 
-# The CA every client trusts (ftps_client's anchor), as the client holds it after a job.
+# The fleet's CA: the key manager's (the store) and the one the client trusts must be the same.
+store=/var/lib/ftps-kit
 ca_fingerprint() {
-  podman exec ee-client openssl x509 -noout -fingerprint -sha256 \
-    -in /usr/local/share/ca-certificates/ftps-kit-internal.crt | cut -d= -f2
+  local km client
+  km=$(podman exec ee-km openssl x509 -noout -fingerprint -sha256 -in "$store/pki/ca/ca.pem" | cut -d= -f2) || return 1
+  client=$(podman exec ee-client sh -c 'cat /usr/local/share/ca-certificates/ftps-kit-*.crt' \
+    | openssl x509 -noout -fingerprint -sha256 | cut -d= -f2) || return 1
+  [[ $km == "$client" ]] || { echo "ee-jobs: the client trusts $client, the key manager's CA is $km" >&2; return 1; }
+  echo "$km"
 }
 recap_changed() { # the sum of changed= over the job's recap
   sed -n '/^PLAY RECAP/,$p' "$work/jobs/$1/artifacts/$1/stdout" | grep -oE 'changed=[0-9]+' | cut -d= -f2 \
@@ -248,6 +286,25 @@ say "CA after job 2: $ca2"
 say "job 2 changed=$changed2"
 [[ $ca1 == "$ca2" ]] || fail "job 2 made another CA ($ca1 -> $ca2)"
 ((changed2 == 0)) || fail "job 2 changed $changed2 things (log: $work/jobs/job2/runner.log)"
+
+job job3 rotate.yml
+step="job 3's record"
+record=$(podman exec ee-km sh -c "ls $store/rotations/" | grep -E '^rotation-.*\.json$' | sort | tail -n1) \
+  || fail "no rotation record on the key manager after job 3"
+record_id=${record#rotation-}
+record_id=${record_id%.json}
+grep -q 'TASK \[Judge the gate\]' "$work/jobs/job3/artifacts/job3/stdout" || fail "job 3 ran no gate"
+say "job 3 wrote $store/rotations/$record on ee-km"
+
+job job4 fleet_status.yml
+step="job 4 read the state"
+out4=$work/jobs/job4/artifacts/job4/stdout
+read_back=$(grep -oE 'EE-RECORD id=[^ ]+ result=[a-z]+( [^ "]+)*' "$out4" | head -n1)
+say "job 4 read: $read_back"
+[[ $read_back == "EE-RECORD id=$record_id result=complete"* ]] || fail "job 4 did not read job 3's record $record_id"
+grep -qE 'ee-deb13:rotated:' <<<"$read_back" || fail "job 3's record does not show ee-deb13 rotated"
+grep -q "written to ee-km:$store/reports/" "$out4" || fail "job 4's report is not in the key manager's store"
+grep -q 'TASK \[Show the rollover\]' "$out4" || fail "job 4 did not show the CA rollover's status"
 
 # --- no secret in the artifacts or the image ---------------------------------------------------
 step="secrets"
