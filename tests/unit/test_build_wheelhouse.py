@@ -488,3 +488,25 @@ def test_pins_must_not_name_the_kits_own_distributions() -> None:
         bw.WheelhouseError, match="must not name the kit's own distributions: ftpskit_common==9"
     ):
         bw.parse_pins("pyftpdlib==2.2.0 ftpskit_common==9")
+
+
+def test_pip_settings_in_the_key_are_those_that_change_what_pip_fetches(monkeypatch, tmp_path) -> None:
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("cryptography<46\n")
+    listing = (
+        ":env:.default-timeout='180'\n"
+        ":env:.index-url='https://mirror.example/simple'\n"
+        f"global.constraint='{constraints}'\n"
+        "global.cert='/etc/ssl/certs/ca-certificates.crt'\n"
+        "global.find-links='/opt/wheels'\n"
+    )
+    monkeypatch.setattr(bw, "pip", lambda *args: subprocess.CompletedProcess(args, 0, listing, ""))
+    first = bw.pip_config()
+    assert first[:2] == [
+        ":env:.index-url='https://mirror.example/simple'",
+        f"global.constraint='{constraints}'",
+    ]
+    assert first[2].startswith(f"constraint file {constraints}: ")
+    assert first[3:] == ["global.find-links='/opt/wheels'"]
+    constraints.write_text("cryptography<45\n")
+    assert bw.pip_config() != first

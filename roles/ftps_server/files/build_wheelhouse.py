@@ -64,6 +64,20 @@ PINNED = ("pyftpdlib", "pyOpenSSL", "prometheus_client")
 # Fetch rounds per target until the requirements settle (ftpsd's tree settles in 4), and
 # dependencies built from source archives per run.
 MAX_ROUNDS = 12
+# pip's settings that change which wheels it fetches (part of the cache key).
+PIP_SETTINGS = frozenset(
+    (
+        "index-url",
+        "extra-index-url",
+        "find-links",
+        "no-index",
+        "constraint",
+        "pre",
+        "prefer-binary",
+        "no-binary",
+        "only-binary",
+    )
+)
 MAX_SOURCE_BUILDS = 8
 SCRIPT = Path(__file__).resolve()
 
@@ -356,9 +370,20 @@ def pip_errors(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def pip_config() -> list[str]:
-    """pip's configuration (indexes, find-links, constraints; files and PIP_* variables)."""
+    """pip's settings that change what it fetches (from its files and PIP_* variables: indexes,
+    find-links, constraints...), and the contents of the constraint files they name."""
     proc = pip("config", "list")
-    return sorted(proc.stdout.splitlines()) if proc.returncode == 0 else []
+    lines = []
+    for line in sorted(proc.stdout.splitlines()) if proc.returncode == 0 else []:
+        match = re.fullmatch(r"[^.=]*\.([a-z-]+)='(.*)'", line)
+        if not match or match[1] not in PIP_SETTINGS:
+            continue
+        lines.append(line)
+        for name in match[2].split() if match[1] == "constraint" else []:
+            path = Path(name)
+            content = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+            lines.append(f"constraint file {name}: {content}")
+    return lines
 
 
 def unavailable(proc: subprocess.CompletedProcess[str]) -> list[Requirement]:
@@ -506,9 +531,9 @@ class Builder:
             if problems:
                 raise WheelhouseError(f"{target.name}: {'; '.join(problems)}")
             needed = closure(roots, wheels, environment)
-            if {str(r) for r, _ in needed} == {str(r) for r in wanted}:
+            if {str(r) for r, _parent in needed} == {str(r) for r in wanted}:
                 return directory
-            wanted = [requirement for requirement, _ in needed]
+            wanted = [requirement for requirement, _parent in needed]
         raise WheelhouseError(
             f"{target.name}: the requirements did not settle in {MAX_ROUNDS} rounds: "
             f"{sorted(map(str, wanted))}"
@@ -563,7 +588,7 @@ def check_only(out: Path, targets: list[Target], src: Path | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--src", type=Path, help="the collection's src/ (ftpsd's sources)")
     parser.add_argument("--out", type=Path, required=True, help="the wheelhouse directory")
     parser.add_argument(
