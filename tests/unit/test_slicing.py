@@ -63,10 +63,14 @@ def test_sliceable_playbooks_carry_no_guard(name: str) -> None:
 
 
 def run(tmp_path: pathlib.Path, playbook: pathlib.Path, extra: dict) -> subprocess.CompletedProcess[str]:
-    """``playbook`` against two servers, a client and a key manager that are all the controller
-    itself (no task after the guard gets far without real hosts: the guard must run first)."""
+    """``playbook`` against two servers, a client and a key manager that nothing can reach (SSH to
+    a closed port): the guard is an assert, which runs on the controller without connecting, and
+    if it were missing the next task would find every host unreachable, never this machine."""
     inventory = tmp_path / "hosts.yml"
-    host = f"ansible_connection: local, ansible_become: false, ansible_python_interpreter: {sys.executable}"
+    host = (
+        "ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: 9, "
+        "ansible_ssh_common_args: '-o ConnectTimeout=2', ansible_python_interpreter: /usr/bin/python3"
+    )
     inventory.write_text(
         "all:\n  children:\n"
         f"    ftps_servers:\n      hosts:\n        srv1: {{{host}}}\n        srv2: {{{host}}}\n"
