@@ -315,6 +315,10 @@ read_back=$(grep -oE 'EE-RECORD id=[^ ]+ result=[a-z]+( [^ "]+)*' "$out4" | head
 say "job 4 read: $read_back"
 [[ $read_back == "EE-RECORD id=$record_id result=complete"* ]] || fail "job 4 did not read job 3's record $record_id"
 grep -qE 'ee-deb13:rotated:' <<<"$read_back" || fail "job 3's record does not show ee-deb13 rotated"
+# The report (deployed, in memory, on the wire) shows the certificate job 3's record says it issued.
+rotated_to=$(sed -E 's/.*ee-deb13:rotated:[0-9a-f]+->([0-9a-f]+).*/\1/' <<<"$read_back")
+grep -E '"ee-deb13 +OK ' "$out4" | grep -qF "${rotated_to:0:11}" \
+  || fail "job 4's report does not show ee-deb13 serving ${rotated_to:0:11}… (job 3's new certificate)"
 grep -q "written to ee-km:$store/reports/" "$out4" || fail "job 4's report is not in the key manager's store"
 grep -q 'TASK \[Show the rollover\]' "$out4" || fail "job 4 did not show the CA rollover's status"
 
