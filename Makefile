@@ -24,7 +24,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed test-ee docs
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -93,11 +93,15 @@ molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, 
 	$(call step,molecule)
 	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint sanity unit molecule test-installed test-stock pytest ## setup, lint, ansible-test sanity, unit, molecule, the installed collection, the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+test: setup lint sanity unit molecule test-installed test-ee test-stock pytest ## setup, lint, ansible-test sanity, unit, molecule, the installed collection, AWX's way (EE + ansible-runner), the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
 
 test-installed: lab-images ## The collection as a user installs it: tarball + requirements.yml in a directory outside the repo, site.yml on the lab
 	$(call step,installed collection: a user's playbook outside the repository)
 	VENV=$(VENV) bash lab/installed-form.sh || { echo "make: step 'test-installed' failed" >&2; exit 1; }
+
+test-ee: venv lab-images ## AWX's way: an EE image (ansible-builder), jobs site/site/rotate/report by ansible-runner, each in a new container
+	$(call step,execution environment: four ansible-runner jobs, each in a new EE container)
+	VENV=$(VENV) bash lab/ee-jobs.sh || { echo "make: step 'test-ee' failed (lab/ee-jobs.sh)" >&2; exit 1; }
 
 # No other Python visible: pyenv off PATH and PYENV_ROOT pointing nowhere (a tool that looks for
 # $PYENV_ROOT/versions/3.13.* must not find one either).

@@ -5,7 +5,8 @@
 #     (ftpskit-deb12, ...) and every Molecule scenario's, whatever its name;
 #   - the kit's podman networks: ftpskit-lab, ftpskit-molecule and ftpskit-bench (make bench-fleet) (only if no other container
 #     uses them: a container that is not ours keeps its network, and this script says so);
-#   - the kit's images localhost/ftpskit-debian:12 and :13;
+#   - the kit's images: make test-ee's (localhost/ftpskit-ee:lab, localhost/ftpskit-ee-host:12
+#     and :13, built on the lab images, so removed first), localhost/ftpskit-debian:12 and :13;
 #   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity), lab/cache/ (debootstrap's .debs and root
 #     file systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the
 #     collection link, Molecule), .ansible/, .pytest_cache, .ruff_cache;
@@ -15,7 +16,8 @@
 # with PIP_NO_CACHE_DIR=1 to prove it does not need that cache). Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
+images=(localhost/ftpskit-ee:lab localhost/ftpskit-ee-host:12 localhost/ftpskit-ee-host:13
+  localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
 networks=(ftpskit-lab ftpskit-molecule ftpskit-bench)
 
 if command -v podman >/dev/null; then
@@ -35,7 +37,7 @@ if command -v podman >/dev/null; then
     while read -r id image; do
       [[ -n $id ]] || continue
       # Ours: the kit's image by name, or by bare ID once a rebuild untagged it.
-      if [[ $image == localhost/ftpskit-debian:* || $image =~ ^[0-9a-f]{12,64}$ ]]; then ids+=("$id"); fi
+      if [[ $image == localhost/ftpskit-debian:* || $image == localhost/ftpskit-ee-host:* || $image =~ ^[0-9a-f]{12,64}$ ]]; then ids+=("$id"); fi
     done < <(podman ps -a --filter "network=$net" --format '{{.ID}} {{.Image}}')
   done
   if ((${#ids[@]})); then

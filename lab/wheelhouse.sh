@@ -3,7 +3,7 @@
 # Debian 13 = Python 3.13, both x86_64 here), each resolved for its target by the controller
 # venv's Python, whatever its version. The build itself is the ftps_server role's
 # build_wheelhouse.py, the same script the role runs on the controller for other fleets. Output:
-# the lab's data directory inventories/lab/.ftps-kit/wheelhouse (ftps_kit_data_dir, git-ignored).
+# the lab's data directory inventories/lab/.ftps-kit/wheelhouse (git-ignored; the roles' ftps_server_wheelhouse_dir).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 machine="$(uname -m)"

@@ -115,6 +115,9 @@ def _ca_summary(ca: CertificateAuthority) -> dict[str, Any]:
     out: dict[str, Any] = {"path": ca.directory, "present": facts is not None}
     if facts is not None:
         out.update({k: facts[k] for k in ("fingerprint_sha256", "subject", "not_before", "not_after")})
+        # public: what clients trust (roles/ftps_pki/tasks/trust.yml), read from the store's host
+        with open(ca.cert_path, encoding="ascii") as handle:
+            out["certificate"] = handle.read()
     out["key_present"] = os.path.exists(ca.key_path)
     if out["key_present"]:
         with open(ca.key_path, "rb") as handle:

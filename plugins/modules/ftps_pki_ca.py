@@ -1,19 +1,25 @@
 #!/usr/bin/python
 # Copyright: ftps-kit contributors
 # MIT License (see pyproject.toml)
-"""Ansible module: the controller CA of ftps-kit, created on first use."""
+"""Ansible module: the internal CA of ftps-kit in its store, created on first use for a new fleet only."""
 
 DOCUMENTATION = r"""
 ---
 module: ftps_pki_ca
-short_description: Ensure the ftps-kit internal CA exists on the controller
+short_description: Ensure the ftps-kit internal CA exists in the kit's store
 description:
   - Creates the internal CA (a self-signed CA certificate and its key) in O(path) on first use and
     loads it afterwards. The key is written with mode 0600 in a 0700 directory and never leaves it.
+  - Never a second CA by accident - when O(path) holds no CA but a server in O(fleet_certificates)
+    already serves a certificate issued by a CA (the fleet has a CA, somewhere else), the module
+    fails before anything is created and says what it found and how to point the kit at that CA.
+    Only O(create_for_existing_fleet=true) creates a CA for such a fleet. This check needs no
+    cryptography, so it also runs in check mode on a key manager that does not have it yet.
   - An existing CA is never replaced; changing O(key_type), O(common_name) or O(validity_days)
     later has no effect on it. Replacing it is a staged CA rollover (M(ftpskit.ftps.ftps_pki_ca_rollover),
     C(playbooks/ca_rollover.yml)); while one is in progress a missing CA is an error, never created.
-  - Run it on the controller (C(delegate_to=localhost), C(run_once=true)).
+  - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost,
+    C(run_once=true)); C(roles/ftps_pki/tasks/ca.yml) does.
 options:
   path:
     description: Directory holding C(ca.pem) and C(ca.key). Keep it out of version control.
@@ -36,6 +42,23 @@ options:
     description: Passphrase encrypting the CA key (empty for none). Keep it in a vault.
     type: str
     default: ""
+  fleet_certificates:
+    description:
+      - The certificate (PEM) each server of the run that uses the internal CA serves now, by
+        inventory name; an empty string for a server without one. The evidence that the fleet
+        already has a CA.
+    type: dict
+    default: {}
+  create_for_existing_fleet:
+    description:
+      - Create a CA in an empty O(path) even though servers hold certificates from a CA (that CA is
+        lost for good; every server will be re-issued and every client must trust the new CA).
+    type: bool
+    default: false
+  store:
+    description: The store's name in messages (the key manager's inventory name, or localhost).
+    type: str
+    default: localhost
 attributes:
   check_mode:
     support: full
@@ -52,11 +75,12 @@ author:
 EXAMPLES = r"""
 - name: Ensure the internal CA exists
   ftpskit.ftps.ftps_pki_ca:
-    path: "{{ inventory_dir }}/.ftps-kit/pki/ca"
+    path: /var/lib/ftps-kit/pki/ca
     passphrase: "{{ vault_ftps_pki_ca_passphrase }}"
-  delegate_to: localhost
+    fleet_certificates:
+      ftp1: "{{ ftp1_current_pem }}"
+  delegate_to: "{{ groups['ftps_ca'] | first }}"
   run_once: true
-  no_log: true
 """
 
 RETURN = r"""
@@ -66,7 +90,7 @@ certificate:
   type: str
   sample: "-----BEGIN CERTIFICATE-----\n..."
 cert_path:
-  description: Path of the CA certificate on the controller.
+  description: Path of the CA certificate on the store's host.
   returned: always
   type: str
   sample: /srv/kit/inventories/prod/.ftps-kit/pki/ca/ca.pem
@@ -98,6 +122,12 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     certificate_facts,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_rollover import rollover_in_progress
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_store import second_ca_refusal
+
+
+def _require_cryptography(module: AnsibleModule) -> None:
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
 
 
 def main() -> None:
@@ -108,11 +138,12 @@ def main() -> None:
             "common_name": {"type": "str", "default": "ftps-kit internal CA"},
             "validity_days": {"type": "int", "default": 3650},
             "passphrase": {"type": "str", "default": "", "no_log": True},
+            "fleet_certificates": {"type": "dict", "default": {}},
+            "create_for_existing_fleet": {"type": "bool", "default": False},
+            "store": {"type": "str", "default": "localhost"},
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
     params = module.params
     ca = CertificateAuthority(params["path"])
     changed = False
@@ -124,6 +155,14 @@ def main() -> None:
                     f"no CA here, and a CA rollover is at stage {stage!r}: resume it with "
                     "playbooks/ca_rollover.yml instead of creating a third CA"
                 )
+            refusal = second_ca_refusal(
+                params["store"],
+                params["path"],
+                {str(host): str(pem or "") for host, pem in params["fleet_certificates"].items()},
+                params["create_for_existing_fleet"],
+            )
+            if refusal:
+                module.fail_json(msg=refusal, ca_present=False)
             changed = True
             if module.check_mode:
                 module.exit_json(
@@ -132,9 +171,11 @@ def main() -> None:
                     cert_path=ca.cert_path,
                     diff={"before": {"ca": ""}, "after": {"ca": f"new {params['key_type']} CA"}},
                 )
+            _require_cryptography(module)
             ca.create(
                 params["key_type"], params["common_name"], params["validity_days"], params["passphrase"]
             )
+        _require_cryptography(module)
         ca.load(params["passphrase"])
     except PKIError as exc:
         module.fail_json(msg=f"internal CA in {params['path']}: {exc}")

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # Copyright: ftps-kit contributors
 # MIT License (see pyproject.toml)
-"""Ansible module: one step of a staged rollover of the ftps-kit internal CA, on the controller."""
+"""Ansible module: one step of a staged rollover of the ftps-kit internal CA, in the kit's store."""
 
 DOCUMENTATION = r"""
 ---
@@ -9,7 +9,7 @@ module: ftps_pki_ca_rollover
 short_description: One step of a staged rollover of the ftps-kit internal CA
 description:
   - Keeps the state of a rollover from the internal CA in O(path) to a new one, and does the steps
-    that touch the controller's CA directories. C(playbooks/ca_rollover.yml) runs the stages and the
+    that touch the CA directories in the kit's store. C(playbooks/ca_rollover.yml) runs the stages and the
     steps on the hosts between them (clients trusting both CAs, servers re-issued behind a health
     gate, the old CA removed from clients); docs/ca-rollover.md describes them.
   - Layout beside O(path) - C(<path>-next/) the new CA until the swap, C(<path>-previous/) the old
@@ -17,7 +17,7 @@ description:
     the old CA's certificate after stage 3 (its key deleted), C(<path>-rollover.json) the state.
   - Every step is idempotent and checks the layout it starts from; a step that already happened
     changes nothing, a step whose stage has not come is refused before anything changes.
-  - Run it on the controller (C(delegate_to=localhost), C(run_once=true)).
+  - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost, C(run_once=true)).
 options:
   path:
     description: The CA directory (C(ftps_pki_ca_dir)), holding C(ca.pem) and C(ca.key).
@@ -99,13 +99,13 @@ state:
   returned: always
   type: dict
 state_path:
-  description: The state file on the controller.
+  description: The state file on the store's host.
   returned: always
   type: str
 active:
   description:
     - The signing CA's directory - present, fingerprint_sha256, subject, not_before, not_after,
-      key_present, key_encrypted.
+      certificate (the PEM, when present), key_present, key_encrypted.
   returned: always
   type: dict
 next:

@@ -616,7 +616,7 @@ def render_section(result: dict, command: str) -> str:  # noqa: PLR0912 - one re
         f"  with systemd on the benchmark's own network `{NETWORK}` ({SUBNET}), fresh for each size;",
         "  boot time is not counted. The lab's group_vars (inventories/lab/group_vars: three users,",
         "  ports 21/990, a 100-port passive range, the nftables allow-list, client pins).",
-        "- Each size has its own data directory (`ftps_kit_data_dir`), so its first site.yml creates",
+        "- Each size has its own controller store (`ftps_pki_store_dir`), so its first site.yml creates",
         "  a new CA: every size is a first deployment. All sizes share one wheelhouse, built before",
         "  any clock starts (site.yml's build step runs and finds it unchanged).",
         "- The re-run follows the first run at once; rotate.yml follows the re-run: every server gets",

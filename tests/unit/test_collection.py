@@ -11,9 +11,11 @@ import re
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -105,6 +107,45 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
     assert not [
         n for n in names if n.split("/")[0] in {".cache", ".venv", ".pki", ".ftps-kit", "files", "lab"}
     ]
+
+
+EE_FILES = ["meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"]
+
+
+def requirement_lines(path: pathlib.Path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def test_tarball_holds_the_execution_environment_metadata(
+    installed: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    """ansible-builder reads meta/execution-environment.yml from the installed collection and
+    installs the files it names: they must survive galaxy.yml's build_ignore, byte for byte."""
+    tarball, coll = installed
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    assert set(EE_FILES) <= names
+    for name in EE_FILES:
+        assert sha256(coll / name) == sha256(ROOT / name), name
+    meta = yaml.safe_load((coll / "meta" / "execution-environment.yml").read_text())
+    assert meta["dependencies"] == {"python": "meta/ee-requirements.txt", "system": "meta/ee-bindep.txt"}
+
+
+def test_ee_requirements_are_the_controller_requirements() -> None:
+    """One list of the controller's Python requirements: the EE's is pyproject.toml's runtime
+    dependencies without ansible-core (an EE brings its own)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert requirement_lines(ROOT / "meta" / "ee-requirements.txt") == [
+        r for r in project if not r.startswith("ansible-core")
+    ]
+
+
+def test_ee_bindep_parses() -> None:
+    """Every line is a bindep requirement: a package name and optional [profile] selectors (the
+    controller side needs no system package today, so the file may hold only comments)."""
+    for line in requirement_lines(ROOT / "meta" / "ee-bindep.txt"):
+        assert re.fullmatch(r"[a-z0-9][a-z0-9.+-]*( \[[a-z0-9:!_ -]+\])?", line), line
 
 
 def test_installed_collection_holds_the_shared_package_as_files(
@@ -255,11 +296,11 @@ def test_ansible_doc_from_the_installed_collection(
 
 
 def test_controller_data_never_defaults_inside_the_roles() -> None:
-    """Roles are independent of where they are installed: every controller-side path default
-    is in ftps_kit_data_dir (default: beside the inventory); only the collection's own content
-    (ftpsd's source, the roles' files and vars) is found relative to role_path."""
+    """Roles are independent of where they are installed: the fleet's state defaults to the kit's
+    store (ftps_pki_store_dir, one owner: ftps_pki), the wheelhouse (a build cache) beside the
+    inventory; only the collection's own content (ftpsd's source, the roles' files and vars) is
+    found relative to role_path. The store's default is written once (defaults + its spec)."""
     allowed = {"ftps_server_source_dir", "src/ftpsd", "build_wheelhouse.py", "/vars"}
-    data = "{{ ftps_kit_data_dir | default(inventory_dir ~ '/.ftps-kit') }}/"
     offenders = []
     for path in sorted((ROOT / "roles").glob("*/*/*.yml")):
         lines = path.read_text().splitlines()
@@ -268,17 +309,27 @@ def test_controller_data_never_defaults_inside_the_roles() -> None:
             if "role_path" in line and not any(a in context for a in allowed):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+    store = "{{ ftps_pki_store_dir }}/"
+    cache = "{{ inventory_dir }}/.ftps-kit/wheelhouse"
     for role, names in {
-        "ftps_pki": ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir"),
-        "ftps_server": ("ftps_server_wheelhouse_dir",),
-        "ftps_client": ("ftps_client_wheelhouse_dir", "ftps_client_kit_ca_dir"),
+        "ftps_pki": {n: store for n in ("ftps_pki_ca_dir", "ftps_pki_csr_dir", "ftps_pki_external_dir")},
+        "ftps_server": {"ftps_server_wheelhouse_dir": cache},
+        "ftps_client": {"ftps_client_wheelhouse_dir": cache},
     }.items():
         defaults = (ROOT / "roles" / role / "defaults" / "main.yml").read_text()
         specs = (ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text()
-        for name in names:
+        for name, data in names.items():
             line = next(x for x in defaults.splitlines() if x.strip().startswith(f"{name}:"))
             assert data in line, line
             assert line.split(":", 1)[1].strip() in specs, f"{role}: {name} default differs in argument_specs"
+    # the store's own default, in ftps_pki only; nobody restates it
+    spelled = [
+        str(path.relative_to(ROOT))
+        for place in ("roles", "playbooks")
+        for path in sorted((ROOT / place).rglob("*.yml"))
+        if "'/.ftps-kit'" in path.read_text() or "ftps_kit_data_dir |" in path.read_text()
+    ]
+    assert spelled == ["roles/ftps_pki/defaults/main.yml", "roles/ftps_pki/meta/argument_specs.yml"]
 
 
 def _tasks(node: object):

@@ -33,7 +33,7 @@ def _env() -> dict[str, str]:
 
 
 def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
-    """report.yml's __report_dir, rendered by Ansible for a server of ``inventory``."""
+    """report.yml's __report_dir, rendered by Ansible for a server of ``inventory`` (controller store)."""
     plays = yaml.safe_load((ROOT / "playbooks" / "report.yml").read_text())
     (expression,) = [p["vars"]["__report_dir"] for p in plays if "__report_dir" in p.get("vars", {})]
     done = subprocess.run(
@@ -48,6 +48,9 @@ def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
             "ansible.builtin.debug",
             "-a",
             f"msg={expression}",
+            # what ftps_pki's store.yml publishes (report.yml runs it first): the store's directory
+            "-e",
+            '{"ftps_pki_store_facts": {"dir": "{{ ftps_pki_store_dir }}"}}',
             "-o",
         ],
         env=_env(),
