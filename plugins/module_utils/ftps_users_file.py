@@ -6,7 +6,10 @@ checked by ``ftpskit_common.accounts`` (the one set of account rules), never rei
 
 Idempotence: a user whose password is unchanged keeps its stored hash (the password is
 verified against it instead of being re-hashed with a fresh salt), so an unchanged inventory
-rewrites nothing and reloads nothing.
+rewrites nothing and reloads nothing. One scheme per file: a stored hash of another scheme than
+``scheme``, or weaker than its defaults (:func:`needs_rehash`), is re-hashed from the password,
+so changing ``ftps_users_hash_scheme`` converts every user the inventory gives a password for
+(a pre-computed ``hash`` is written as given).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd
     dumps_users,
     hash_password,
     loads_users,
+    needs_rehash,
     verify_password,
 )
 
@@ -65,7 +69,11 @@ def plan_users(
             continue
         if account.get("hash"):
             encoded = account["hash"]
-        elif old is not None and verify_password(account["password"], old.hash):
+        elif (
+            old is not None
+            and not needs_rehash(old.hash, scheme)
+            and verify_password(account["password"], old.hash)
+        ):
             encoded = old.hash  # unchanged password: keep the stored hash (and its salt)
         else:
             encoded = hash_password(account["password"], scheme)

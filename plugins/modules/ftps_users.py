@@ -62,7 +62,11 @@ options:
     type: bool
     default: false
   hash_scheme:
-    description: Scheme for new hashes.
+    description:
+      - Scheme for new hashes.
+      - A stored hash of another scheme, or weaker than this scheme's defaults, is re-hashed from
+        the user's O(users[].password), so the file holds one scheme (a pre-computed
+        O(users[].hash) is written as given).
     type: str
     choices: [scrypt, pbkdf2-sha256]
     default: scrypt
@@ -118,7 +122,7 @@ updated:
   elements: str
   sample: [alice]
 password_changed:
-  description: Users whose password (hash) changed.
+  description: Users whose hash changed (a new password, or re-hashed to O(hash_scheme)).
   returned: always
   type: list
   elements: str

@@ -8,7 +8,6 @@ No anonymous access: only names in the users file exist, and every one needs a h
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 
@@ -42,6 +41,12 @@ def stand_in_hash(encoded: str) -> str:
     return f"{head}${salt}${digest}"
 
 
+def cost_class(encoded: str) -> str:
+    """What a verification of ``encoded`` costs: scheme, parameters, salt and digest sizes."""
+    parsed = parse_hash(encoded)
+    return f"{encoded.rsplit('$', 2)[0]}${len(parsed.salt)}${len(parsed.digest)}"
+
+
 class FtpsdAuthorizer(DummyAuthorizer):
     """Users from :func:`ftpskit_common.passwd.load_users`; immutable (a reload makes a new one)."""
 
@@ -56,29 +61,37 @@ class FtpsdAuthorizer(DummyAuthorizer):
                 continue
             self.add_user(user.name, "", user.home, perm=PERM_LETTERS[user.perm])
             self.users[user.name] = user
-        # Unknown names verify a stand-in with the parameters of one user (chosen by the name,
-        # so a name always costs the same), never a cheaper or dearer KDF: no user enumeration
-        # by timing, whatever mix of schemes and costs the users file holds.
-        by_params: dict[str, str] = {}
-        self._stand_ins = []
+        # One stand-in per cost class in the users file (scheme, parameters, sizes), in a fixed
+        # order. Every check verifies one hash of each class: the user's own hash for its class,
+        # stand-ins for the others (all of them for an unknown name). So a check costs the same
+        # for every name, known or not, whatever mix of schemes and costs the file holds.
+        self.stand_ins: dict[str, str] = {}
         for user in sorted(users, key=lambda u: u.name):
-            params = user.hash.rsplit("$", 2)[0] + f"${len(parse_hash(user.hash).salt)}"
-            if params not in by_params:
-                by_params[params] = stand_in_hash(user.hash)
-            self._stand_ins.append(by_params[params])
-        if not self._stand_ins:
-            self._stand_ins.append(_DUMMY_HASH)
-
-    def stand_in(self, username: str) -> str:
-        """The hash an unknown ``username`` is checked against (the same for every call)."""
-        pick = int.from_bytes(hashlib.sha256(username.encode("utf-8", "surrogateescape")).digest()[:8], "big")
-        return self._stand_ins[pick % len(self._stand_ins)]
+            cost = cost_class(user.hash)
+            if cost not in self.stand_ins:
+                self.stand_ins[cost] = stand_in_hash(user.hash)
+        if not self.stand_ins:
+            self.stand_ins[cost_class(_DUMMY_HASH)] = _DUMMY_HASH
+        self._cost = {user.name: cost_class(user.hash) for user in self.users.values()}
+        if len(self.stand_ins) > 1:
+            log.warning(
+                "the users file mixes %d hash schemes/costs: every login pays all of them (no user "
+                "enumeration by timing) until the hashes are one scheme again; the ftps_users role "
+                "re-hashes them with ftps_users_hash_scheme",
+                len(self.stand_ins),
+            )
 
     def check_password(self, username: str, password: str) -> bool:
         """Slow hash check; safe to run in a worker thread (hashlib releases the GIL)."""
         user = self.users.get(username)
-        # One code path for known and unknown names: the same KDF call with the same cost.
-        matches = verify_password(password, user.hash if user is not None else self.stand_in(username))
+        own = self._cost.get(username)
+        matches = False
+        # The same KDF calls, with the same parameters, in the same order, for every name.
+        for cost, stand_in in self.stand_ins.items():
+            if cost == own:
+                matches = verify_password(password, user.hash)
+            else:
+                verify_password(password, stand_in)
         return matches and user is not None
 
     def validate_authentication(self, username: str, password: str, handler: object) -> None:

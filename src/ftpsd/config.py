@@ -43,9 +43,13 @@ class ServerConfig:
     max_connections_per_ip: int = 20
     idle_timeout: int = 300
     data_timeout: int = 300
+    login_timeout: int = 60
     login_failure_delay: float = 1.0
     ban_after_failures: int = 5
     ban_seconds: int = 600
+    ipv6_prefix: int = 64
+    max_passive_ports_per_user: int = 10
+    allow_hard_links: bool = False
     runtime_dir: str = "/run/ftpsd"
 
 
@@ -196,8 +200,11 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
         "max_connections_per_ip": (0, 1_000_000, "0 (unlimited) or more"),
         "idle_timeout": (1, 86_400, "1-86400 seconds"),
         "data_timeout": (1, 86_400, "1-86400 seconds"),
+        "login_timeout": (1, 3_600, "1-3600 seconds"),
         "ban_after_failures": (0, 1_000_000, "0 (off) or more"),
         "ban_seconds": (0, 31_536_000, "0-31536000 seconds"),
+        "ipv6_prefix": (1, 128, "1-128 (prefix length)"),
+        "max_passive_ports_per_user": (0, 65_535, "0 (no cap) or more"),
     }
     for key, (lo, hi, what) in ints.items():
         value = s.get(key, getattr(ServerConfig, key))
@@ -205,6 +212,11 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
             _is_int(value) and lo <= value <= hi, f"server.{key}", f"must be an integer {what}, got {value!r}"
         ):
             out[key] = value
+    hard_links = s.get("allow_hard_links", ServerConfig.allow_hard_links)
+    if c.need(
+        isinstance(hard_links, bool), "server.allow_hard_links", f"must be true or false, got {hard_links!r}"
+    ):
+        out["allow_hard_links"] = hard_links
     delay = s.get("login_failure_delay", ServerConfig.login_failure_delay)
     if c.need(
         isinstance(delay, int | float) and not isinstance(delay, bool) and 0 <= delay <= 60,

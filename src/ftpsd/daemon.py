@@ -29,14 +29,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from ftpsd import notify
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
-from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, Runtime, Waker
+from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, RangedPassiveDTP, Runtime, Waker
+from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.load import load_all
@@ -92,10 +92,12 @@ def load_everything(path: str) -> Loaded:
     )
 
 
+_PASSIVE_TIMEOUT = 30  # seconds a passive listener waits for its connection (pyftpdlib's default)
 _SESSIONS_EVERY = 1.0  # seconds between checks whether the status file's session counts are stale
 
 # Settings bound at start (sockets, processes, status files); a reload only warns that they changed.
-_RESTART_ONLY = ("listen", "control_port", "implicit_port", "workers", "runtime_dir")
+# (ipv6_prefix: the shared limits table, made before the workers fork, groups addresses by it.)
+_RESTART_ONLY = ("listen", "control_port", "implicit_port", "workers", "runtime_dir", "ipv6_prefix")
 
 
 class FtpsdServer(FTPServer):
@@ -116,6 +118,10 @@ class FtpsdServer(FTPServer):
                 return None
             if refused == "per_ip":
                 handler.handle_max_cons_per_ip()
+                return None
+            if refused == "untracked":  # no slot for its address: refused, never let in uncapped
+                log.warning("refused %s: the shared limits table has no free slot for it", addr[0])
+                handler.handle_max_cons()
                 return None
             handler._counted_ip = addr[0]
             runtime.sessions.add(handler)
@@ -184,11 +190,16 @@ class Worker:
             cls.require_session_reuse = config.tls.require_session_reuse
             cls.banner = s.banner
             cls.timeout = s.idle_timeout
+            cls.login_timeout = s.login_timeout
             cls.auth_failed_timeout = s.login_failure_delay
             cls.passive_ports = list(range(s.passive_ports[0], s.passive_ports[1] + 1))
             cls.masquerade_address = s.masquerade_address or None
+            cls.max_passive_ports_per_user = s.max_passive_ports_per_user
+            cls.allow_hard_links = s.allow_hard_links
             cls.runtime = self.runtime
         FtpsdDTPHandler.timeout = s.data_timeout
+        # A passive listener nobody connects to lives no longer than an idle session would.
+        RangedPassiveDTP.timeout = min(_PASSIVE_TIMEOUT, s.idle_timeout)
         self.runtime.ban_after_failures = s.ban_after_failures
         self.runtime.ban_seconds = s.ban_seconds
         self._apply_limits(config)
@@ -372,7 +383,7 @@ def _bind(loaded: Loaded) -> list[tuple[socket.socket, type[FtpsdHandler]]]:
 
 def _servers(listeners: list[tuple[socket.socket, type[FtpsdHandler]]]) -> list[FtpsdServer]:
     """This process's loop and one FtpsdServer per listener, sharing one ip_map."""
-    ioloop = IOLoop.instance()
+    ioloop = FtpsdIOLoop()  # its timers cannot be starved by chatty sessions (ftpsd.ioloop)
     ip_map: list[str] = []
     servers = []
     for sock, handler in listeners:
@@ -524,7 +535,8 @@ def run(config_path: str) -> int:
     setup_logging(loaded.config.logging.level)
     # 0 = one per core this process may run on (honours CPU affinity, e.g. systemd CPUAffinity=).
     workers = loaded.config.server.workers or len(os.sched_getaffinity(0)) or 1
-    limits = SharedLimits(workers=workers)  # before fork: every worker shares it
+    # Before fork: every worker shares it (and its hash key).
+    limits = SharedLimits(workers=workers, ipv6_prefix=loaded.config.server.ipv6_prefix)
     status = DaemonStatus.create(loaded.config.server.runtime_dir, workers)
     try:
         if workers == 1:

@@ -76,6 +76,7 @@ class _DataCore(ThrottledDTPHandler):
     _out_ref = None  # keeps that chunk alive
     _out_pos = 0
     _out_left = 0
+    _quiet = False  # the control channel answers for this transfer (abort())
 
     def _fast_tls(self, limit: int) -> bool:
         return (
@@ -154,8 +155,13 @@ class _DataCore(ThrottledDTPHandler):
             # Anything else: retry through the mixin's send(), which classifies and handles it.
             try:
                 sent = self.send(memoryview(self._out_ref)[self._out_pos :])
-            except OSError:
-                self.handle_error()
+            except (SSL.Error, OSError) as err:
+                if isinstance(err, SSL.Error):
+                    # The peer broke the TLS stream in a way pyOpenSSL does not map to a
+                    # disconnect (EOF without close_notify mid-write): a cut transfer, 426.
+                    self.handle_close()
+                else:
+                    self.handle_error()
                 return
             if sent > 0:  # DTPHandler.send already counted it
                 self._out_pos += sent
@@ -233,9 +239,35 @@ class _DataCore(ThrottledDTPHandler):
             self.close()
 
     def close(self) -> None:
+        if not self._closed and self.has_transfer() and not self._resp and not self._quiet:
+            # A transfer command is attached and nothing has answered it: pyftpdlib closes
+            # without a reply on some paths (EOF during the data connection's TLS handshake).
+            self._resp = ("426 Data connection closed; transfer aborted.", logger.info)
         if not self._closed and self.receive and self.file_obj is not None and not self.file_obj.closed:
             self._finish_upload()
+        if not self._closed and not self.has_transfer() and self._resp:
+            # No transfer command is attached (PASV, connect, fail or close before RETR...): a reply
+            # now would answer no command and shift every later reply. A failure is kept for the
+            # next transfer command's reply instead; "421" (the session ends) is still sent.
+            reply = self._resp[0]
+            if not reply.startswith("421"):
+                self._resp = ()
+                if reply[:1] in "45":
+                    self.cmd_channel.note_data_failure(reply)
         super().close()
+
+    def has_transfer(self) -> bool:
+        """A transfer command is attached (pyftpdlib sets ``cmd`` only after queueing the data,
+        so a failure while queueing would otherwise look like an idle connection)."""
+        return self.cmd is not None or self._initialized or self.receive
+
+    def abort(self) -> None:
+        """Close at once (no TLS shutdown that could finish, and answer, later); the control channel
+        sends the transfer's one final reply itself (ABOR, a new PASV/EPSV/PORT)."""
+        self._resp = ()
+        self._quiet = True
+        self._error = True
+        self.close()
 
     def _finish_upload(self) -> None:
         """Close the upload's file and make the one reply tell what is on disk.

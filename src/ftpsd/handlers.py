@@ -37,13 +37,15 @@ from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import AsyncChat
+from pyftpdlib.log import logger
+from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.homefs import HomeFS
-from ftpsd.limits import SharedLimits
+from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
-from ftpsd.safetext import escape, escape_reply
+from ftpsd.safetext import escape, escape_name, escape_reply
 from ftpsd.tls import ContextFactory, seal_control_context, session_reused
 
 log = logging.getLogger("ftpsd")
@@ -53,6 +55,14 @@ tls_log = logging.getLogger("ftpsd.tls")
 # Names of uploads in progress (ftpsd.partials): a client file so named would be taken for a
 # killed daemon's leftover and removed at the next start.
 _RESERVED_NAME = "553 Name reserved for uploads in progress; choose another name."
+# Names are created printable (no CR/LF/NUL/ESC...: they could forge lines in listings).
+_UNPRINTABLE_NAME = "553 Name refused: control characters and other non-printable characters are not allowed."
+_CREATING = frozenset({"STOR", "APPE", "MKD", "XMKD", "RNTO"})
+# Commands that need a data connection: without one (no PASV/EPSV/PORT/EPRT) they are refused.
+_TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
+_DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
+_NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
+_TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
 
 
 class Waker(AsyncChat):
@@ -114,8 +124,8 @@ class Runtime:
     def banned(self, ip: str) -> bool:
         return self.limits.banned(ip, self.ban_seconds)
 
-    def begin_attempt(self, ip: str) -> bool:
-        """Reserve a password attempt for ``ip``; False if banned or out of attempts."""
+    def begin_attempt(self, ip: str) -> Attempt:
+        """Reserve a password check for ``ip`` (:meth:`SharedLimits.begin_attempt`)."""
         return self.limits.begin_attempt(ip, self.ban_after_failures, self.ban_seconds)
 
     def finish_attempt(self, ip: str, ok: bool) -> bool:
@@ -150,9 +160,82 @@ class PassivePortsExhausted(OSError):
     """Every port of ``passive_ports`` is taken; answered 425, never a port outside the range."""
 
 
+class PassivePortsCapped(PassivePortsExhausted):
+    """The user already holds ``max_passive_ports_per_user`` passive listeners (all sessions)."""
+
+
 class RangedPassiveDTP(PassiveDTP):
-    """pyftpdlib's passive listener binds a kernel-chosen port (``bind((ip, 0))``) when the range
-    is exhausted, outside what the firewall opens. Refuse that bind instead."""
+    """The passive listener: ports stay in the range, and nobody but the session's own client can
+    make it say anything on the control connection.
+
+    pyftpdlib's binds a kernel-chosen port (``bind((ip, 0))``) when the range is exhausted, outside
+    what the firewall opens: refused here. It answers a connection from a foreign address with
+    ``425`` on the *control* connection (a reply to no command, so every later reply of the victim
+    is off by one) and says ``421 Passive data channel timed out`` when nobody connected: here a
+    foreign connection is closed without a word (and logged), and an unused listener closes
+    silently, unless a transfer command waits for it, which then gets its one final reply.
+
+    Each listener counts against its user's ``max_passive_ports_per_user`` in the shared table
+    from before it binds until it closes (:meth:`close`, the one way every listener ends), so one
+    user, from any number of sessions and addresses, cannot take the whole range.
+    """
+
+    _counted_user = ""
+
+    def __init__(self, cmd_channel, extmode: bool = False) -> None:
+        user, limits = cmd_channel.username, cmd_channel.runtime.limits
+        if not limits.passive_open(user, cmd_channel.max_passive_ports_per_user):
+            raise PassivePortsCapped(errno.EADDRINUSE, "max_passive_ports_per_user reached")
+        self._counted_user = user
+        try:
+            super().__init__(cmd_channel, extmode)
+        except BaseException:
+            self._release_port()
+            raise
+
+    def _release_port(self) -> None:
+        if self._counted_user:
+            self.cmd_channel.runtime.limits.passive_close(self._counted_user)
+            self._counted_user = ""
+
+    def close(self) -> None:
+        self._release_port()
+        super().close()
+
+    def bind_af_unspecified(self, addr) -> int:
+        """pyftpdlib finds the address family of a non-IPv4 listener by binding port 0, a port
+        outside the range (refused by :meth:`bind`: IPv6 passive mode never worked). The family
+        follows from the control connection's local address; only the socket is made here."""
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.create_socket(family, socket.SOCK_STREAM)
+        return family
+
+    def handle_accepted(self, sock, addr) -> None:
+        channel = self.cmd_channel
+        if channel.connected and channel.remote_ip != addr[0] and not channel.permit_foreign_addresses:
+            log.warning(
+                "%s:%s data connection from foreign address %s:%s dropped",
+                channel.remote_ip,
+                channel.remote_port,
+                addr[0],
+                addr[1],
+            )
+            with contextlib.suppress(OSError):
+                sock.close()
+            return  # keep listening for the session's own client
+        super().handle_accepted(sock, addr)
+        # A connection that failed at once (closed, handshake refused) never reaches the transfer
+        # waiting for it, and this listener is closed: that transfer gets its final reply now.
+        if channel.connected and channel.data_channel is None and channel.transfer_queued():
+            channel.fail_queued_transfer("425 Can't open data connection.")
+
+    def handle_timeout(self) -> None:
+        channel = self.cmd_channel
+        self.close()
+        if channel._dtp_acceptor is self:
+            channel._dtp_acceptor = None
+        if channel.connected and channel.transfer_queued():
+            channel.fail_queued_transfer("425 Can't open data connection: nobody connected in time.")
 
     def bind(self, addr) -> None:
         if addr[1] == 0 and self.cmd_channel.passive_ports:
@@ -225,7 +308,11 @@ class FtpsdHandler(TLS_FTPHandler):
     permit_privileged_ports = False
     use_sendfile = False
     max_login_attempts = 3
+    max_passive_ports_per_user = 0  # 0 = no cap; set by ftpsd.daemon from the configuration
+    allow_hard_links = False  # HomeFS opens files with other hard links only if set
     implicit = False
+    login_timeout = 60  # seconds from connect (or REIN/USER) to a successful login
+    max_line = 2048  # bytes in one command line; a longer line is refused whole
 
     def __init__(self, conn, server, ioloop=None) -> None:
         self.user_max_rate = 0
@@ -235,6 +322,11 @@ class FtpsdHandler(TLS_FTPHandler):
         self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
+        self._auth_delay = False  # a failed login's reply is still being delayed
+        self._held: collections.deque[bytes | None] = collections.deque()  # lines read meanwhile
+        self._overlong = False  # discarding the rest of a line longer than max_line
+        self._login_timer = None
+        self._data_failure = ""  # why a data connection failed before any command needed it
         self._released = False
         # Snapshot the policy current at connect time: a reload must not change it mid-session.
         self.tls_contexts = type(self).tls_contexts
@@ -275,6 +367,7 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("421 Too many failed logins from your address; try again later.")
             self.close_when_done()
             return
+        self._start_login_timer()
         if self.implicit:
             self.on_connect()
             self.secure_connection(self.ssl_context)
@@ -324,6 +417,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if self._released:
             return
         self._released = True
+        self._stop_login_timer()
         try:
             self._release_user()
             for temp in list(self._uploads):
@@ -344,6 +438,76 @@ class FtpsdHandler(TLS_FTPHandler):
         command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`)."""
         super().push(escape_reply(data))
 
+    # --- command lines: framed whole, run one at a time, in order ---------------------------
+    def collect_incoming_data(self, data: bytes) -> None:
+        """pyftpdlib empties its line buffer past 2,048 bytes but goes on reading, so the tail of an
+        over-long line ran as a command of its own. Here the whole line is discarded up to its CRLF
+        and answered once (``found_terminator``); memory stays bounded by ``max_line``."""
+        if self._overlong:
+            return
+        self._in_buffer.append(data)
+        self._in_buffer_len += len(data)
+        if self._in_buffer_len > self.max_line:
+            self._overlong = True
+            self._in_buffer = []
+            self._in_buffer_len = 0
+
+    def found_terminator(self) -> None:
+        line = None if self._overlong else b"".join(self._in_buffer)
+        self._overlong = False
+        self._in_buffer = []
+        self._in_buffer_len = 0
+        if self._busy() or self._held:
+            # A login is being decided: what the client pipelined behind it waits its turn (the
+            # socket is unregistered meanwhile, so this holds at most one read).
+            self._held.append(line)
+            return
+        self._run_line(line)
+
+    def _run_line(self, line: bytes | None) -> None:
+        if line is None:
+            if self._idler is not None and not self._idler.cancelled:
+                self._idler.reset()
+            self.respond_w_warning("500 Command too long.")
+            return
+        self._in_buffer = [line]
+        self._in_buffer_len = len(line)
+        super().found_terminator()
+
+    def _busy(self) -> bool:
+        """True while a login is being decided (password check, or a failed login's delay)."""
+        return self._checking_password or self._auth_delay
+
+    def _resume(self) -> None:
+        """Run the lines held while a login was decided, in order, until the next one blocks."""
+        while self._held and not self._busy() and not self._closed and not self._closing:
+            self._run_line(self._held.popleft())
+        if self._closed or self._closing:
+            self._held.clear()
+
+    # --- login deadline -------------------------------------------------------------------
+    def _start_login_timer(self) -> None:
+        self._stop_login_timer()
+        self._login_timer = self.ioloop.call_later(
+            self.login_timeout, self._login_expired, _errback=self.handle_error
+        )
+
+    def _stop_login_timer(self) -> None:
+        if self._login_timer is not None and not self._login_timer.cancelled:
+            self._login_timer.cancel()
+        self._login_timer = None
+
+    def _login_expired(self) -> None:
+        self._login_timer = None
+        if self._closed or self.authenticated:
+            return
+        if self._busy():  # its reply is on the way: end the session right after it
+            self._login_timer = self.ioloop.call_later(1, self._login_expired, _errback=self.handle_error)
+            return
+        log.info("%s:%s no login within %ss: closing", self.remote_ip, self.remote_port, self.login_timeout)
+        self.respond("421 Login timed out.")
+        self.close_when_done()
+
     def ftp_AUTH(self, line: str) -> None:
         """After ``234`` only TLS may follow: plaintext the client pipelined behind ``AUTH TLS``
         (in the same packet or before the handshake) is discarded, never run as if it came over
@@ -362,8 +526,21 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- passive ports stay in the configured range --------------------------------------
     def _make_epasv(self, extmode: bool = False) -> None:
+        local_ip = self.socket.getsockname()[0]
+        if not extmode and ":" in local_ip and not local_ip.startswith("::ffff:"):
+            # A 227 reply carries an IPv4 address: on IPv6 only EPSV can answer (RFC 2428).
+            self.respond("522 PASV is IPv4 only; use EPSV on IPv6 (RFC 2428).")
+            return
         try:
             super()._make_epasv(extmode)
+        except PassivePortsCapped:
+            self._dtp_acceptor = None
+            msg = (
+                f"425 Too many passive ports open for this user (max {self.max_passive_ports_per_user}); "
+                "close a transfer or try again later."
+            )
+            log.warning("%s:%s user=%s %s", self.remote_ip, self.remote_port, self.username, msg[4:])
+            self.respond(msg)
         except PassivePortsExhausted:
             self._dtp_acceptor = None
             msg = "425 No free passive port in the configured range; try again later."
@@ -382,7 +559,102 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("521 " + msg)
             self.log_cmd(cmd, args[0] if args else "", 521, msg)
             return
+        if cmd in _DATA_SETUP:
+            self._data_failure = ""
+            # pyftpdlib closes the current data connection here and forgets the transfer command
+            # waiting on it (no final reply), or keeps it queued for the next connection.
+            if self._abort_transfer():
+                self.respond("426 Transfer aborted: a new data connection was requested.", logfun=logger.info)
+        elif cmd in _TRANSFERS and self.authenticated and not self._data_path():
+            # pyftpdlib would answer 150 and wait forever for a data connection nobody announced.
+            reply, self._data_failure = self._data_failure or _NO_DATA_CONNECTION, ""
+            self.respond(reply)
+            self.log_cmd(cmd, args[0] if args else "", int(reply[:3]), reply[4:])
+            return
+        if cmd in _CREATING and args and not os.path.basename(args[0]).isprintable():
+            self.respond(_UNPRINTABLE_NAME)
+            self.log_cmd(cmd, args[0], 553, _UNPRINTABLE_NAME[4:])
+            return
         super().process_command(cmd, *args, **kwargs)
+
+    # --- data connections: every transfer command gets one final reply -------------------
+    def _data_path(self) -> bool:
+        """A data connection exists or is being made (PASV/EPSV listening, PORT/EPRT connecting)."""
+        return not (self.data_channel is None and self._dtp_acceptor is None and self._dtp_connector is None)
+
+    def transfer_queued(self) -> bool:
+        """A transfer command answered 150 waits for its data connection."""
+        return self._out_dtp_queue is not None or self._in_dtp_queue is not None
+
+    def _transfer_pending(self) -> bool:
+        """A transfer command has not had its final reply yet."""
+        channel = self.data_channel
+        return self.transfer_queued() or (channel is not None and channel.has_transfer())
+
+    def drop_queued_transfer(self) -> None:
+        """Forget a queued transfer: close its file; a queued upload's temporary file is removed."""
+        out_queue, in_queue = self._out_dtp_queue, self._in_dtp_queue
+        self._out_dtp_queue = self._in_dtp_queue = None
+        for file_obj in (out_queue[2] if out_queue else None, in_queue[0] if in_queue else None):
+            if file_obj is None or not hasattr(file_obj, "close"):
+                continue
+            with contextlib.suppress(OSError):
+                file_obj.close()
+            self._discard_upload(getattr(file_obj, "name", ""))
+
+    def fail_queued_transfer(self, reply: str) -> None:
+        """The queued transfer's data connection will not come: its final reply (the data
+        connection's own failure if one was noted, else ``reply``)."""
+        self.drop_queued_transfer()
+        reply, self._data_failure = self._data_failure or reply, ""
+        self.respond(reply, logfun=logger.info)
+
+    def note_data_failure(self, reply: str) -> None:
+        """A data connection failed before any command needed it (called by the DTP instead of
+        replying to no command): the next transfer command is answered with this."""
+        self._data_failure = reply
+
+    def _abort_transfer(self) -> bool:
+        """End whatever data connection exists or is being made, at once and without a reply from
+        the data channel; True if a transfer command was waiting for its final reply (the caller
+        sends it). A queued upload's temporary file is removed."""
+        pending = self._transfer_pending()
+        self.drop_queued_transfer()
+        self._shutdown_connecting_dtp()
+        channel = self.data_channel
+        if channel is not None:
+            self.data_channel = None
+            channel.abort()
+        return pending
+
+    def ftp_ABOR(self, line: str) -> None:
+        """pyftpdlib's ABOR forgets a transfer command still waiting for its data connection (150
+        sent and no final reply ever), and closes a data connection with a TLS shutdown that can
+        finish later and then answer again. Here the transfer command gets ``426``, then ABOR its
+        ``226``; the data connection is closed at once; a queued upload's temporary file goes."""
+        if not self._data_path() and not self.transfer_queued():
+            self.respond("225 No transfer to abort.")
+        elif self._abort_transfer():
+            self.respond("426 Transfer aborted via ABOR.", logfun=logger.info)
+            self.respond("226 ABOR command successful.")
+        else:
+            self.respond("225 ABOR command successful; data channel closed.")
+
+    def ftp_NLST(self, path: str):
+        """pyftpdlib's NLST with each name escaped (:func:`ftpsd.safetext.escape_name`): a name
+        made by a local account with CR/LF in it cannot add entries to the listing."""
+        try:
+            if self.fs.isdir(path):
+                listing = sorted(self.run_as_current_user(self.fs.listdir, path))
+            else:
+                self.fs.lstat(path)  # raises if missing
+                listing = [os.path.basename(path)]
+        except (OSError, FilesystemError) as err:
+            self.respond(f"550 {strerror(err)}.")
+            return None
+        data = "".join(escape_name(name) + "\r\n" for name in listing)
+        self.push_dtp_data(data.encode(self.encoding, self.unicode_errors), cmd="NLST")
+        return path
 
     def ftp_PROT(self, line: str) -> None:
         if line.upper() == "C" and self.tls_data_required and isinstance(self.socket, SSL.Connection):
@@ -390,12 +662,30 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         super().ftp_PROT(line)
 
-    # --- authentication ----------------------------------------------------------------
+    # --- authentication: one login at a time; identity changes wait for transfers ------
     def ftp_USER(self, line: str) -> None:
-        if self._checking_password:
-            self.respond("503 Password check in progress.")
+        if self._transfer_pending():
+            # The transfer runs under the user who started it: its commit, its xferlog line and
+            # its reply must not be made under another user's name or filesystem.
+            self.respond(_TRANSFER_BUSY)
             return
         super().ftp_USER(line)
+
+    def ftp_REIN(self, line: str) -> None:
+        if self._transfer_pending():
+            self.respond(_TRANSFER_BUSY)
+            return
+        super().ftp_REIN(line)
+
+    def handle_auth_failed(self, msg: str, password: str) -> None:
+        """pyftpdlib delays the 530; commands pipelined behind the PASS wait for it (held)."""
+        self._auth_delay = True
+        super().handle_auth_failed(msg, password)
+        self.ioloop.call_later(self.auth_failed_timeout, self._auth_delay_over, _errback=self.handle_error)
+
+    def _auth_delay_over(self) -> None:
+        self._auth_delay = False
+        self._resume()
 
     def ftp_PASS(self, line: str) -> None:
         if self.authenticated:
@@ -404,19 +694,42 @@ class FtpsdHandler(TLS_FTPHandler):
         if not self.username:
             self.respond("503 Login with USER first.")
             return
-        username, runtime = self.username, self.runtime
-        # Bans apply here, on every session, also those opened before the ban; and an address
-        # gets at most ban_after_failures attempts per window across sessions and workers.
-        if not runtime.begin_attempt(self.remote_ip):
-            self._refuse_banned(username)
+        # The session reads nothing until the check is answered (also while it waits its turn).
+        self._checking_password = True
+        self.del_channel()
+        self._begin_check(self.username, line, time.monotonic() + self.attempt_wait)
+
+    # A PASS waits (polling the shared table) while checks in flight from its address could still
+    # reach ban_after_failures; after this long it is refused with 421 instead.
+    attempt_wait = 10.0
+    attempt_poll = 0.05
+
+    def _begin_check(self, username: str, line: str, deadline: float) -> None:
+        if self._closed:
             return
+        runtime = self.runtime
+        # Bans apply here, on every session, also those opened before the ban; and an address
+        # gets at most ban_after_failures checks per window across sessions and workers.
+        verdict = runtime.begin_attempt(self.remote_ip)
+        if verdict is Attempt.WAIT and time.monotonic() < deadline:
+            self.ioloop.call_later(
+                self.attempt_poll, self._begin_check, username, line, deadline, _errback=self.handle_error
+            )
+            return
+        if verdict not in (Attempt.GO, Attempt.UNCOUNTED):
+            self._checking_password = False
+            self.add_channel()
+            try:
+                self._refuse_banned(username)
+            finally:
+                self._resume()
+            return
+        reserved = verdict is Attempt.GO
         # The users snapshot current now serves this session until it ends.
         self.authorizer = authorizer = type(self).authorizer
         if runtime.pool is None or runtime.waker is None:
-            self._password_checked(username, line, authorizer.check_password(username, line))
+            self._password_checked(username, line, authorizer.check_password(username, line), reserved)
             return
-        self._checking_password = True
-        self.del_channel()
 
         def done(future) -> None:
             try:
@@ -424,7 +737,7 @@ class FtpsdHandler(TLS_FTPHandler):
             except Exception:
                 log.exception("password check failed")
                 ok = False
-            runtime.waker.post(self._password_checked, username, line, ok)
+            runtime.waker.post(self._password_checked, username, line, ok, reserved)
 
         runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
 
@@ -436,12 +749,22 @@ class FtpsdHandler(TLS_FTPHandler):
         self.respond("421 Too many failed logins from your address; try again later.")
         self.close_when_done()
 
-    def _password_checked(self, username: str, password: str, ok: bool) -> None:
+    def _password_checked(self, username: str, password: str, ok: bool, reserved: bool = True) -> None:
         self._checking_password = False
-        banned = self.runtime.finish_attempt(self.remote_ip, ok)
+        banned = (
+            self.runtime.finish_attempt(self.remote_ip, ok)
+            if reserved
+            else self.runtime.banned(self.remote_ip)
+        )
         if self._closed:
             return
         self.add_channel()
+        try:
+            self._settle_login(username, password, ok, banned)
+        finally:
+            self._resume()
+
+    def _settle_login(self, username: str, password: str, ok: bool, banned: bool) -> None:
         if banned and ok:
             self._refuse_banned(username)  # banned while the check ran (another session failed)
             return
@@ -462,6 +785,7 @@ class FtpsdHandler(TLS_FTPHandler):
             auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
             self._user_counted = username
             self.user_max_rate = user.max_rate if user else 0
+            self._stop_login_timer()
             self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
             return
         auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
@@ -484,9 +808,12 @@ class FtpsdHandler(TLS_FTPHandler):
             self._user_counted = ""
 
     def flush_account(self) -> None:
+        was_authenticated = self.authenticated
         self._release_user()
         self.user_max_rate = 0
         super().flush_account()
+        if was_authenticated and not self._closed:
+            self._start_login_timer()  # logged out (REIN, USER): the next login has a deadline too
 
     # --- uploads: temporary name, committed on success -----------------------------------
     def _upload_only(self) -> bool:

@@ -52,6 +52,8 @@ from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS, _months_map
 from pyftpdlib.utils import memoize
 
+from ftpsd.safetext import escape_name
+
 # openat2(2): struct open_how and its RESOLVE_* flags (linux/openat2.h); 437 on every
 # architecture that has the unified syscall table (all that Debian ships, but alpha).
 _SYS_OPENAT2 = 437
@@ -162,9 +164,14 @@ class HomeFS(AbstractedFS):
     not the root *string*, is where resolution starts.
     """
 
+    # Open regular files whose link count is above 1 (server.allow_hard_links; the session's
+    # handler carries the setting current when the session started).
+    allow_hard_links = False
+
     def __init__(self, root: str, cmd_channel) -> None:
         root = os.path.normpath(root)
         super().__init__(root, cmd_channel)
+        self.allow_hard_links = bool(getattr(cmd_channel, "allow_hard_links", False))
         self._homefd = -1
         self._close_home = lambda: None
         try:
@@ -225,10 +232,18 @@ class HomeFS(AbstractedFS):
     # --- files -----------------------------------------------------------------------------
     def _opener(self, path: str, flags: int) -> int:
         with self._parent(path) as (dirfd, name):
-            fd = os.open(name, flags | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
+            # O_TRUNC only after the checks below: a refused file is never changed.
+            fd = os.open(name, (flags & ~os.O_TRUNC) | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise FilesystemError("not a regular file")
+            if info.st_nlink > 1 and not self.allow_hard_links:
+                # Another name of this inode may be outside the home (a local account's hard
+                # link): reading or writing it would reach that file. Refused by default.
+                raise FilesystemError("Refused: the file has other hard links")
+            if flags & os.O_TRUNC:
+                os.ftruncate(fd, 0)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
@@ -385,7 +400,7 @@ class HomeFS(AbstractedFS):
                 group(st.st_gid),
                 st.st_size,
                 when,
-                name,
+                escape_name(name),  # one line per entry, whatever the name holds
             )
             yield line.encode(self.cmd_channel.encoding, self.cmd_channel.unicode_errors)
 
@@ -422,4 +437,6 @@ class HomeFS(AbstractedFS):
             out["unix.gid"] = st.st_gid
             out["unique"] = f"{st.st_dev:x}g{st.st_ino:x}"
             shown = "".join(f"{k}={out[k]};" for k in sorted(out) if k in facts)
-            yield f"{shown} {name}\r\n".encode(self.cmd_channel.encoding, self.cmd_channel.unicode_errors)
+            yield f"{shown} {escape_name(name)}\r\n".encode(
+                self.cmd_channel.encoding, self.cmd_channel.unicode_errors
+            )

@@ -1,51 +1,79 @@
-"""Connection counts, failed-login counters and bans shared by every worker process.
+"""Connection counts, failed-login counters, bans and passive ports shared by every worker.
 
 The table lives in an anonymous shared ``mmap`` created before ``fork()``, guarded by a POSIX
-record lock, so ``max_connections``, ``max_connections_per_ip`` and bans hold for the whole
-daemon, not per worker. A record lock is released by the kernel when its holder dies, so a worker
-killed inside a critical section cannot wedge the others (a semaphore would stay taken).
+record lock, so ``max_connections``, ``max_connections_per_ip``, bans and the per-user caps hold
+for the whole daemon, not per worker. A record lock is released by the kernel when its holder
+dies, so a worker killed inside a critical section cannot wedge the others (a semaphore would
+stay taken).
 
 Layout: a header (per worker: control sessions, logged-in sessions) and ``SLOTS`` fixed-size
-slots addressed by a hash of the client address (or ``user:<name>``) with a bounded probe window.
-Session counts are kept **per worker** (one column each): a worker counts only in its own column
-(:meth:`SharedLimits.bind_worker`), so when a worker dies the supervisor zeroes exactly that
-column (:meth:`SharedLimits.release_worker`) and nothing else; no recount race with survivors.
-Failed-login counters and bans are daemon-wide.
+slots. A slot holds one key: a client address group (an IPv4 address, or the IPv6 prefix of
+``ipv6_prefix`` bits the address belongs to: one /64 is one client for caps and bans), a user's
+logged-in sessions, or a user's open passive ports. Counts are kept **per worker** (one column
+each): a worker counts only in its own column (:meth:`SharedLimits.bind_worker`), so when a
+worker dies the supervisor zeroes exactly that column (:meth:`SharedLimits.release_worker`) and
+nothing else; no recount race with survivors. Failed-login counters and bans are daemon-wide.
 
-A slot whose key has no session, no failures in the window and no ban is free for reuse. If every
-slot in an address's window is busy (an attacker with thousands of addresses), that address is
-tracked in no slot: it is still counted in the total, but has no per-IP limit or ban - the limits
-fail open rather than lock everyone out.
+**The table cannot be steered, and it fails closed.** A key's slot window (``PROBE`` slots from
+a start) is chosen by a hash keyed with a secret drawn when the daemon starts (shared by the
+workers, which inherit it at fork), so nobody outside can choose addresses that land in another
+address's window. A slot with sessions, passive ports, a password check in flight or a running
+ban is never reused; one holding only failed-login counts (no ban yet) is the first given up,
+the oldest first, when a window is full. A key that still finds no slot is *refused* (a new
+session ``"untracked"``, a login, a passive port), never admitted without its caps and bans.
 
-Login attempts are reserved before the password is checked (:meth:`SharedLimits.begin_attempt`
-counts it as a failure up front, :meth:`SharedLimits.finish_attempt` gives it back on success):
-however many sessions or workers an address spreads its attempts over, at most
-``ban_after_failures`` passwords are tried per ban window.
+Login attempts: a password check in flight is *pending* (per worker column), not a failure;
+only a check that ran and failed counts as a failure (:meth:`SharedLimits.finish_attempt`).
+:meth:`SharedLimits.begin_attempt` admits a check only while failures + pending checks stay
+below ``ban_after_failures``; otherwise the caller *waits* until pending checks settle (many
+clients behind one NAT address logging in at once all get in), and a ban refuses. So an address
+still gets at most ``ban_after_failures`` password checks per window, however many sessions or
+workers it spreads them over.
 """
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import hashlib
 import ipaddress
 import mmap
+import os
 import struct
 import tempfile
 import time
 
 SLOTS = 8192
 PROBE = 64
+IPV6_PREFIX = 64
 _HEADER = struct.Struct("=qq")  # per worker: control sessions, logged-in sessions
 _SLOT_HEAD = struct.Struct("=16sBxxxidd")  # key, kind, failures, first failure, banned until
 _EMPTY = b"\0" * 16
-_IP, _USER = 1, 2
+_IP, _USER, _PASSIVE = 1, 2, 3
+_COUNT, _PENDING = 0, 1  # per worker: the key's count, its password checks in flight
 
 
-def _key(ip: str) -> bytes:
+class Attempt(enum.Enum):
+    """What :meth:`SharedLimits.begin_attempt` decided about one password check."""
+
+    GO = "go"  # check the password now (reserved as pending: settle with finish_attempt)
+    UNCOUNTED = "uncounted"  # check it; no threshold, so nothing is reserved or settled
+    WAIT = "wait"  # checks in flight could still reach the threshold: ask again shortly
+    REFUSED = "refused"  # banned, or the address cannot be tracked: check nothing
+
+
+def address_key(ip: str, ipv6_prefix: int = IPV6_PREFIX) -> bytes:
+    """The 16-byte key an address is counted under: an IPv4 address (also written IPv4-mapped,
+    ``::ffff:a.b.c.d``) as itself, an IPv6 address as its ``/ipv6_prefix`` network."""
     try:
-        return ipaddress.ip_address(ip).packed.rjust(16, b"\0")
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return hashlib.sha256(ip.encode()).digest()[:16]
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv4Address):
+        return b"\0" * 10 + b"\xff\xff" + addr.packed
+    return ipaddress.ip_network((addr, ipv6_prefix), strict=False).network_address.packed
 
 
 def _user_key(name: str) -> bytes:
@@ -72,11 +100,15 @@ class _FileLock:
 class SharedLimits:
     """Process-shared counters; create before forking ``workers`` workers."""
 
-    def __init__(self, slots: int = SLOTS, workers: int = 1) -> None:
+    def __init__(self, slots: int = SLOTS, workers: int = 1, ipv6_prefix: int = IPV6_PREFIX) -> None:
+        if not 1 <= ipv6_prefix <= 128:
+            raise ValueError(f"ipv6_prefix {ipv6_prefix} out of range 1..128")
         self.slots = slots
         self.workers = max(1, workers)
+        self.ipv6_prefix = ipv6_prefix
         self.worker = 0  # the column this process counts in (bind_worker after fork)
-        self._cols = struct.Struct(f"={self.workers}i")
+        self._secret = os.urandom(32)  # keys the slot hash; inherited by the forked workers
+        self._cols = struct.Struct(f"={2 * self.workers}i")  # per worker: count, pending
         self._slot_size = _SLOT_HEAD.size + self._cols.size
         self._base = _HEADER.size * self.workers
         self._map = mmap.mmap(-1, self._base + slots * self._slot_size)
@@ -87,6 +119,15 @@ class SharedLimits:
         if not 0 <= index < self.workers:
             raise ValueError(f"worker index {index} out of range 0..{self.workers - 1}")
         self.worker = index
+
+    def key(self, ip: str) -> bytes:
+        """The key ``ip`` is counted and banned under (:func:`address_key`)."""
+        return address_key(ip, self.ipv6_prefix)
+
+    def start(self, key: bytes, kind: int) -> int:
+        """The first slot of the window of ``key`` (a keyed hash: not predictable outside)."""
+        digest = hashlib.blake2b(bytes([kind]) + key, key=self._secret, digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.slots
 
     # -- slot access (call with the lock held) -------------------------------------------
     def _offset(self, index: int) -> int:
@@ -105,19 +146,26 @@ class SharedLimits:
             self._cols.pack_into(self._map, off + _SLOT_HEAD.size, *cols)
 
     def _find(self, key: bytes, kind: int, now: float, window: float, create: bool) -> int | None:
-        start = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % self.slots
-        free = None
+        """The slot of ``key``; with ``create``, a new one if there is none yet. None: not found,
+        or (``create``) every slot of the window is held by sessions, checks in flight or bans."""
+        start = self.start(key, kind)
+        free = spare = None
+        spare_first = 0.0
         for step in range(min(PROBE, self.slots)):
             index = (start + step) % self.slots
             (addr, slot_kind, failures, first, until), cols = self._read(index)
             if addr == key and slot_kind == kind:
                 return index
-            idle = not any(cols) and until <= now and (failures == 0 or first < now - window)
-            if free is None and (addr == _EMPTY or idle):
+            if free is not None or any(cols) or until > now:
+                continue  # held: sessions, passive ports, checks in flight or a ban
+            if addr == _EMPTY or failures == 0 or first < now - window:
                 free = index
-        if create and free is not None:
-            self._write(free, [key, kind, 0, 0.0, 0.0], [0] * self.workers)
-            return free
+            elif spare is None or first < spare_first:
+                spare, spare_first = index, first  # only failed-login counts: given up first
+        index = free if free is not None else spare
+        if create and index is not None:
+            self._write(index, [key, kind, 0, 0.0, 0.0], [0] * (2 * self.workers))
+            return index
         return None
 
     def _header(self, worker: int) -> list:
@@ -128,74 +176,104 @@ class SharedLimits:
         head[field] = max(0, head[field] + delta)
         _HEADER.pack_into(self._map, self.worker * _HEADER.size, *head)
 
-    def _add_slot(self, index: int, delta: int) -> None:
+    def _add_slot(self, index: int, delta: int, what: int = _COUNT) -> None:
         head, cols = self._read(index)
-        cols[self.worker] = max(0, cols[self.worker] + delta)
+        col = 2 * self.worker + what
+        cols[col] = max(0, cols[col] + delta)
         self._write(index, head, cols)
+
+    def _count(self, index: int) -> int:
+        return sum(self._read(index)[1][_COUNT::2])
 
     def _total(self) -> int:
         return sum(self._header(w)[0] for w in range(self.workers))
 
     # -- sessions ------------------------------------------------------------------------
     def connect(self, ip: str, max_total: int, max_per_ip: int, window: float) -> str | None:
-        """Count a new control session; returns None, or why it is refused ("total"/"per_ip")."""
-        key, now = _key(ip), time.time()
+        """Count a new control session; returns None, or why it is refused: ``"total"``,
+        ``"per_ip"``, or ``"untracked"`` (no slot for its address: refused, never let in
+        without its per-address cap and ban)."""
+        key, now = self.key(ip), time.time()
         with self._lock:
             if max_total and self._total() >= max_total:
                 return "total"
             index = self._find(key, _IP, now, window, create=True)
-            if index is not None:
-                if max_per_ip and sum(self._read(index)[1]) >= max_per_ip:
-                    return "per_ip"
-                self._add_slot(index, +1)
+            if index is None:
+                return "untracked"
+            if max_per_ip and self._count(index) >= max_per_ip:
+                return "per_ip"
+            self._add_slot(index, +1)
             self._add_header(0, +1)
         return None
 
     def disconnect(self, ip: str, window: float) -> None:
-        key, now = _key(ip), time.time()
+        key, now = self.key(ip), time.time()
         with self._lock:
             self._add_header(0, -1)
             index = self._find(key, _IP, now, window, create=False)
             if index is not None:
                 self._add_slot(index, -1)
 
-    def user_login(self, name: str, cap: int) -> bool:
-        """Count a logged-in session of ``name``; False (not counted) if ``cap`` is reached."""
-        key = _user_key(name)
+    def _take(self, name: str, kind: int, cap: int, header: int | None = None) -> bool:
+        """Count one of ``name``'s ``kind`` (a login, a passive listener); False (not counted)
+        if ``cap`` (0 = none) is reached or ``name`` cannot be tracked (fail closed)."""
         with self._lock:
-            index = self._find(key, _USER, time.time(), 0.0, create=True)
-            if index is not None:
-                if cap and sum(self._read(index)[1]) >= cap:
-                    return False
-                self._add_slot(index, +1)
-            self._add_header(1, +1)
+            index = self._find(_user_key(name), kind, time.time(), 0.0, create=True)
+            if index is None or (cap and self._count(index) >= cap):
+                return False
+            self._add_slot(index, +1)
+            if header is not None:
+                self._add_header(header, +1)
             return True
 
-    def user_logout(self, name: str) -> None:
-        key = _user_key(name)
+    def _give_back(self, name: str, kind: int, header: int | None = None) -> None:
         with self._lock:
-            self._add_header(1, -1)
-            index = self._find(key, _USER, time.time(), 0.0, create=False)
+            if header is not None:
+                self._add_header(header, -1)
+            index = self._find(_user_key(name), kind, time.time(), 0.0, create=False)
             if index is not None:
                 self._add_slot(index, -1)
 
+    def user_login(self, name: str, cap: int) -> bool:
+        """Count a logged-in session of ``name``; False (not counted) if ``cap`` is reached or
+        the user cannot be tracked."""
+        return self._take(name, _USER, cap, header=1)
+
+    def user_logout(self, name: str) -> None:
+        self._give_back(name, _USER, header=1)
+
+    # -- passive ports -------------------------------------------------------------------
+    def passive_open(self, name: str, cap: int) -> bool:
+        """Count an open passive listener of user ``name``; False (not counted) if ``cap``
+        (0 = none) is reached or the user cannot be tracked."""
+        return self._take(name, _PASSIVE, cap)
+
+    def passive_close(self, name: str) -> None:
+        self._give_back(name, _PASSIVE)
+
+    def passive(self, name: str) -> int:
+        """Passive listeners of ``name`` open now, daemon-wide."""
+        with self._lock:
+            index = self._find(_user_key(name), _PASSIVE, time.time(), 0.0, create=False)
+            return self._count(index) if index is not None else 0
+
     def release_worker(self, worker: int) -> None:
-        """Zero every count of ``worker`` (it died: its sessions are gone). Other columns,
-        failure counters and bans are untouched."""
+        """Zero every count of ``worker`` (it died: its sessions, passive ports and checks in
+        flight are gone). Other columns, failure counters and bans are untouched."""
         with self._lock:
             _HEADER.pack_into(self._map, worker * _HEADER.size, 0, 0)
             for index in range(self.slots):
                 head, cols = self._read(index)
-                if cols[worker]:
-                    cols[worker] = 0
+                if cols[2 * worker] or cols[2 * worker + 1]:
+                    cols[2 * worker] = cols[2 * worker + 1] = 0
                     self._write(index, head, cols)
 
     def sessions(self, ip: str | None = None) -> int:
         with self._lock:
             if ip is None:
                 return self._total()
-            index = self._find(_key(ip), _IP, time.time(), 0.0, create=False)
-            return sum(self._read(index)[1]) if index is not None else 0
+            index = self._find(self.key(ip), _IP, time.time(), 0.0, create=False)
+            return self._count(index) if index is not None else 0
 
     def header(self, worker: int) -> tuple[int, int]:
         """(control sessions, logged-in sessions) counted by ``worker``; cheap."""
@@ -204,63 +282,78 @@ class SharedLimits:
         return sessions, logins
 
     def counts(self, worker: int) -> dict[str, int]:
-        """What ``worker`` holds: its header counts and the sums of its per-address and per-user
-        slot counts (all four are 0 once every session of that worker has ended)."""
-        per_ip = per_user = 0
+        """What ``worker`` holds: its header counts and the sums of its per-address, per-user,
+        passive-port and password-check slot counts (all 0 once every session of that worker
+        has ended)."""
+        sums = {_IP: 0, _USER: 0, _PASSIVE: 0}
+        pending = 0
         with self._lock:
             sessions, logins = self._header(worker)
             for index in range(self.slots):
-                off = self._offset(index) + _SLOT_HEAD.size + 4 * worker
-                count = struct.unpack_from("=i", self._map, off)[0]
-                if count:
-                    kind = self._map[self._offset(index) + 16]
-                    if kind == _IP:
-                        per_ip += count
-                    else:
-                        per_user += count
-        return {"sessions": sessions, "logins": logins, "per_ip": per_ip, "per_user": per_user}
+                off = self._offset(index) + _SLOT_HEAD.size + 8 * worker
+                count, checks = struct.unpack_from("=ii", self._map, off)
+                if count or checks:
+                    sums[self._map[self._offset(index) + 16]] += count
+                    pending += checks
+        return {
+            "sessions": sessions,
+            "logins": logins,
+            "per_ip": sums[_IP],
+            "per_user": sums[_USER],
+            "passive": sums[_PASSIVE],
+            "pending": pending,
+        }
 
     # -- failed logins and bans ----------------------------------------------------------
     def banned(self, ip: str, window: float) -> bool:
-        key, now = _key(ip), time.time()
+        key, now = self.key(ip), time.time()
         with self._lock:
             index = self._find(key, _IP, now, window, create=False)
             return index is not None and self._read(index)[0][4] > now
 
-    def begin_attempt(self, ip: str, threshold: int, window: float) -> bool:
-        """Reserve one password attempt for ``ip``, counted as a failure until
-        :meth:`finish_attempt` says otherwise. False: banned, or ``threshold`` attempts already
-        failed or in flight within ``window`` (check no password then)."""
-        key, now = _key(ip), time.time()
+    def begin_attempt(self, ip: str, threshold: int, window: float) -> Attempt:
+        """Reserve one password check for ``ip`` (pending until :meth:`finish_attempt`).
+
+        ``REFUSED``: banned, or the address has no slot (fail closed). ``WAIT``: failures plus
+        checks in flight already reach ``threshold``; ask again once they settle. ``GO``:
+        reserved, settle it with :meth:`finish_attempt`. ``UNCOUNTED``: no ``threshold``
+        (bans off): check, nothing to settle."""
+        key, now = self.key(ip), time.time()
         with self._lock:
             index = self._find(key, _IP, now, window, create=bool(threshold))
             if index is None:
-                return True  # untracked (table full) or no threshold: fail open
+                return Attempt.REFUSED if threshold else Attempt.UNCOUNTED
             head, cols = self._read(index)
             if head[4] > now:
-                return False
+                return Attempt.REFUSED
             if not threshold:
-                return True
-            if head[2] == 0 or head[3] < now - window:
-                head[2], head[3] = 0, now
+                return Attempt.UNCOUNTED
+            if head[2] and head[3] < now - window:
+                head[2], head[3] = 0, 0.0  # those failures are out of the window
+                self._write(index, head, cols)
             if head[2] >= threshold:
-                return False
-            head[2] += 1
-            self._write(index, head, cols)
-            return True
+                return Attempt.REFUSED
+            if head[2] + sum(cols[_PENDING::2]) >= threshold:
+                return Attempt.WAIT
+            self._add_slot(index, +1, _PENDING)
+            return Attempt.GO
 
     def finish_attempt(self, ip: str, ok: bool, threshold: int, window: float) -> bool:
-        """Settle an attempt reserved by :meth:`begin_attempt`; True when the address is banned
-        now (this failure reached ``threshold``, or a ban is already running)."""
-        key, now = _key(ip), time.time()
+        """Settle a check reserved by :meth:`begin_attempt`: a wrong password (``ok`` False) is
+        a failure, a right one is nothing. True when the address is banned now (this failure
+        reached ``threshold``, or a ban is already running)."""
+        key, now = self.key(ip), time.time()
         with self._lock:
             index = self._find(key, _IP, now, window, create=False)
             if index is None:
                 return False
+            self._add_slot(index, -1, _PENDING)
             head, cols = self._read(index)
-            if ok:
-                head[2] = max(0, head[2] - 1)
-            elif threshold and head[2] >= threshold and head[4] <= now:
-                head[2], head[3], head[4] = 0, 0.0, now + window
+            if not ok and threshold and head[4] <= now:
+                if head[2] == 0 or head[3] < now - window:
+                    head[2], head[3] = 0, now
+                head[2] += 1
+                if head[2] >= threshold:
+                    head[2], head[3], head[4] = 0, 0.0, now + window
             self._write(index, head, cols)
             return head[4] > now

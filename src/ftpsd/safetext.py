@@ -55,6 +55,18 @@ def escape_reply(data: str) -> str:
     return "\r\n".join(escape(line, backslash=False) for line in data.split("\r\n"))
 
 
+def escape_name(name: str) -> str:
+    """A file name as it appears in a listing (LIST, NLST, MLSD, STAT): one line, usable as is.
+
+    Every non-printable character is escaped as :func:`escape` does (CR, LF, ESC, ...: a name
+    cannot add or fake entries); backslashes stay single and undecodable bytes (lone surrogates)
+    are left to the reply encoding, which writes them as ``?`` as before.
+    """
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() or "\ud800" <= ch <= "\udfff" else _escape_char(ch) for ch in name)
+
+
 class EscapingFormatter(logging.Formatter):
     """A formatter whose message is always one escaped line.
 

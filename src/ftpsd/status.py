@@ -421,7 +421,7 @@ def collect(config_path: str) -> dict:
         # What the shared limits table holds for the running workers (all 0 when idle).
         "counted": {
             key: sum((w.get("counted") or {}).get(key, 0) for w in workers)
-            for key in ("sessions", "logins", "per_ip", "per_user")
+            for key in ("sessions", "logins", "per_ip", "per_user", "passive", "pending")
         },
         "deployed": deployed,
         "deployed_error": why,

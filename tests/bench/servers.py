@@ -79,7 +79,7 @@ passive_ports = [{pasv_lo}, {pasv_hi}]
 max_connections_per_ip = 0
 workers = {workers}
 runtime_dir = "{runtime_dir}"
-
+{server_extra}
 [tls]
 certfile = "{cert}"
 keyfile = "{key}"
@@ -211,6 +211,8 @@ class Ftpsd(Server):
     name = "ftpsd"
     workers = 0  # deployed default: one per core; the profiler uses 1
     scrypt_ln = 0  # 0 = ftpsd's default hash; else scrypt with this ln (r=8, p=1), for comparison
+    # populate() hard-links the data files into every home; ftpsd refuses such files by default.
+    server_extra = "allow_hard_links = true\n"
 
     def prepare(self) -> list[str]:
         from ftpskit_common.passwd import hash_password, verify_password
@@ -235,7 +237,7 @@ class Ftpsd(Server):
                 host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
                 cert=self.env.pki["cert"], key=self.env.pki["key"], chain=self.env.pki["chain"],
                 users=users, xferlog=self.workdir / "xferlog", workers=self.workers,
-                runtime_dir=self.workdir / "run",
+                runtime_dir=self.workdir / "run", server_extra=self.server_extra,
             )
         )  # fmt: skip
         ftpsd = Path(sys.executable).with_name("ftpsd")
@@ -261,6 +263,7 @@ class FtpsdBaseline(Ftpsd):
 
     name = "ftpsd-base"
     ref = ""  # set by tests.bench from --baseline
+    server_extra = ""  # an ftpsd from before allow_hard_links serves linked files and refuses the key
 
     def prepare(self) -> list[str]:
         argv = super().prepare()

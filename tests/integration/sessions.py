@@ -17,7 +17,7 @@ from OpenSSL import SSL
 
 from tests.integration.conftest import Server
 
-ZERO = {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0}
+ZERO = {"sessions": 0, "logins": 0, "per_ip": 0, "per_user": 0, "passive": 0, "pending": 0}
 
 
 def status(server: Server) -> dict:
@@ -136,3 +136,41 @@ def drain(sock: socket.socket, timeout: float = 5.0) -> None:
             pass
     except OSError:
         pass
+
+
+# -- data connections and reply counting with a session-reusing client (FTPSClient) -----------
+
+
+def epsv_port(ftp) -> int:
+    """Send EPSV on ``ftp`` (an FTPSClient after PROT P) and return the announced port."""
+    reply = ftp.sendcmd("EPSV")
+    return int(reply.rsplit("|||", 1)[1].split("|", 1)[0])
+
+
+def data_connect(ftp, port: int, *, resume: bool = True, timeout: float = 10.0):
+    """Connect to passive ``port`` and start TLS resuming the control session (or not)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    session = ftp.sock.session if resume else None
+    return ftp.context.wrap_socket(sock, server_hostname=ftp.tls_name, session=session)
+
+
+SENTINEL = "HELP NOOP"  # answered "214 ...": used by no test step, so it marks the end of a step
+
+
+def send_lines(ftp, *lines: str) -> None:
+    """Write ``lines`` in one TLS write (pipelined), bypassing ftplib's one-command-at-a-time."""
+    ftp.sock.sendall("".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape"))
+
+
+def replies_until_sentinel(ftp) -> list[str]:
+    """Send the sentinel and return every reply that arrived before its answer (in order)."""
+    send_lines(ftp, SENTINEL)
+    replies = []
+    while not (reply := ftp.getmultiline()).startswith("214 "):
+        replies.append(reply)
+    return replies
+
+
+def finals(replies: list[str]) -> list[str]:
+    """The final replies (2xx-5xx) among ``replies``; 1xx are preliminary."""
+    return [reply for reply in replies if reply[:1] in "2345"]

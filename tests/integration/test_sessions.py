@@ -202,7 +202,7 @@ def test_banned_at_connect_takes_nothing(make_server) -> None:
 def test_worker_death_releases_its_sessions(make_server) -> None:
     server = make_server(workers=2, max_connections_per_ip=0, ban_after_failures=0)
     held = [login(server, "alice", PASSWORDS["alice"]) for _ in range(8)]
-    info = wait_counted(server, {"sessions": 8, "logins": 8, "per_ip": 8, "per_user": 8})
+    info = wait_counted(server, {**ZERO, "sessions": 8, "logins": 8, "per_ip": 8, "per_user": 8})
     assert info["sessions"] == 8
     workers = status(server)["workers"]
     victim = next(w for w in workers if w["counted"].get("sessions"))
@@ -293,10 +293,13 @@ def test_client_text_cannot_forge_log_lines_or_replies(make_server) -> None:
     assert "\x1b" not in log and "\x00" not in log and "\u2028" not in log and "\x85" not in log
     assert "login failed user=x\\x0aftpsd[1] INFO" in log
     assert "user=w\\x1b[31mred\\x00\\x7f\\x85" in log
-    # Replies quoting client text stay one line each, with no terminal escapes.
+    # Replies quoting client text stay one line each, with no terminal escapes. Clients cannot make
+    # such names (553, issue 22 rows 3 and 9); a local account can, and CWD quotes the path.
+    (server.homes["alice"] / "d\x1b[2Jx\n226 fake").mkdir()
     sock, conn = login(server, "alice", PASSWORDS["alice"])
-    reply = command(conn, "MKD d\x1b[2Jx\n226 fake").decode()
-    assert reply.startswith("257") and reply.count("\r\n") == 1, reply
+    assert command(conn, "MKD e\x1b[2Jx\n226 fake").startswith(b"553 ")
+    reply = command(conn, "CWD d\x1b[2Jx\n226 fake").decode()
+    assert reply.startswith("250") and reply.count("\r\n") == 1, reply
     assert "\x1b" not in reply and "\\x1b[2Jx\\x0a226 fake" in reply
     sock.close()
 

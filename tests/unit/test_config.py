@@ -82,11 +82,25 @@ def test_defaults_match_design() -> None:
             "server.max_connections_per_ip: exceeds",
         ),
         ({"server": {"idle_timeout": 0}}, "server.idle_timeout: must be an integer 1-86400 seconds, got 0"),
+        ({"server": {"login_timeout": 0}}, "server.login_timeout: must be an integer 1-3600 seconds, got 0"),
         (
             {"server": {"login_failure_delay": -1}},
             "server.login_failure_delay: must be a number of seconds 0-60",
         ),
         ({"server": {"ban_after_failures": 1.5}}, "server.ban_after_failures: must be an integer"),
+        (
+            {"server": {"ipv6_prefix": 0}},
+            "server.ipv6_prefix: must be an integer 1-128 (prefix length), got 0",
+        ),
+        ({"server": {"ipv6_prefix": 129}}, "server.ipv6_prefix: must be an integer 1-128"),
+        (
+            {"server": {"max_passive_ports_per_user": -1}},
+            "server.max_passive_ports_per_user: must be an integer",
+        ),
+        (
+            {"server": {"allow_hard_links": "yes"}},
+            "server.allow_hard_links: must be true or false, got 'yes'",
+        ),
         ({"server": {"banner": "two\nlines"}}, "server.banner: must be a single-line string"),
         (
             {"server": {"runtime_dir": "run/ftpsd"}},

@@ -95,6 +95,45 @@ def test_changed_password_gets_a_new_hash() -> None:
     assert verify_password("new-pw", plan.users[0].hash)
 
 
+@pytest.mark.parametrize(
+    ("stored_scheme", "scheme", "rehashed"),
+    [
+        ("pbkdf2-sha256", "scrypt", True),  # the fleet moved to scrypt: old-scheme hash replaced
+        ("scrypt", "pbkdf2-sha256", True),
+        ("scrypt", "scrypt", False),
+        ("pbkdf2-sha256", "pbkdf2-sha256", False),
+    ],
+)
+def test_old_scheme_hash_is_rehashed_to_the_configured_scheme(
+    stored_scheme: str, scheme: str, rehashed: bool
+) -> None:
+    """Issue 22 row 14: nothing ever re-hashed, so a users file kept two schemes (and two login
+    costs) forever. The role re-hashes a user whose stored hash is of another scheme."""
+    stored = hash_password("alice-pw", stored_scheme)
+    plan = plan_users([current_alice(hash=stored)], [account()], scheme=scheme)
+    new_hash = plan.users[0].hash
+    assert (new_hash != stored) is rehashed
+    assert new_hash.startswith("$" + scheme + "$")
+    assert verify_password("alice-pw", new_hash)
+    assert plan.password_changed == (["alice"] if rehashed else [])
+    again = plan_users(plan.users, [account()], scheme=scheme)  # idempotent afterwards
+    assert not again.changed
+
+
+def test_weaker_scrypt_hash_is_rehashed_stronger_kept() -> None:
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import (
+        _b64encode,
+        _scrypt,
+    )
+
+    salt = b"s" * 16
+    for ln, rehashed in ((12, True), (15, False)):
+        digest = _scrypt(b"alice-pw", salt, ln=ln, r=8, p=1, dklen=32)
+        stored = f"$scrypt$ln={ln},r=8,p=1${_b64encode(salt)}${_b64encode(digest)}"
+        plan = plan_users([current_alice(hash=stored)], [account()])
+        assert (plan.users[0].hash != stored) is rehashed
+
+
 def test_precomputed_hash_is_used_as_is() -> None:
     given = hash_password("x", "pbkdf2-sha256")
     plan = plan_users([current_alice()], [account(password=None, hash=given)])

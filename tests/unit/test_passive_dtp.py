@@ -10,7 +10,8 @@ import pytest
 from pyftpdlib.handlers.ftp import dispatchers
 from pyftpdlib.ioloop import IOLoop
 
-from ftpsd.handlers import PassivePortsExhausted, RangedPassiveDTP
+from ftpsd.handlers import PassivePortsCapped, PassivePortsExhausted, RangedPassiveDTP, Runtime
+from ftpsd.limits import SharedLimits
 
 
 def _free_ports(count: int) -> list[int]:
@@ -31,13 +32,16 @@ class _Channel:
     masquerade_address = None
     remote_ip = "127.0.0.1"
     connected = True
+    username = "alice"
+    max_passive_ports_per_user = 0
 
-    def __init__(self, ioloop, ports: list[int]) -> None:
+    def __init__(self, ioloop, ports: list[int], family: int = socket.AF_INET) -> None:
         self.ioloop = ioloop
         self.passive_ports = ports
         self.replies: list[str] = []
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+        self.runtime = Runtime(limits=SharedLimits(slots=16))
+        self.socket = socket.socket(family)
+        self.socket.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         self.server = type("S", (), {"socket": self.socket, "backlog": 5})()
 
     def log(self, *args, **kwargs) -> None:
@@ -100,4 +104,41 @@ def test_lost_listen_race_on_the_only_port_is_refused_not_moved_outside(ioloop) 
         assert channel.replies == []
     finally:
         competitor.close()
+        channel.socket.close()
+
+
+def test_ipv6_listener_binds_within_the_range(ioloop) -> None:
+    """Issue 22 row 8: on IPv6, pyftpdlib probed the family with a bind to port 0, which the
+    range check refused: every EPSV on IPv6 ended the session. Now the port is in the range."""
+    ports = _free_ports(3)
+    channel = _Channel(ioloop, ports, socket.AF_INET6)
+    try:
+        dtp = RangedPassiveDTP(channel, extmode=True)
+        port = dtp.socket.getsockname()[1]
+        assert dtp.socket.family == socket.AF_INET6 and port in ports
+        assert channel.replies == [f"229 Entering extended passive mode (|||{port}|)."]
+        assert channel.runtime.limits.passive("alice") == 1
+        dtp.close()
+        dtp.close()  # the count is given back once
+        assert channel.runtime.limits.passive("alice") == 0
+    finally:
+        channel.socket.close()
+
+
+def test_listeners_per_user_are_capped(ioloop) -> None:
+    ports = _free_ports(4)
+    channel = _Channel(ioloop, ports)
+    channel.max_passive_ports_per_user = 2
+    try:
+        first = RangedPassiveDTP(channel, extmode=True)
+        second = RangedPassiveDTP(channel, extmode=True)
+        with pytest.raises(PassivePortsCapped):
+            RangedPassiveDTP(channel, extmode=True)
+        assert len(channel.replies) == 2  # the refused one answered nothing itself
+        first.close()
+        third = RangedPassiveDTP(channel, extmode=True)
+        for dtp in (second, third):
+            dtp.close()
+        assert channel.runtime.limits.passive("alice") == 0
+    finally:
         channel.socket.close()

@@ -58,6 +58,19 @@ def test_needs_rehash(encoded: str, rehash: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("encoded", "rehash"),
+    [
+        (PBKDF2, False),
+        (SCRYPT, True),  # another scheme than the configured one
+        ("$pbkdf2-sha256$100000$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43, True),  # fewer iterations
+        ("$pbkdf2-sha256$900000$c2FsdHNhbHRzYWx0c2FsdA$" + "A" * 43, False),
+    ],
+)
+def test_needs_rehash_for_pbkdf2(encoded: str, rehash: bool) -> None:
+    assert needs_rehash(encoded, "pbkdf2-sha256") is rehash
+
+
+@pytest.mark.parametrize(
     "encoded",
     [
         "plaintext",

@@ -149,16 +149,20 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(candidate, parsed.digest)
 
 
-def needs_rehash(encoded: str) -> bool:
-    """True if ``encoded`` is not a scrypt hash at least as strong as the current defaults."""
+def needs_rehash(encoded: str, scheme: str = "scrypt") -> bool:
+    """True if ``encoded`` is not a ``scheme`` hash at least as strong as that scheme's current
+    defaults (a stronger one, e.g. scrypt ln=15, is kept). The ``ftps_users`` role re-hashes such
+    a user from its password, so a users file holds one scheme and every login costs the same."""
     try:
         parsed = parse_hash(encoded)
     except UsersFileError:
         return True
-    if parsed.scheme != "scrypt":
+    if parsed.scheme != scheme or len(parsed.salt) < SALT_BYTES:
         return True
     p = parsed.params
-    return p["ln"] < SCRYPT_LN or p["r"] < SCRYPT_R or p["p"] < SCRYPT_P or len(parsed.salt) < SALT_BYTES
+    if scheme == "pbkdf2-sha256":
+        return p["iterations"] < PBKDF2_ITERATIONS
+    return p["ln"] < SCRYPT_LN or p["r"] < SCRYPT_R or p["p"] < SCRYPT_P
 
 
 def validate_user_name(name: Any) -> str | None:
