@@ -72,9 +72,10 @@ def test_the_client_trusts_exactly_the_key_managers_ca_and_the_servers_are_signe
 def test_the_rotation_record_and_the_report_are_on_the_key_manager() -> None:
     km = host(KM)
     records = km.check_output(f"ls {STORE}/rotations").split()
-    assert len(records) == 1 and records[0].startswith("rotation-")
-    record = json.loads(km.file(f"{STORE}/rotations/{records[0]}").content_string)
+    assert records and all(name.startswith("rotation-") for name in records)
+    record = json.loads(km.file(f"{STORE}/rotations/{sorted(records)[-1]}").content_string)
     assert record["result"] == "complete"
     assert sorted(h["host"] for h in record["hosts"]) == SERVERS
+    assert {h["result"] for h in record["hosts"]} == {"rotated"}
     report = json.loads(km.file(f"{STORE}/reports/ftps-report.json").content_string)
     assert sorted(h["host"] for h in report["hosts"]) == SERVERS
