@@ -11,8 +11,11 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_playbook(inventory: pathlib.Path, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root."""
+def run_playbook(
+    inventory: pathlib.Path, playbook: str | pathlib.Path, *args: str, cwd: pathlib.Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root
+    (``cwd``); a ``pathlib.Path`` playbook is run as it is (a test's own play)."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
     )
@@ -21,10 +24,10 @@ def run_playbook(inventory: pathlib.Path, playbook: str, *args: str) -> subproce
             str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
             "-i",
             str(inventory),
-            str(ROOT / "playbooks" / playbook),
+            str(playbook if isinstance(playbook, pathlib.Path) else ROOT / "playbooks" / playbook),
             *args,
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

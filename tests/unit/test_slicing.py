@@ -11,13 +11,13 @@ named like its job template: those are the extra vars set here, as AWX sets them
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 import yaml
+
+from tests.playbook import run_playbook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -77,24 +77,12 @@ def run(tmp_path: pathlib.Path, playbook: pathlib.Path, extra: dict) -> subproce
         f"    ftps_clients:\n      hosts:\n        cli1: {{{host}}}\n"
         f"    ftps_ca:\n      hosts:\n        km1: {{{host}}}\n"
     )
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    return subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(inventory),
-            str(playbook),
-            "-e",
-            json.dumps({"ftps_pki_store_dir": str(tmp_path / "data"), **extra}),
-        ],
+    return run_playbook(
+        inventory,
+        playbook,
+        "-e",
+        json.dumps({"ftps_pki_store_dir": str(tmp_path / "data"), **extra}),
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
     )
 
 
