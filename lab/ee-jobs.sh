@@ -57,6 +57,20 @@ rm -f "$cache/ftpskit-ftps-$version.tar.gz"
 # lab/ee/execution-environment.yml names the tarball without a version.
 mv -f "$cache/ftpskit-ftps-$version.tar.gz" "$cache/ftpskit-ftps.tar.gz"
 
+# Its dependencies (galaxy.yml: ansible.posix, community.general, and what those need), which the
+# image's build would otherwise fetch from Galaxy (unreachable here): the copies in the venv's
+# `ansible` package, as lab/installed-form.sh uses them, each named in lab/ee/requirements.yml.
+step="collection dependencies"
+site_collections=$("$venv/bin/python" -c 'import ansible_collections; print(ansible_collections.__path__[0])') \
+  || fail "no ansible_collections in $venv (make venv)"
+rm -rf "$cache/deps"
+mkdir -p "$cache/deps"
+for dep in $(sed -nE 's#^[[:space:]]*- name: collections/deps/([a-z0-9_]+\.[a-z0-9_]+)$#\1#p' "$root/lab/ee/requirements.yml"); do
+  [[ -f $site_collections/${dep/.//}/MANIFEST.json ]] || fail "$dep is not in $site_collections"
+  cp -a "$site_collections/${dep/.//}" "$cache/deps/$dep"
+done
+find "$cache/deps" -name __pycache__ -prune -exec rm -rf {} +
+
 step="ee image"
 context=$work/ee-context
 rm -rf "$context"
