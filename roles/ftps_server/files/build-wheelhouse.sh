@@ -2,8 +2,8 @@
 # Build the wheels ftpsd's hosts install from, once, on the controller: ftpsd (from the
 # collection's src/), ftpskit-common (src/common/: the collection's plugins/module_utils/
 # ftpskit_common packed as a wheel; ftpsd needs it, client hosts install only it) and every dependency, as binary wheels for each target Python and CPU, so servers need
-# no package index (air-gapped fleets work). The one implementation: `make wheelhouse`
-# (lab/wheelhouse.sh) and the ftps_server role (a run_once task on the controller) both call it.
+# no package index (air-gapped fleets work). The one implementation: the ftps_server role (a
+# run_once task on the controller) and, in a git checkout, the lab's lab/wheelhouse.sh both call it.
 #
 # usage: build-wheelhouse.sh --src DIR --out DIR TARGET...
 #   TARGET  <python version>-<machine>, e.g. 3.11-x86_64 (Debian 12), 3.13-x86_64 (Debian 13)
