@@ -113,6 +113,8 @@ class FtpsdServer(FTPServer):
             refused = runtime.limits.connect(
                 addr[0], self.max_cons, self.max_cons_per_ip, runtime.ban_seconds
             )
+            if refused:
+                runtime.counters.add(f"sessions_refused/{refused}")
             if refused == "total":
                 handler.handle_max_cons()
                 return None
@@ -250,6 +252,7 @@ class Worker:
             self._open_xferlog(self.loaded.config.logging.xferlog)
         else:
             warnings = self.apply(loaded)
+        self.runtime.counters.add("reloads/failed" if problems else "reloads/ok")
         self.last_reload = {
             "result": "refused" if problems else "ok",
             "message": "; ".join(problems or warnings),
@@ -258,8 +261,9 @@ class Worker:
         self.report(problems, warnings)
 
     def _sessions_now(self) -> tuple:
-        """What the status file's session figures depend on (cheap: no table scan)."""
-        return len(self.runtime.sessions), self.runtime.limits.header(self.index)
+        """What the status file's session figures and counters depend on (cheap: no table scan)."""
+        runtime = self.runtime
+        return len(runtime.sessions), runtime.limits.header(self.index), runtime.counters.changes
 
     def report(self, problems: list[str], warnings: list[str]) -> None:
         self._last_report = (problems, warnings)
@@ -281,6 +285,7 @@ class Worker:
             sessions=self._reported_sessions[0],
             counted=self.runtime.limits.counts(self.index),
             last_reload=self.last_reload,
+            counters=self.runtime.counters.values,
         )
 
     def _on_signal(self, signum: int, frame: object) -> None:

@@ -41,6 +41,7 @@ from pyftpdlib.log import logger
 from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
+from ftpsd.counters import Counters
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
@@ -118,6 +119,7 @@ class Runtime:
     ban_seconds: int = 600
     sessions: set = field(default_factory=set)
     xferlog: Any = None
+    counters: Counters = field(default_factory=Counters)  # for `ftpsd metrics` (ftpsd.counters)
     pool: ThreadPoolExecutor | None = None
     waker: Waker | None = None
 
@@ -364,6 +366,7 @@ class FtpsdHandler(TLS_FTPHandler):
     def handle(self) -> None:
         if self.runtime.banned(self.remote_ip):
             auth_log.warning("refused %s: address banned after failed logins", self.remote_ip)
+            self.runtime.counters.add("sessions_refused/banned")
             self.respond("421 Too many failed logins from your address; try again later.")
             self.close_when_done()
             return
@@ -745,6 +748,7 @@ class FtpsdHandler(TLS_FTPHandler):
         runtime.pool.submit(authorizer.check_password, username, line).add_done_callback(done)
 
     def _refuse_banned(self, username: str) -> None:
+        self.runtime.counters.add("logins/banned")
         auth_log.warning(
             "login refused user=%s ip=%s: address banned or out of login attempts", username, self.remote_ip
         )
@@ -775,6 +779,7 @@ class FtpsdHandler(TLS_FTPHandler):
             user = self.authorizer.get_user(username)
             cap = user.max_connections if user else 0
             if not self.runtime.limits.user_login(username, cap):
+                self.runtime.counters.add("logins/refused")
                 auth_log.warning(
                     "login refused user=%s ip=%s: %d sessions already open (max_connections)",
                     username,
@@ -785,14 +790,17 @@ class FtpsdHandler(TLS_FTPHandler):
                 self.respond("421 Too many sessions for this user; try again later.")
                 self.close_when_done()
                 return
+            self.runtime.counters.add("logins/ok")
             auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
             self._user_counted = username
             self.user_max_rate = user.max_rate if user else 0
             self._stop_login_timer()
             self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
             return
+        self.runtime.counters.add("logins/failed")
         auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
         if banned:
+            self.runtime.counters.add("bans")
             auth_log.warning(
                 "banned ip=%s for %ss after %d failed logins",
                 self.remote_ip,
@@ -943,6 +951,7 @@ class FtpsdHandler(TLS_FTPHandler):
             if real_name is not None:
                 final = os.path.join(directory, real_name)
         super().log_transfer(cmd, final, receive, completed, elapsed, bytes)
+        self.runtime.counters.transfer(receive, completed, bytes)
         xfer = self.runtime.xferlog
         if xfer is None:
             return

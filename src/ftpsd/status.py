@@ -149,6 +149,7 @@ class DaemonStatus:
         sessions: int = 0,
         counted: dict | None = None,
         last_reload: dict | None = None,
+        counters: dict | None = None,
     ) -> None:
         """What worker ``index`` made of ``generation``, and what it serves now."""
         self._write(
@@ -167,6 +168,7 @@ class DaemonStatus:
                 "sessions": sessions,
                 "counted": counted or {},
                 "last_reload": last_reload,
+                "counters": counters or {},
             },
         )
 
@@ -373,7 +375,36 @@ def deployed_certificate(config_path: str) -> tuple[dict | None, str]:
         return None, f"{cert_path} or {chain_path} holds no PEM certificate"
     summary = certificate_summary(cert, chain)
     summary["path"] = cert_path
+    summary["names"] = _names(cert)
     return summary, ""
+
+
+def _names(cert) -> dict:
+    """The fields the certificate exporters label their expiry series with (``ftpsd metrics``'
+    ``ssl_file_cert_*`` and ``x509_cert_*``): common names, decimal serial, SAN lists."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    def first(name, oid) -> str:
+        values = name.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = san.get_values_for_type(x509.DNSName)
+        ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        emails = san.get_values_for_type(x509.RFC822Name)
+    except x509.ExtensionNotFound:
+        dns, ips, emails = [], [], []
+    return {
+        "serial_decimal": str(cert.serial_number),
+        "subject_cn": first(cert.subject, NameOID.COMMON_NAME),
+        "issuer_cn": first(cert.issuer, NameOID.COMMON_NAME),
+        "ou": [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)],
+        "dns": dns,
+        "ips": ips,
+        "emails": emails,
+    }
 
 
 def collect(config_path: str) -> dict:
@@ -403,6 +434,7 @@ def collect(config_path: str) -> dict:
                     "sessions": report.get("sessions", 0),
                     "counted": report.get("counted", {}),
                     "last_reload": report.get("last_reload"),
+                    "counters": report.get("counters") or {},
                     "problems": report.get("problems", []),
                 }
             )
