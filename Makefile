@@ -101,11 +101,13 @@ test-installed: lab-images ## The collection as a user installs it: tarball + re
 	$(call step,installed collection: a user's playbook outside the repository)
 	VENV=$(VENV) bash lab/installed-form.sh || { echo "make: step 'test-installed' failed" >&2; exit 1; }
 
-test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-core 2.19, no pyenv): lint, unit, Molecule pki
+# No other Python visible: pyenv off PATH and PYENV_ROOT pointing nowhere (a tool that looks for
+# $PYENV_ROOT/versions/3.13.* must not find one either).
+test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-core 2.19, no pyenv): lint, unit, Molecule stock (site.yml to Debian 12 + 13 servers)
 	$(call step,stock Debian 12 controller: $(STOCK_PYTHON) in $(STOCK_VENV))
 	test -x $(STOCK_PYTHON) || { echo "make: step 'test-stock' failed: $(STOCK_PYTHON) missing (apt-get install python3 python3-venv)" >&2; exit 1; }
-	env -u PYENV_VERSION PATH=/usr/sbin:/usr/bin:/sbin:/bin FTPSKIT_PYTHON=$(STOCK_PYTHON) \
-	  $(MAKE) --no-print-directory VENV=$(STOCK_VENV) MOLECULE_SCENARIOS=pki venv lint unit molecule \
+	env -u PYENV_VERSION PYENV_ROOT=/nonexistent/pyenv PATH=/usr/sbin:/usr/bin:/sbin:/bin FTPSKIT_PYTHON=$(STOCK_PYTHON) \
+	  $(MAKE) --no-print-directory VENV=$(STOCK_VENV) MOLECULE_SCENARIOS=stock venv lint unit molecule \
 	  || { echo "make: step 'test-stock' failed (Python 3.11 / ansible-core 2.19)" >&2; exit 1; }
 	$(STOCK_VENV)/bin/ansible --version | head -n1
 
@@ -122,7 +124,7 @@ bench-fleet: venv ## Fleet benchmark: site.yml, its re-run and rotate.yml on lab
 
 wheelhouse: venv ## Wheels for the servers (ftpsd + deps for each host Python), built once
 	$(call step,wheelhouse)
-	bash lab/wheelhouse.sh
+	VENV=$(VENV) bash lab/wheelhouse.sh
 
 demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, print a summary
 	$(call step,demo: converge playbooks/site.yml on the lab; its last play is the proof and the summary)

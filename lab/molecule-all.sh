@@ -3,6 +3,8 @@
 # (default first, then by name), or only those named on the command line:
 #   lab/molecule-all.sh                 every scenario
 #   lab/molecule-all.sh default pki     these, in this order
+# `stock` runs only when named: it proves the stock Debian 12 controller, so it needs the venv of
+# Debian's python3.11 with no other Python visible (make test-stock names it), not .venv.
 #   lab/molecule-all.sh --network       only create the shared network (for `molecule converge`
 #                                       and friends run by hand)
 # FTPSKIT_KEEP=1 keeps a failed scenario's containers for `molecule login -s SCENARIO -h HOST`.
@@ -57,7 +59,7 @@ else
   [[ -f molecule/default/molecule.yml ]] && scenarios+=(default)
   for f in molecule/*/molecule.yml; do
     s=$(basename "$(dirname "$f")")
-    [[ $s == default ]] || scenarios+=("$s")
+    [[ $s == default || $s == stock ]] || scenarios+=("$s")
   done
 fi
 ((${#scenarios[@]})) || die "step 'discover': no scenario under molecule/"

@@ -312,13 +312,13 @@ class FleetBench:
         wheelhouse unchanged, which is what a fleet's every run after the first sees)."""
         self.log(f"wheelhouse {self.wheelhouse} ({', '.join(WHEEL_TARGETS)})")
         proc = subprocess.run(
-            ["bash", str(REPO / "roles/ftps_server/files/build-wheelhouse.sh"), "--src", str(REPO / "src"),
-             "--out", str(self.wheelhouse), *WHEEL_TARGETS],
-            env={**self.env, "PYTHON": str(self.python)},
+            [str(self.python), str(REPO / "roles/ftps_server/files/build_wheelhouse.py"),
+             "--src", str(REPO / "src"), "--out", str(self.wheelhouse), *WHEEL_TARGETS],
+            env=self.env,
             capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
-            raise FleetBenchError(f"build-wheelhouse.sh failed: {proc.stderr.strip()[-400:]}")
+            raise FleetBenchError(f"build_wheelhouse.py failed: {proc.stderr.strip()[-400:]}")
 
     def effective_forks(self) -> int:
         if self.a.forks:

@@ -99,7 +99,7 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
         "contrib/systemd/ftps-kit-rotate.service",
         "contrib/systemd/ftps-kit-rotate.timer",
     } <= names
-    assert "roles/ftps_server/files/build-wheelhouse.sh" in names
+    assert "roles/ftps_server/files/build_wheelhouse.py" in names
     assert not [
         n for n in names if n.split("/")[0] in {".cache", ".venv", ".pki", ".ftps-kit", "files", "lab"}
     ]
@@ -255,7 +255,7 @@ def test_controller_data_never_defaults_inside_the_roles() -> None:
     """Roles are independent of where they are installed: every controller-side path default
     is in ftps_kit_data_dir (default: beside the inventory); only the collection's own content
     (ftpsd's source, the roles' files and vars) is found relative to role_path."""
-    allowed = {"ftps_server_source_dir", "src/ftpsd", "build-wheelhouse.sh", "/vars"}
+    allowed = {"ftps_server_source_dir", "src/ftpsd", "build_wheelhouse.py", "/vars"}
     data = "{{ ftps_kit_data_dir | default(inventory_dir ~ '/.ftps-kit') }}/"
     offenders = []
     for path in sorted((ROOT / "roles").glob("*/*/*.yml")):
