@@ -3,7 +3,8 @@
 """Filters for playbooks/report.yml; the logic is plugins/module_utils/ftps_report.py.
 
 ``inputs | ftpskit.ftps.ftps_report(warn_days)``: ``inputs`` is a list of per-server dicts with
-``host``, ``address``, ``deployed_pem`` (the deployed certificate's PEM text), ``status`` (the
+``host``, ``address``, ``intended_sans`` (the SANs the certificate must carry exactly, or null:
+not checked), ``deployed_pem`` (the deployed certificate's PEM text), ``status`` (the
 parsed ``ftpsd status --json``, or null) and ``probes`` (``[{port, implicit, result}]`` with
 ftps_probe results). Returns ``{generated, warn_days, hosts, flagged}``, rows sorted by days
 left (docs/report.md).
@@ -36,6 +37,7 @@ def ftps_report(inputs: list, warn_days: int = 30) -> dict:
             probes=item.get("probes"),
             warn_days=warn_days,
             address=str(item.get("address") or ""),
+            intended_sans=item.get("intended_sans"),
         )
         for item in inputs
     ]

@@ -29,6 +29,7 @@ import tempfile
 from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.sans import canonical_san
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     normalize_fingerprint,
     sha256_fingerprint,
@@ -57,8 +58,6 @@ CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.
 CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
 GEN_PREFIX = "gen-"
 SYSTEM_TRUST_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 class PKIError(Exception):
@@ -173,33 +172,18 @@ def _signing_hash(key: Any) -> Any:
 
 
 def parse_san(value: str) -> x509.GeneralName:
-    """``DNS:name``, ``IP:addr`` or a bare name/address → a GeneralName; PKIError if invalid."""
-    text = str(value).strip()
-    kind, sep, rest = text.partition(":")
-    if sep and kind.upper() in ("DNS", "IP"):
-        kind, text = kind.upper(), rest.strip()
-    else:
-        try:
-            ipaddress.ip_address(text)
-            kind = "IP"
-        except ValueError:
-            kind = "DNS"
+    """``DNS:name``, ``IP:addr`` or a bare name/address → a GeneralName; PKIError if invalid.
+
+    The spelling and the rules are ftpskit_common.sans.canonical_san's (the one definition the
+    gate and the report compare with).
+    """
+    try:
+        kind, _sep, text = canonical_san(value).partition(":")
+    except ValueError as exc:
+        raise PKIError(str(exc)) from None
     if kind == "IP":
-        try:
-            return x509.IPAddress(ipaddress.ip_address(text))
-        except ValueError as exc:
-            raise PKIError(f"invalid IP address in subject alternative name {value!r}") from exc
-    name = text.rstrip(".").lower()
-    labels = name.split(".")
-    valid = 0 < len(name) <= 253 and all(_DNS_LABEL.match(label) for label in labels[1:])
-    first = labels[0]
-    valid = valid and (_DNS_LABEL.match(first) is not None or (first == "*" and len(labels) > 2))
-    if not valid:
-        raise PKIError(
-            f"invalid DNS name in subject alternative name {value!r}: use letters, digits and "
-            "hyphens, labels of 1-63 characters, a wildcard only as the whole first label"
-        )
-    return x509.DNSName(name)
+        return x509.IPAddress(ipaddress.ip_address(text))
+    return x509.DNSName(text)
 
 
 def san_to_str(name: x509.GeneralName) -> str:
@@ -1032,6 +1016,43 @@ def generations(store: Store) -> dict[str, Any]:
         cert = _read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
         result[link] = certificate_facts(cert, {"generation": gen or ""}) if cert is not None else {}
     return result
+
+
+def current_problems(store: Store) -> list[str]:
+    """Why the serving generation cannot be used, in sentences ([] when it can, or when there is
+    no generation at all: a host without a certificate is for site.yml, not a broken one).
+
+    Checked: the certificate and the key read as PEM, and the key is the certificate's key. A
+    rotation skips a host with problems (it would have nothing sound to go back to)."""
+    gen = store.generation(CURRENT)
+    if gen is None:
+        return []
+    problems = []
+    cert = key = None
+    for name, parse, what in (
+        (CERT_NAME, load_certificate, "certificate"),
+        (KEY_NAME, load_private_key, "key"),
+    ):
+        path = os.path.join(gen, name)
+        data = _read(path)
+        if data is None:
+            problems.append(f"the deployed {what} {path} is missing or cannot be read")
+            continue
+        try:
+            parsed = parse(data)
+        except PKIError:
+            problems.append(
+                f"the deployed {what} {path} is damaged: it does not read as a PEM {what} "
+                "(changed, cut short or replaced); re-run site.yml to re-issue it"
+            )
+            continue
+        if what == "certificate":
+            cert = parsed
+        else:
+            key = parsed
+    if cert is not None and key is not None and spki_pin(cert.public_key()) != spki_pin(key.public_key()):
+        problems.append(f"the deployed key in {gen} is not the certificate's key")
+    return problems
 
 
 def rollback(store: Store, *, rollback_from: str, check_mode: bool = False) -> dict[str, Any]:

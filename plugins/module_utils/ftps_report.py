@@ -24,6 +24,7 @@ import html
 import json
 from typing import Any
 
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.sans import san_mismatch
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     CertificateParseError,
     describe_key,
@@ -74,10 +75,13 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
     warn_days: int = 30,
     now: _dt.datetime | None = None,
     address: str = "",
+    intended_sans: list[str] | None = None,
 ) -> dict[str, Any]:
     """One server's row. ``probes``: ``[{"port": 21, "implicit": False, "result": <ftps_probe
     result>}, ...]``, or the registered loop results of ftps_probe (``item`` holds port and
-    implicit); a probe that did not run (no client host) is simply absent."""
+    implicit); a probe that did not run (no client host) is simply absent. ``intended_sans``: the
+    SAN set this server's certificate must carry exactly (ftps_pki's ``ftps_pki_intended_sans``,
+    read on the server); ``None`` = not checked (mode ``provided``)."""
     now = now or _dt.datetime.now(_dt.UTC)
     problems: list[tuple[str, str]] = []  # (status, sentence)
     cert: dict[str, Any] = {}
@@ -100,6 +104,10 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
         if deployed and fp != deployed:
             problems.append((STATUS_MISMATCH, f"in memory {fp} differs from deployed (reload pending?)"))
 
+    # Every distinct certificate seen (deployed, then any other one served) against the intended set.
+    named: dict[str, tuple[str, list]] = {}
+    if cert:
+        named[deployed] = ("deployed certificate", list(cert.get("sans") or []))
     wire: list[dict[str, Any]] = []
     for probe in probes or []:
         if "item" in probe:  # a registered loop result: the target is its item
@@ -119,12 +127,19 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
         }
         wire.append(entry)
         where = f"{kind} port {entry['port']}"
+        if served and served not in named:
+            named[served] = (
+                f"certificate served on {where}",
+                list((result.get("certificate") or {}).get("sans") or []),
+            )
         if not served:
             problems.append((STATUS_ERROR, f"{where}: {entry['error'] or 'no certificate served'}"))
         elif deployed and served != deployed:
             problems.append((STATUS_MISMATCH, f"{where} serves {served}, not the deployed certificate"))
         elif entry["error"]:
             problems.append((STATUS_ERROR, f"{where}: {entry['error']}"))
+
+    problems += _sans_problems(list(named.values()), intended_sans)
 
     days = cert.get("days_remaining")
     if days is not None and days < warn_days:
@@ -137,6 +152,7 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
         "address": address,
         "subject": cert.get("subject", ""),
         "sans": list(cert.get("sans") or []),
+        "intended_sans": list(intended_sans) if intended_sans is not None else None,
         "issuer": cert.get("issuer", ""),
         "not_after": cert.get("not_after", ""),
         "days_left": days,
@@ -149,6 +165,22 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
         "problems": [p[1] for p in problems],
         "flagged": status_name != STATUS_OK,
     }
+
+
+def _sans_problems(named: list[tuple[str, list]], intended: list[str] | None) -> list[tuple[str, str]]:
+    """Each certificate (label, SANs) whose SANs are not exactly ``intended`` (None: not checked),
+    with ftpskit_common.sans.san_mismatch's sentence."""
+    if intended is None:
+        return []
+    out = []
+    for label, sans in named:
+        try:
+            reason = san_mismatch(sans, intended)
+        except ValueError as err:
+            reason = f"the intended SANs cannot be compared: {err}"
+        if reason:
+            out.append((STATUS_MISMATCH, f"{label}: {reason}"))
+    return out
 
 
 def finish(rows: list[dict], warn_days: int, now: _dt.datetime | None = None) -> dict[str, Any]:

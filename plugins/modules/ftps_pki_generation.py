@@ -72,6 +72,15 @@ rolled_back:
   description: Whether C(current) was pointed back at the previous generation.
   returned: always
   type: bool
+problems:
+  description:
+    - Why the serving generation cannot be used, one sentence each (its certificate or key is
+      missing or damaged, or the key is not the certificate's). Empty when it is sound, and when
+      there is no generation at all (then C(generations.current) is empty).
+  returned: always
+  type: list
+  elements: str
+  sample: ["the deployed certificate /etc/ftps-kit/pki/current/cert.pem is damaged: ..."]
 next_spki_sha256:
   description:
     - SPKI pin of the next key (base64 SHA-256, as spki_sha256); empty in check mode before it exists.
@@ -91,6 +100,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     HAS_CRYPTOGRAPHY,
     PKIError,
     Store,
+    current_problems,
     ensure_next_key,
     rollback,
 )
@@ -125,6 +135,7 @@ def main() -> None:
         if facts and made["next_spki_sha256"]:
             facts["next_spki_sha256"] = made["next_spki_sha256"]
         result["certificate"] = facts
+    result["problems"] = current_problems(store)
     before = result.pop("before")
     result["diff"] = {
         "before": {"current": before["current"].get("fingerprint_sha256", "")},

@@ -290,3 +290,27 @@ def test_without_a_next_key_a_rotation_still_makes_a_new_key(store, ca) -> None:
     _, first = _converge(store, ca)
     _, rotated = _converge(store, ca, force=True)
     assert rotated["facts"]["spki_sha256"] != first["facts"]["spki_sha256"]
+
+
+def test_current_problems_name_a_damaged_certificate_or_key(store, ca) -> None:
+    """What rotate.yml leaves out: a serving generation whose files are damaged or do not match."""
+    assert pki.current_problems(store) == []  # no generation: a job for site.yml, not a broken host
+    _converge(store, ca)
+    assert pki.current_problems(store) == []
+    gen = pathlib.Path(store.generation())
+    cert, key = (gen / "cert.pem").read_bytes(), (gen / "key.pem").read_bytes()
+    # the fault scenario's corruption: characters cut from the middle of the base64
+    (gen / "cert.pem").write_bytes(cert[:80] + cert[90:])
+    (problem,) = pki.current_problems(store)
+    assert problem.startswith(f"the deployed certificate {gen / 'cert.pem'} is damaged")
+    assert pki.generations(store)["current"] == {}  # what made rotate.yml skip it silently before
+    (gen / "cert.pem").write_bytes(cert)
+    (gen / "key.pem").unlink()
+    assert pki.current_problems(store) == [f"the deployed key {gen / 'key.pem'} is missing or cannot be read"]
+    _converge(store, ca, force=True)
+    other_key = (pathlib.Path(store.generation()) / "key.pem").read_bytes()
+    (gen / "key.pem").write_bytes(key)
+    pki.rollback(store, rollback_from=store.facts()["fingerprint_sha256"])
+    assert pki.current_problems(store) == []
+    (gen / "key.pem").write_bytes(other_key)
+    assert pki.current_problems(store) == [f"the deployed key in {gen} is not the certificate's key"]

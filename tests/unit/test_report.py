@@ -146,6 +146,19 @@ def test_missing_or_broken_deployed_certificate():
     assert broken["problems"][0].startswith("deployed certificate unreadable")
 
 
+def test_a_damaged_certificate_gets_a_human_reason_not_the_decoder_s():
+    """A corrupted deployed certificate (the fault scenario's: base64 cut) is explained in words."""
+    pem = leaf(90).pem.decode()
+    body = pem.split("\n")
+    damaged = "\n".join([*body[:2], body[2][:-3], *body[3:]])  # three characters lost from one line
+    reason = build_row("c", deployed_pem=damaged, now=NOW)["problems"][0]
+    assert reason.startswith("deployed certificate unreadable: PEM block 1 of 1 is damaged")
+    assert "does not decode" in reason
+    cut = build_row("d", deployed_pem=pem.split("-----END")[0], now=NOW)["problems"][0]
+    prefix = "deployed certificate unreadable: PEM block 1 of 1"
+    assert cut == f"{prefix} has no END CERTIFICATE line: the file is cut short"
+
+
 def test_sorted_by_days_left_unknown_first():
     rows = [row("late", leaf(300)), row("soon", leaf(10)), row("mid", leaf(60)), row("mid2", leaf(60))]
     rows.append(build_row("broken", deployed_pem=None, now=NOW))
@@ -245,3 +258,63 @@ def test_filters():
     assert ftps_report_render(report, "html").startswith("<!DOCTYPE html>")
     with pytest.raises(Exception, match="kind must be one of"):
         ftps_report_render(report, "pdf")
+
+
+# --- SANs against the intended set (issue 20) -------------------------------------------------
+
+
+def test_sans_exactly_intended_are_ok():
+    issued = leaf(90, sans=("DNS:ftp1", "IP:10.213.0.12"))
+    r = row("ftp1", issued, intended_sans=["ftp1", "10.213.0.12"])
+    assert r["status"] == "ok" and r["problems"] == []
+    assert r["intended_sans"] == ["ftp1", "10.213.0.12"]
+
+
+@pytest.mark.parametrize(
+    ("sans", "words"),
+    [
+        # the incident: another server's name and address, without its own address
+        (
+            ("DNS:ftp2", "DNS:ftp1", "IP:10.213.0.12"),
+            ["lacks IP:10.213.0.13", "also names DNS:ftp1, IP:10.213.0.12"],
+        ),
+        (("DNS:ftp2",), ["lacks IP:10.213.0.13"]),
+        (("DNS:ftp2", "IP:10.213.0.13", "DNS:extra.example"), ["also names DNS:extra.example"]),
+    ],
+)
+def test_sans_other_than_intended_are_flagged_with_a_reason(sans, words):
+    issued = leaf(90, cn="ftp2", sans=sans)
+    r = row("ftp2", issued, intended_sans=["DNS:ftp2", "IP:10.213.0.13"])
+    assert r["status"] == "mismatch" and r["flagged"]
+    [problem] = r["problems"]
+    assert problem.startswith("deployed certificate: its SANs are not the intended set for this host")
+    for word in words:
+        assert word in problem
+    assert "DNS:ftp2, IP:10.213.0.13" in problem  # the intended set is named
+
+
+def test_sans_not_checked_without_an_intended_set():
+    issued = leaf(90, sans=("DNS:anything",))
+    assert row("ftp1", issued, intended_sans=None)["problems"] == []
+
+
+def test_a_served_certificate_other_than_the_deployed_one_is_checked_too():
+    deployed, other = leaf(90, sans=("DNS:ftp1",)), leaf(90, sans=("DNS:ftp9",))
+    served = probes(fp(deployed), fp(other))
+    served[1]["certificate"]["sans"] = ["DNS:ftp9"]
+    r = row("ftp1", deployed, probes=served, intended_sans=["DNS:ftp1"])
+    assert any(
+        p.startswith("certificate served on implicit port 990: its SANs") and "DNS:ftp9" in p
+        for p in r["problems"]
+    )
+    assert not any(p.startswith("deployed certificate:") for p in r["problems"])
+
+
+def test_filter_passes_the_intended_set():
+    issued = leaf(90, sans=("DNS:ftp1", "DNS:ftp2"))
+    report = ftps_report(
+        [{"host": "ftp1", "deployed_pem": issued.pem.decode(), "intended_sans": ["DNS:ftp1"], "probes": []}]
+    )
+    assert report["flagged"] == ["ftp1"]
+    assert "also names DNS:ftp2" in report["hosts"][0]["problems"][0]
+    assert "also names DNS:ftp2" in ftps_report_render(report, "html")

@@ -9,12 +9,13 @@ naming it, and nothing may report a change.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+
+from tests.playbook import run_playbook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOOD_USERS = [
@@ -31,26 +32,8 @@ def run_preflight(tmp_path: pathlib.Path, extra: dict) -> subprocess.CompletedPr
         f"          ansible_python_interpreter: {sys.executable}\n"
     )
     extra_vars = {"ftps_users_accounts": GOOD_USERS, "ftps_pki_ca_dir": str(tmp_path / "ca"), **extra}
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    return subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(inventory),
-            str(ROOT / "playbooks" / "site.yml"),
-            "--tags",
-            "preflight-only-no-role-task",
-            "-e",
-            json.dumps(extra_vars),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    return run_playbook(
+        inventory, "site.yml", "--tags", "preflight-only-no-role-task", "-e", json.dumps(extra_vars)
     )
 
 

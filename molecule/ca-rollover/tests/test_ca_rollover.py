@@ -11,7 +11,7 @@ import os
 import pathlib
 
 import pytest
-from conftest import SERVERS
+from conftest import SERVERS, check_serves_own_names
 
 EPHEMERAL = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 CA = EPHEMERAL / "pki" / "ca"
@@ -89,3 +89,10 @@ def test_the_loads_counted_transfers_and_no_failure() -> None:
         result = json.loads((HERE / f"load-{n}.json").read_text())
         assert result["failed"] == 0 and result["pin_failures"] == 0
         assert result["transfers"] > 0 and result["pins_checked"] > 0
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_serves_exactly_its_own_names(client, name: str) -> None:
+    """Issue 20: stage 2 re-issues through rotate.yml, whose certificates once carried another
+    server's name and address. Read with openssl s_client from the client, on both listeners."""
+    check_serves_own_names(client, name)

@@ -15,8 +15,10 @@ declares other platforms gets the right hosts without touching the tests.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import pathlib
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -112,3 +114,48 @@ def transient_listener(
         yield
     finally:
         host.run(f"systemctl stop {unit}")
+
+
+def served_sans(client: testinfra.host.Host, name: str, port: int, *, starttls: bool) -> list[str]:
+    """The SANs of the certificate a listener serves, as ``openssl s_client`` on the client reads
+    it (explicit: ``-starttls ftp``), spelled ``DNS:name`` / ``IP:address``."""
+    flag = "-starttls ftp" if starttls else ""
+    out = client.run(
+        f"openssl s_client -connect {name}:{port} {flag} -servername {name} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -ext subjectAltName"
+    )
+    assert out.rc == 0, f"{name}:{port}: {out.stderr}"
+    lines = [line.strip() for line in out.stdout.splitlines()[1:] if line.strip()]
+    sans = []
+    for item in ", ".join(lines).split(", "):
+        kind, _sep, value = item.partition(":")
+        is_ip = kind == "IP Address"
+        sans.append(f"IP:{ipaddress.ip_address(value)}" if is_ip else f"{kind}:{value.lower()}")
+    return sorted(sans)
+
+
+def own_names(name: str) -> list[str]:
+    """What a certificate for this server must name, exactly, read on the server itself
+    independently of the kit: its inventory name, its FQDN and the source addresses of its
+    default routes (the lab's settings: ftps_pki_san_* on, no extra SANs)."""
+    server = get_host(name)
+    fqdn = server.check_output("python3 -c 'import socket; print(socket.getfqdn())'")
+    fqdn = fqdn.strip().rstrip(".").lower()
+    names = {f"DNS:{name}"}
+    if fqdn not in ("", "localhost", "localhost.localdomain"):
+        names.add(f"DNS:{fqdn}")
+    for flag, target in (("-4", "8.8.8.8"), ("-6", "2001:4860:4860::8888")):
+        route = server.run(f"ip {flag} route get {target}")
+        found = re.search(r"\bsrc (\S+)", route.stdout)
+        if route.rc == 0 and found:
+            names.add(f"IP:{ipaddress.ip_address(found.group(1))}")
+    return sorted(names)
+
+
+def check_serves_own_names(client: testinfra.host.Host, name: str) -> None:
+    """Both listeners of server ``name`` (explicit 21, implicit 990) serve a certificate whose SANs
+    are exactly :func:`own_names`, which hold the address the client resolves the server to."""
+    want = own_names(name)
+    assert f"IP:{ipaddress.ip_address(client.check_output(f'getent hosts {name}').split()[0])}" in want
+    for port, starttls in ((21, True), (990, False)):
+        assert served_sans(client, name, port, starttls=starttls) == want, f"{name}:{port}"

@@ -13,7 +13,7 @@ import os
 import pathlib
 
 import pytest
-from conftest import SERVERS
+from conftest import SERVERS, check_serves_own_names
 
 HERE = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "rotation"
 
@@ -72,3 +72,16 @@ def test_every_session_was_pinned_and_no_pin_failed() -> None:
     sessions = sum(1 for e in load["events"] if e["kind"] == "session")
     # every new session is checked; the long sessions once per (re)connection
     assert load["pins_checked"] >= sessions > 0, (load["pins_checked"], sessions)
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_serves_exactly_its_own_names(client, name: str) -> None:
+    """Issue 20: a rotated certificate carried another server's name and address. Read with
+    openssl s_client from the client, on both listeners, against the server's own reading."""
+    check_serves_own_names(client, name)
+
+
+def test_site_after_rotate_changed_nothing() -> None:
+    log = (HERE / "site-after-rotate.log").read_text()
+    recap = log[log.index("PLAY RECAP") :]
+    assert recap.count("changed=0") == len(SERVERS) + 1 and "failed=0" in recap, recap

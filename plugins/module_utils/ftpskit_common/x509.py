@@ -429,11 +429,23 @@ def parse_certificate(der: bytes, *, now: _dt.datetime | None = None) -> dict[st
 
 
 def pem_to_der(pem: str) -> list[bytes]:
-    """Every certificate in a PEM text, as DER."""
+    """Every certificate in a PEM text, as DER. A damaged block raises CertificateParseError with
+    a sentence a person can act on (which block, what is wrong), not the decoder's own words."""
     out = []
-    for block in pem.split("-----BEGIN CERTIFICATE-----")[1:]:
-        body = block.split("-----END CERTIFICATE-----")[0]
-        out.append(base64.b64decode("".join(body.split())))
+    blocks = pem.split("-----BEGIN CERTIFICATE-----")[1:]
+    for number, block in enumerate(blocks, start=1):
+        if "-----END CERTIFICATE-----" not in block:
+            raise CertificateParseError(
+                f"PEM block {number} of {len(blocks)} has no END CERTIFICATE line: the file is cut short"
+            )
+        body = "".join(block.split("-----END CERTIFICATE-----")[0].split())
+        try:
+            out.append(base64.b64decode(body, validate=True))
+        except binascii.Error as err:
+            raise CertificateParseError(
+                f"PEM block {number} of {len(blocks)} is damaged: its base64 text does not decode "
+                f"(characters changed, added or cut off; decoder: {err})"
+            ) from None
     return out
 
 

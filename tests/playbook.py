@@ -1,0 +1,33 @@
+"""Run one of the kit's playbooks from a unit test: ansible-playbook of this venv, the project's
+ansible.cfg (the collection is this checkout), no colours, a bounded time, output captured."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_playbook(inventory: pathlib.Path, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root."""
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
+    )
+    return subprocess.run(
+        [
+            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(inventory),
+            str(ROOT / "playbooks" / playbook),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
