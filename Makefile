@@ -109,7 +109,7 @@ test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-co
 	env -u PYENV_VERSION PYENV_ROOT=/nonexistent/pyenv PATH=/usr/sbin:/usr/bin:/sbin:/bin FTPSKIT_PYTHON=$(STOCK_PYTHON) \
 	  $(MAKE) --no-print-directory VENV=$(STOCK_VENV) MOLECULE_SCENARIOS=stock venv lint unit molecule \
 	  || { echo "make: step 'test-stock' failed (Python 3.11 / ansible-core 2.19)" >&2; exit 1; }
-	$(STOCK_VENV)/bin/ansible --version | head -n1
+	$(STOCK_VENV)/bin/ansible --version | sed -n 1p
 
 molecule-faults: lab-images ## Issue 20's fault scenario (not yet in `make test`: it has not passed end to end)
 	$(call step,molecule faults)
