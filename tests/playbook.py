@@ -11,8 +11,11 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_playbook(inventory: pathlib.Path, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root."""
+def run_playbook(
+    inventory: pathlib.Path, playbook: str | pathlib.Path, *args: str, timeout: int = 180
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root
+    (an absolute ``playbook`` path, e.g. a test's own play, is taken as it is)."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
     )
@@ -28,6 +31,6 @@ def run_playbook(inventory: pathlib.Path, playbook: str, *args: str) -> subproce
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
