@@ -24,7 +24,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed test-ee docs
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed test-ee docs release
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,12 +63,14 @@ lab-down: ## Remove the lab's containers and network (only ours)
 	$(call step,lab down)
 	bash lab/lab.sh down || { echo "make: step 'lab-down' (lab/lab.sh down) failed" >&2; exit 1; }
 
-lint: venv ## ruff, yamllint, ansible-lint (production profile)
+lint: venv ## ruff, yamllint, ansible-lint (production profile), antsibull-changelog lint
 	$(call step,lint)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src plugins tests molecule || { echo "run: ruff format src plugins tests molecule" >&2; exit 1; }
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
+	$(BIN)/antsibull-changelog lint || { echo "make: step 'lint' failed: changelogs/fragments (antsibull-changelog lint)" >&2; exit 1; }
+	$(BIN)/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
 sanity: venv ## ansible-test sanity on the built collection (the venv's ansible-core; ignores in tests/sanity/)
 	$(call step,ansible-test sanity)
@@ -111,7 +113,7 @@ test-stock: host ## Stock Debian 12: a venv from /usr/bin/python3.11 (ansible-co
 	env -u PYENV_VERSION PYENV_ROOT=/nonexistent/pyenv PATH=/usr/sbin:/usr/bin:/sbin:/bin FTPSKIT_PYTHON=$(STOCK_PYTHON) \
 	  $(MAKE) --no-print-directory VENV=$(STOCK_VENV) MOLECULE_SCENARIOS=stock venv lint unit molecule \
 	  || { echo "make: step 'test-stock' failed (Python 3.11 / ansible-core 2.19)" >&2; exit 1; }
-	$(STOCK_VENV)/bin/ansible --version | head -n1
+	$(STOCK_VENV)/bin/ansible --version | sed -n 1p
 
 molecule-faults: lab-images ## Issue 20's fault scenario (not yet in `make test`: it has not passed end to end)
 	$(call step,molecule faults)
@@ -136,6 +138,11 @@ demo: lab wheelhouse ## Lab up, converge site.yml, prove a verified transfer, pr
 	$(call step,demo: converge playbooks/site.yml on the lab; its last play is the proof and the summary)
 	time $(BIN)/ansible-playbook -i inventories/lab playbooks/site.yml \
 	  || { echo "make: step 'demo' (ansible-playbook playbooks/site.yml) failed" >&2; exit 1; }
+
+# VERSION: the release to cut, a semantic version (`make release VERSION=0.1.0`).
+release: venv ## Cut release VERSION=x.y.z: changelog + CHANGELOG.rst (antsibull-changelog), galaxy.yml version, dist/ tarball; no commit, no tag
+	$(call step,release $(VERSION))
+	VENV=$(VENV) bash lab/release.sh "$(VERSION)"
 
 clean: ## Remove the venv, caches and the lab's wheelhouse (not the lab's CA, not the lab images)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .cache .ansible inventories/lab/.ftps-kit/wheelhouse ftpskit-ftps-*.tar.gz

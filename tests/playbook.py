@@ -12,10 +12,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_playbook(
-    inventory: pathlib.Path, playbook: str | pathlib.Path, *args: str, cwd: pathlib.Path = ROOT
+    inventory: pathlib.Path,
+    playbook: str | pathlib.Path,
+    *args: str,
+    cwd: pathlib.Path = ROOT,
+    timeout: int = 180,
 ) -> subprocess.CompletedProcess[str]:
     """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root
-    (``cwd``); a ``pathlib.Path`` playbook is run as it is (a test's own play)."""
+    (``cwd``); a ``pathlib.Path`` playbook (e.g. a test's own play) is run as it is."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
     )
@@ -31,6 +35,6 @@ def run_playbook(
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )

@@ -46,6 +46,7 @@ attributes:
     description: Read-only; the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is no diff.
 author:
   - ftps-kit contributors (@ftps-kit)
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import pathlib
 import re
 import socket
@@ -28,7 +27,8 @@ import sys
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.playbook import run_playbook
+
 HOSTS = ("ftp-a", "ftp-b", "ftp-c")
 
 OTHER_FACTS_MODULE = '''#!/usr/bin/python
@@ -131,24 +131,12 @@ def test_each_host_gets_only_its_own_names(tmp_path: pathlib.Path, only_when_mis
     (tmp_path / "hosts.yml").write_text(
         yaml.safe_dump({"all": {"children": {"ftps_servers": {"hosts": hosts}}}})
     )
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
-    )
-    result = subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(tmp_path / "hosts.yml"),
-            str(tmp_path / "play.yml"),
-            "-e",
-            json.dumps({"ftps_pki_ca_dir": str(tmp_path / "ca")}),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_playbook(
+        tmp_path / "hosts.yml",
+        tmp_path / "play.yml",
+        "-e",
+        json.dumps({"ftps_pki_ca_dir": str(tmp_path / "ca")}),
         timeout=300,
-        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     machine = _this_machine()

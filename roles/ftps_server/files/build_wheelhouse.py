@@ -1,4 +1,4 @@
-"""Build, or check, the wheelhouse ftpsd's hosts install from (ftps_server, `make wheelhouse`).
+"""Build, or check, the wheelhouse ftpsd's hosts install from (the ftps_server role; lab/wheelhouse.sh).
 
     python3 build_wheelhouse.py --src DIR --out DIR TARGET...          build what is missing or outdated
     python3 build_wheelhouse.py --check --out DIR [--src DIR] TARGET...  only check (a pre-built wheelhouse)
