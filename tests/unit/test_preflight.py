@@ -4,9 +4,9 @@ Every host here is "reachable" only over SSH to a closed port of this machine (1
 test_slicing.py): a task that connected would make its host unreachable, and every run asserts
 that no host was. The bad fleet is one inventory, one fault per host (a realistic fleet with one
 mistake on each machine), run once: Ansible reports each host's failure on its own, and each must
-be its first and only failure, naming the variable and the fix. The rules that run once per play
-(the rotation's settings, the store) get a run each. The lab and example inventories pass. Secrets
-(user passwords, the CA passphrase, ACME keys, vault values) appear in no output, also at -vvv.
+be its first and only failure, naming the variable and the fix. The store's rule runs once per
+play (run_once) and gets a run of its own. The lab and example inventories pass. Secrets (user
+passwords, the CA passphrase, ACME keys, vault values) appear in no output, also at -vvv.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
         {"ftps_server_control_port": 50010},
         "ftps_server_control_port (50010) overlaps ftps_server_passive_ports [50000, 50099]; move the port",
     ),
-    "port-not-int": ({"ftps_server_control_port": "twenty-one"}, "ftps_server_control_port"),
+    "port-not-int": (
+        {"ftps_server_control_port": "twenty-one"},
+        "argument 'ftps_server_control_port' is of type str and we were unable to convert to int",
+    ),
     # passive ranges
     "range-inverted": (
         {"ftps_server_passive_ports": [50099, 50000]},
@@ -148,7 +151,7 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
     ),
     "acme-challenge": (
         {**ACME, "ftps_pki_acme_challenge_type": "tls-alpn-01"},
-        "ftps_pki_acme_challenge_type",
+        "ftps_pki_acme_challenge_type must be one of: http-01, dns-01, got: tls-alpn-01",
     ),
     # firewall sources and rules
     "fw-sources": ({"ftps_firewall_sources": ["office-lan"]}, "ftps_firewall_sources (['office-lan'])"),
