@@ -80,7 +80,7 @@ docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_sp
 	$(PY) lab/role_docs.py
 
 docs-site: venv ## Documentation site (antsibull-docs + the guides, sphinx-build -W) in .cache/docs-site/html, checked in headless Chromium
-	$(call step,documentation site: antsibull-docs, sphinx-build -W, headless Chromium check)
+	$(call step,documentation site: antsibull-docs and sphinx-build -W then headless Chromium)
 	VENV=$(VENV) bash lab/docs-site.sh || { echo "make: step 'docs-site' failed (lab/docs-site.sh)" >&2; exit 1; }
 
 unit: venv ## Unit tests (no hosts, no network)
