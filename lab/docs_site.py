@@ -8,7 +8,7 @@ tarball); SOURCE_DIR already holds antsibull-docs' output (collections/ftpskit/f
 adds the guides (COLLECTION_DIR/docs/*.md) under guides/, a playbooks page from each playbook's
 leading comment and plays, and the index. A guide's link to a file outside docs/ points to the
 file in the repository (galaxy.yml's `repository`); a link to a file the collection does not
-ship is an error, as is a playbook without a leading comment.
+ship is an error, as are two guides with the same title and a playbook without a leading comment.
 """
 
 from __future__ import annotations
@@ -70,6 +70,14 @@ def main() -> None:
     guides = sorted((coll / "docs").glob("*.md"))
     if not guides:
         sys.exit(f"docs_site: no guides in {coll / 'docs'}")
+    titles: dict[str, str] = {}
+    for guide in guides:  # a guide is found by its title (navigation, search): no two alike
+        title = next((ln[2:].strip() for ln in guide.read_text().splitlines() if ln.startswith("# ")), "")
+        if not title:
+            sys.exit(f"docs_site: docs/{guide.name} has no title (a first-level heading)")
+        if title in titles:
+            sys.exit(f"docs_site: docs/{guide.name} and docs/{titles[title]} have the same title {title!r}")
+        titles[title] = guide.name
     (src / "guides").mkdir(exist_ok=True)
     for guide in guides:
         (src / "guides" / guide.name).write_text(guide_text(coll, guide, repository))
