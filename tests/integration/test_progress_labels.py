@@ -24,25 +24,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 WRONG = "Wr0ng-pr0be-s3cret-7781"
 
 
-def _probe_task(tasks: list) -> dict:
-    """The one task that calls ftps_probe (the tasks around it may change)."""
-    (task,) = [t for t in tasks if "ftpskit.ftps.ftps_probe" in t]
-    return task
+def _probe_tasks(tasks: list) -> list[dict]:
+    """The one task that calls ftps_probe (all listeners in one call, in parallel) and the task
+    after it, which prints one line per listener (the tasks around them may change)."""
+    (index,) = [i for i, t in enumerate(tasks) if "ftpskit.ftps.ftps_probe" in t]
+    assert tasks[index + 1]["loop_control"]["label"] == "{{ item.target.label }}"
+    return tasks[index : index + 2]
 
 
-def _site_task() -> dict:
+def _site_tasks() -> list[dict]:
     plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
     play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
-    return _probe_task(play["tasks"])
+    return _probe_tasks(play["tasks"])
 
 
-def _gate_task() -> dict:
-    return _probe_task(yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text()))
+def _gate_tasks() -> list[dict]:
+    return _probe_tasks(yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text()))
 
 
-def _run(tmp_path: pathlib.Path, task: dict, variables: dict, cafile: pathlib.Path) -> str:
+def _run(tmp_path: pathlib.Path, tasks: list[dict], variables: dict, cafile: pathlib.Path) -> str:
     playbook = tmp_path / "play.yml"
-    play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": [task]}
+    play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
     playbook.write_text(yaml.safe_dump([play]))
     env = dict(
         os.environ,
@@ -74,15 +76,19 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
     secret = PASSWORDS["alice"] if password == "right" else WRONG
     targets = [{"port": server.port, "implicit": False}, {"port": server.implicit_port, "implicit": True}]
     if which == "site":
-        task = _site_task()
+        tasks = _site_tasks()
+        labels = {False: f"127.0.0.1:{server.port}", True: f"127.0.0.1:{server.implicit_port} (implicit)"}
         variables = {
-            "__site_targets": [{"server": "127.0.0.1", **t} for t in targets],
+            "__site_targets": [
+                {"host": "127.0.0.1", **t, "round_trip": not t["implicit"], "label": labels[t["implicit"]]}
+                for t in targets
+            ],
             "ftps_site_probe_user": "alice",
             "ftps_site_probe_password": secret,
         }
         host = "127.0.0.1"
     else:
-        task = _gate_task()
+        tasks = _gate_tasks()
         variables = {
             "__rotate_targets": targets,
             "__rotate_prober": "localhost",
@@ -93,9 +99,10 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
             "ftps_rotate_gate_retries": 0,
         }
         host = "localhost"
-    out = _run(tmp_path, task, variables, server.cafile)
+    out = _run(tmp_path, tasks, variables, server.cafile)
     assert "censored" not in out
-    for label in (f"{host}:{server.port}", f"{host}:{server.implicit_port} (implicit)"):
+    explicit = f"{host}:{server.port}" + (" (AUTH TLS)" if which == "rotate_gate" else "")
+    for label in (explicit, f"{host}:{server.implicit_port} (implicit)"):
         assert re.search(rf"\(item={re.escape(label)}\)", out), out[-4000:]
     assert secret not in out
     if password == "right":
