@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,15 +31,9 @@ import yaml
 
 from tests.bench.bench_fleet import parse_sizes
 from tests.integration.conftest import PASSWORDS, Server, build_server
+from tests.playbook import proof_tasks, run_playbook
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _site_tasks() -> list[dict]:
-    plays = yaml.safe_load((REPO / "playbooks" / "site.yml").read_text())
-    play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
-    (index,) = [i for i, t in enumerate(play["tasks"]) if "ftpskit.ftps.ftps_probe" in t]
-    return play["tasks"][index : index + 2]
 
 
 SEQUENTIAL_TASK = {
@@ -85,7 +78,7 @@ def run_form(
                         "label": f"127.0.0.1:{s.port}"})  # fmt: skip
         targets.append({"host": "127.0.0.1", "port": s.implicit_port, "implicit": True, "round_trip": False,
                         "label": f"127.0.0.1:{s.implicit_port} (implicit)"})  # fmt: skip
-    tasks = [SEQUENTIAL_TASK] if form == "sequential" else _site_tasks()
+    tasks = [SEQUENTIAL_TASK] if form == "sequential" else proof_tasks()
     variables = {
         "__site_targets": targets,
         "ftps_site_probe_user": "alice",
@@ -95,24 +88,11 @@ def run_form(
     play = [{"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": [*tasks, _check(form)]}]
     playbook = tmp / f"{form}.yml"
     playbook.write_text(yaml.safe_dump(play))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-        SSL_CERT_FILE=str(bundle),
-    )
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(playbook),
-    ]
+    inventory = tmp / "hosts"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    os.environ["SSL_CERT_FILE"] = str(bundle)  # the prober's system trust store: every server's CA
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
+    proc = run_playbook(inventory, playbook, timeout=1800)
     wall = time.monotonic() - started
     status = "ok" if proc.returncode == 0 else f"FAILED rc={proc.returncode}: {proc.stdout[-1500:]}"
     return wall, status

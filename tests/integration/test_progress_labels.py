@@ -19,27 +19,14 @@ import pytest
 import yaml
 
 from tests.integration.conftest import PASSWORDS
+from tests.playbook import probe_tasks, proof_tasks
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WRONG = "Wr0ng-pr0be-s3cret-7781"
 
 
-def _probe_tasks(tasks: list) -> list[dict]:
-    """The one task that calls ftps_probe (all listeners in one call, in parallel) and the task
-    after it, which prints one line per listener (the tasks around them may change)."""
-    (index,) = [i for i, t in enumerate(tasks) if "ftpskit.ftps.ftps_probe" in t]
-    assert tasks[index + 1]["loop_control"]["label"] == "{{ item.target.label }}"
-    return tasks[index : index + 2]
-
-
-def _site_tasks() -> list[dict]:
-    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
-    play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
-    return _probe_tasks(play["tasks"])
-
-
 def _gate_tasks() -> list[dict]:
-    return _probe_tasks(yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text()))
+    return probe_tasks(yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text()))
 
 
 def _run(tmp_path: pathlib.Path, tasks: list[dict], variables: dict, cafile: pathlib.Path) -> str:
@@ -76,7 +63,7 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
     secret = PASSWORDS["alice"] if password == "right" else WRONG
     targets = [{"port": server.port, "implicit": False}, {"port": server.implicit_port, "implicit": True}]
     if which == "site":
-        tasks = _site_tasks()
+        tasks = proof_tasks()
         labels = {False: f"127.0.0.1:{server.port}", True: f"127.0.0.1:{server.implicit_port} (implicit)"}
         variables = {
             "__site_targets": [
