@@ -252,3 +252,26 @@ def test_limited_runs_add_up_to_one_fleet_report(browser) -> None:
     assert set(rows) == {STALE, EXPIRING}
     store = sorted(p.name for p in (OUT / "slices" / "rows").iterdir())
     assert store == sorted([f"{STALE}.json", f"{EXPIRING}.json"])
+
+    # A stored row of a server that is not in the inventory: kept (aged) by an AWX slice, whose
+    # inventory is only part of the fleet; dropped by a run that is no slice.
+    gone = json.loads((OUT / "slices" / "rows" / f"{STALE}.json").read_text())
+    gone["host"] = gone["row"]["host"] = f"{SCENARIO}-gone"
+    (OUT / "slices" / "rows" / f"{SCENARIO}-gone.json").write_text(json.dumps(gone))
+    awx_slice = {  # as AWX sets them for a job of the workflow it made from a sliced template
+        "awx_job_launch_type": "workflow",
+        "awx_job_template_name": "FTPS report",
+        "awx_workflow_job_name": "FTPS report",
+    }
+    sliced = report("slice-3", "--limit", STALE, "-e", json.dumps(awx_slice), into="slices")
+    assert sliced.rc == 0, sliced.output[-3000:]
+    assert sorted(r["host"] for r in sliced.data["hosts"]) == sorted([STALE, EXPIRING, f"{SCENARIO}-gone"])
+    assert sliced.data["dropped"] == []
+    whole = report("slice-4", "--limit", STALE, into="slices")
+    assert whole.rc == 0, whole.output[-3000:]
+    assert sorted(r["host"] for r in whole.data["hosts"]) == sorted([STALE, EXPIRING])
+    assert whole.data["dropped"] == [f"{SCENARIO}-gone"]
+    for run in (sliced, whole):
+        assert run.recap and all(r["changed"] == 0 and r["failed"] == 0 for r in run.recap.values()), (
+            run.recap
+        )
