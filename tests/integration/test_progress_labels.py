@@ -96,3 +96,36 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
         assert re.search(r"\bmatch\W*: true", out)  # the round trip ran: the password was used
     else:
         assert "login as alice refused" in out
+
+
+@pytest.mark.parametrize("pinned", ["served", "other"])
+def test_the_gate_judges_every_listener_of_its_one_call(server, tmp_path, pinned: str) -> None:
+    """rotate_gate.yml as shipped (without the names check, as its rollback runs it): both
+    listeners probed in one call; a pin that is not the served certificate is a problem naming
+    each listener, the served one passes with its round trips."""
+    tasks = yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text())
+    fingerprint = server.cert.fingerprint if pinned == "served" else "ab" * 32
+    variables = {
+        "__rotate_targets": [
+            {"port": server.port, "implicit": False},
+            {"port": server.implicit_port, "implicit": True},
+        ],
+        "__rotate_prober": "localhost",
+        "__rotate_probe_user": "alice",
+        "__rotate_probe_password": PASSWORDS["alice"],
+        "__rotate_gate_fingerprint": fingerprint,
+        "__rotate_gate_sans": False,
+        "ftps_rotate_probe_address": "127.0.0.1",
+        "ftps_rotate_gate_retries": 0,
+    }
+    show = {
+        "name": "Show",
+        "ansible.builtin.debug": {"msg": "GATE {{ __rotate_gate_ok }} {{ __rotate_gate_problems }}"},
+    }
+    out = _run(tmp_path, [*tasks, show], variables, server.cafile)
+    if pinned == "served":
+        assert "GATE True []" in out, out[-3000:]
+    else:
+        assert "GATE False" in out, out[-3000:]
+        for where in (f"localhost:{server.port} (AUTH TLS)", f"localhost:{server.implicit_port} (implicit)"):
+            assert f"{where}: pin_mismatch" in out, out[-3000:]
