@@ -24,7 +24,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet bench-proof demo wheelhouse clean clean-lab test-stock test-installed test-ee docs release
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet bench-proof demo wheelhouse clean clean-lab test-stock test-installed test-ee docs docs-site release
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,10 @@ sanity: venv ## ansible-test sanity on the built collection (the venv's ansible-
 docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
 	$(PY) lab/role_docs.py
 
+docs-site: venv ## Documentation site (antsibull-docs + the guides, sphinx-build -W) in .cache/docs-site/html, checked in headless Chromium
+	$(call step,documentation site: antsibull-docs and sphinx-build -W then headless Chromium)
+	VENV=$(VENV) bash lab/docs-site.sh || { echo "make: step 'docs-site' failed (lab/docs-site.sh)" >&2; exit 1; }
+
 unit: venv ## Unit tests (no hosts, no network)
 	$(call step,unit tests)
 	$(BIN)/pytest -q tests/unit
@@ -95,7 +99,7 @@ molecule: lab-images ## Every Molecule scenario: create, converge, idempotence, 
 	$(call step,molecule)
 	VENV=$(VENV) bash lab/molecule-all.sh $(MOLECULE_SCENARIOS) || { echo "make: step 'molecule' failed (see the scenario and step above)" >&2; exit 1; }
 
-test: setup lint sanity unit molecule test-installed test-ee test-stock pytest ## setup, lint, ansible-test sanity, unit, molecule, the installed collection, AWX's way (EE + ansible-runner), the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
+test: setup lint sanity unit docs-site molecule test-installed test-ee test-stock pytest ## setup, lint, ansible-test sanity, unit, the docs site, molecule, the installed collection, AWX's way (EE + ansible-runner), the stock-Debian-12 path, then unit + integration (its summary ends the output); what CI runs
 
 test-installed: lab-images ## The collection as a user installs it: tarball + requirements.yml in a directory outside the repo, site.yml on the lab
 	$(call step,installed collection: a user's playbook outside the repository)

@@ -7,8 +7,8 @@
 #     uses them: a container that is not ours keeps its network, and this script says so);
 #   - the kit's images: make test-ee's (localhost/ftpskit-ee:lab, localhost/ftpskit-ee-host:12
 #     and :13, built on the lab images, so removed first), localhost/ftpskit-debian:12 and :13;
-#   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity), lab/cache/ (debootstrap's .debs and root
-#     file systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the
+#   - in this checkout: the venvs (.venv, .venv-stock, .venv-sanity, .venv-docs: make docs-site), lab/cache/ (debootstrap's .debs and root
+#     file systems), inventories/lab/.ftps-kit/ (the lab's CA and wheelhouse), .cache/ (the docs site,
 #     collection link, Molecule), .ansible/, .pytest_cache, .ruff_cache;
 #   - a copy of this collection (namespace ftpskit) in ~/.ansible/collections.
 # It never removes other images, containers or networks, never runs `podman system reset`, and
@@ -63,7 +63,7 @@ else
 fi
 
 cd "$root"
-for path in .venv .venv-stock .venv-sanity lab/cache inventories/lab/.ftps-kit .cache .ansible .pytest_cache .ruff_cache; do
+for path in .venv .venv-stock .venv-sanity .venv-docs lab/cache inventories/lab/.ftps-kit .cache .ansible .pytest_cache .ruff_cache; do
   if [[ -e $path ]]; then
     rm -rf -- "$path"
     echo "clean-lab: removed $root/$path"

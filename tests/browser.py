@@ -151,23 +151,32 @@ class Chromium:
 
     def open(self, path: str | Path, width: int = 1280, height: int = 800, mobile: bool = False) -> Page:
         """A new tab showing the local file ``path`` at this viewport, loaded."""
+        return self.open_url(Path(path).resolve().as_uri(), width, height, mobile)
+
+    def open_url(self, url: str, width: int = 1280, height: int = 800, mobile: bool = False) -> Page:
+        """A new tab showing ``url`` (a local file or a server on loopback) at this viewport, loaded."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        page = Page(self, session)
+        page = Page(self, session, target)
         page.call(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
         )
         page.call("Page.enable")
-        page.call("Page.navigate", {"url": Path(path).resolve().as_uri()})
+        page.call("Page.navigate", {"url": url})
         self.wait_event("Page.loadEventFired", session)
         return page
 
+    def close(self, page: Page) -> None:
+        """Close a tab (a check of many pages keeps one open at a time)."""
+        self.call("Target.closeTarget", {"targetId": page.target})
+
 
 class Page:
-    def __init__(self, browser: Chromium, session: str) -> None:
+    def __init__(self, browser: Chromium, session: str, target: str = "") -> None:
         self.browser = browser
         self.session = session
+        self.target = target
 
     def call(self, method: str, params: dict | None = None) -> dict:
         return self.browser.call(method, params, self.session)

@@ -17,11 +17,17 @@ def run_playbook(
     *args: str,
     cwd: pathlib.Path = ROOT,
     timeout: int = 180,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``ansible-playbook -i inventory playbooks/<playbook> args...`` from the checkout's root
-    (``cwd``); a ``pathlib.Path`` playbook (e.g. a test's own play) is run as it is."""
+    (``cwd``); a ``pathlib.Path`` playbook (e.g. a test's own play) is run as it is. ``env`` adds
+    to (or overrides) the environment, e.g. another stdout callback."""
     env = dict(
-        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        **(env or {}),
     )
     return subprocess.run(
         [
