@@ -24,7 +24,7 @@ step = @printf '\n==> [%s] %s\n' "$@" "$(1)"
 
 COLLECTION_LINK := .cache/collections/ansible_collections/ftpskit/ftps
 
-.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet demo wheelhouse clean clean-lab test-stock test-installed test-ee docs docs-site release
+.PHONY: help setup venv collection-link host lab-images lab lab-down lint sanity unit integration pytest molecule molecule-faults test bench bench-fleet bench-proof demo wheelhouse clean clean-lab test-stock test-installed test-ee docs docs-site release
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -128,6 +128,11 @@ bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing
 	$(BIN)/python -m tests.bench.bench_pki --hosts 1000
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-fleet
+	$(MAKE) --no-print-directory bench-proof
+
+bench-proof: venv ## Proof benchmark: sequential vs parallel probing of BENCH_FLEET_SIZES ftpsd servers on 127.0.0.1
+	$(call step,proof benchmark: $(BENCH_FLEET_SIZES) servers (ftpsd on 127.0.0.1))
+	$(BIN)/python -m tests.bench.bench_proof --sizes $(BENCH_FLEET_SIZES)
 
 bench-fleet: venv ## Fleet benchmark: site.yml, its re-run and rotate.yml on lab fleets of BENCH_FLEET_SIZES servers
 	$(call step,fleet benchmark: $(BENCH_FLEET_SIZES) servers (lab images, network ftpskit-bench))

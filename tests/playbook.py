@@ -44,3 +44,20 @@ def run_playbook(
         timeout=timeout,
         check=False,
     )
+
+
+def probe_tasks(tasks: list[dict]) -> list[dict]:
+    """Of a task list as shipped, the one task that calls ftps_probe (every listener in one call)
+    and the task after it, which prints one line per listener (the tasks around them may change)."""
+    (index,) = [i for i, t in enumerate(tasks) if "ftpskit.ftps.ftps_probe" in t]
+    assert tasks[index + 1]["loop_control"]["label"] == "{{ item.target.label }}"
+    return tasks[index : index + 2]
+
+
+def proof_tasks() -> list[dict]:
+    """site.yml's proof: its probe task and its line per listener (probe_tasks)."""
+    import yaml
+
+    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
+    return probe_tasks(play["tasks"])

@@ -9,6 +9,10 @@ parsed ``ftpsd status --json``, or null) and ``probes`` (``[{port, implicit, res
 ftps_probe results). Returns ``{generated, warn_days, hosts, flagged}``, rows sorted by days
 left (docs/report.md).
 
+``report | ftpskit.ftps.ftps_report_merge(stored, inventory, sliced)``: the fleet's report across
+runs (slices): this run's rows and the other servers' rows from the store (ftps_report_rows),
+aged; rows of servers no longer in ``inventory`` dropped unless ``sliced``.
+
 ``report | ftpskit.ftps.ftps_report_render(kind)``: ``kind`` is ``table``, ``json`` or ``html``.
 """
 
@@ -18,6 +22,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_report import (
     build_row,
     finish,
+    merge_stored,
     render_html,
     render_json,
     render_table,
@@ -44,6 +49,10 @@ def ftps_report(inputs: list, warn_days: int = 30) -> dict:
     return finish(rows, warn_days)
 
 
+def ftps_report_merge(report: dict, stored: list, inventory: list, sliced: bool = False) -> dict:
+    return merge_stored(report, list(stored or []), [str(h) for h in inventory or []], sliced=bool(sliced))
+
+
 _RENDERERS = {"table": render_table, "json": render_json, "html": render_html}
 
 
@@ -57,4 +66,8 @@ def ftps_report_render(report: dict, kind: str = "table") -> str:
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"ftps_report": ftps_report, "ftps_report_render": ftps_report_render}
+        return {
+            "ftps_report": ftps_report,
+            "ftps_report_merge": ftps_report_merge,
+            "ftps_report_render": ftps_report_render,
+        }

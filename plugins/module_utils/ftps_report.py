@@ -260,8 +260,14 @@ def render_table(report: dict) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in report["hosts"]:
+        if r.get("age_seconds") is not None:
+            lines.append(
+                f"{r['host']}: row of an earlier run, {_age_text(r['age_seconds'])} old ({r['observed']})"
+            )
         for problem in r["problems"]:
             lines.append(f"{r['host']}: {problem}")
+    if report.get("dropped"):
+        lines.append("not in the inventory any more, dropped: " + ", ".join(report["dropped"]))
     lines.append(
         f"{len(report['hosts'])} server(s), {len(report['flagged'])} flagged"
         f" (threshold {report['warn_days']} days) at {report['generated']}"
@@ -353,6 +359,11 @@ def render_html(report: dict) -> str:
         status = r["status"] if r["status"] in _SEVERITY else STATUS_ERROR
         problems = "".join(f"<li>{e(p)}</li>" for p in r["problems"])
         host_cell = e(r["host"]) + (f"<br><small>{e(r['address'])}</small>" if r.get("address") else "")
+        if r.get("age_seconds") is not None:
+            host_cell += (
+                f'<br><small class="aged">row of an earlier run, {e(_age_text(r["age_seconds"]))} old'
+                f" ({e(str(r['observed']))})</small>"
+            )
         if problems:
             host_cell += f'<ul class="problems">{problems}</ul>'
         sans = "".join(f"<li>{e(s)}</li>" for s in r["sans"])
@@ -376,7 +387,12 @@ def render_html(report: dict) -> str:
             )
             + "</tr>"
         )
-    out.append("</tbody></table></body></html>")
+    out.append("</tbody></table>")
+    if report.get("dropped"):
+        out.append(
+            f'<p class="meta">Not in the inventory any more, dropped: {e(", ".join(report["dropped"]))}</p>'
+        )
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
@@ -410,3 +426,82 @@ def _fingerprints_html(row: dict) -> str:
         else f'<div data-fp="{e(label)}"><span class="fp-label">{e(label)}</span>{body}</div>'
         for label, cls, body in lines
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# One fleet report across runs (AWX slices, --limit): rows kept in the kit's store
+# ---------------------------------------------------------------------------------------------
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _parse_stamp(text: str) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.strptime(str(text), _STAMP).replace(tzinfo=_dt.UTC)
+    except ValueError:
+        return None
+
+
+def _age_text(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // 1440} days"
+
+
+def _aged(row: dict, observed: str, warn_days: int, now: _dt.datetime) -> dict:
+    """A stored row from an earlier run: its age, and days left counted again from not after."""
+    row = {**row, "problems": list(row.get("problems") or [])}
+    seen = _parse_stamp(observed)
+    age = (now - seen).total_seconds() if seen else None
+    row["observed"] = observed
+    row["age_seconds"] = int(age) if age is not None else None
+    not_after = _parse_stamp(row.get("not_after") or "")
+    if not_after is not None:
+        row["days_left"] = (not_after - now).days
+        if row["days_left"] < warn_days and not any("threshold" in p for p in row["problems"]):
+            what = "expired" if row["days_left"] < 0 else f"expires in {row['days_left']} days"
+            row["problems"].append(f"{what} (threshold {warn_days} days)")
+            if row.get("status") == STATUS_OK:
+                row["status"] = STATUS_EXPIRING
+    row["flagged"] = row.get("status") != STATUS_OK
+    return row
+
+
+def merge_stored(
+    report: dict,
+    stored: list[dict],
+    inventory: list[str],
+    *,
+    sliced: bool,
+    now: _dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The fleet's report from this run's ``report`` (:func:`finish`) and the rows in the store.
+
+    ``stored``: ``[{"host", "observed", "row"}]`` as ``ftps_report_rows`` returns them (this
+    run's rows included). A host this run reported keeps this run's row as it is; any other host
+    gets its stored row with ``observed`` and ``age_seconds`` and its days left counted again.
+    Rows of hosts not in ``inventory`` are dropped (listed in ``dropped``), except in an AWX
+    slice (``sliced``), whose inventory is only part of the fleet: there they are kept, aged.
+    Without stored rows of other hosts the result is ``report`` itself, as before issue 21.
+    """
+    now = now or _dt.datetime.now(_dt.UTC)
+    current = {r["host"] for r in report["hosts"]}
+    known = set(inventory)
+    extra: list[dict] = []
+    dropped: list[str] = []
+    for entry in sorted(stored, key=lambda e: str(e.get("host"))):
+        host = str(entry.get("host"))
+        if host in current or not isinstance(entry.get("row"), dict):
+            continue
+        if host not in known and not sliced:
+            dropped.append(host)
+            continue
+        extra.append(_aged(entry["row"], str(entry.get("observed") or ""), int(report["warn_days"]), now))
+    if not extra and not dropped:
+        return report
+    merged = finish(report["hosts"] + extra, int(report["warn_days"]), now)
+    merged["generated"] = report["generated"]
+    merged["dropped"] = dropped
+    return merged

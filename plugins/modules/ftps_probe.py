@@ -21,9 +21,45 @@ description:
     saying what is wrong, and C(error_kind) naming the case.
 options:
   host:
-    description: Address or name to connect to.
+    description: Address or name to connect to. Required unless O(targets) is given.
     type: str
-    required: true
+  targets:
+    description:
+      - Probe each of these listeners instead of the one O(host), at most O(concurrency) at the
+        same time. The other options (trust, pin file, user, round trip, timeout) apply to each.
+      - The task does not fail when a target fails; RV(results) says, per target, what failed
+        (O(targets[].label) names it), so that one failing listener never hides the others.
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: Address or name to connect to.
+        type: str
+        required: true
+      port:
+        description: TCP port; C(0) means 21 for explicit and 990 for implicit FTPS.
+        type: int
+        default: 0
+      implicit:
+        description: Implicit FTPS.
+        type: bool
+        default: false
+      server_hostname:
+        description: Name the certificate must be valid for, when it differs from O(targets[].host).
+        type: str
+      fingerprint_sha256:
+        description: Expected SHA-256 fingerprint of this target's certificate (a pin).
+        type: str
+      round_trip:
+        description: The round trip for this target; unset, O(round_trip) applies.
+        type: bool
+      label:
+        description: A name for this target, returned in RV(results[].target) (e.g. C(server:port)).
+        type: str
+  concurrency:
+    description: With O(targets), how many probes run at the same time (1 = one after the other).
+    type: int
+    default: 16
   port:
     description: TCP port; C(0) means 21 for explicit and 990 for implicit FTPS.
     type: int
@@ -120,6 +156,14 @@ EXAMPLES = r"""
     pin:
       fingerprint_sha256: "{{ hostvars['ftp1'].ftps_pki_certificate.fingerprint_sha256 }}"
 
+- name: Probe every listener of a fleet, 16 at a time, each with its own pin
+  ftpskit.ftps.ftps_probe:
+    targets:
+      - {host: ftp1.example.internal, port: 21, label: "ftp1:21", fingerprint_sha256: "ab12..."}
+      - {host: ftp1.example.internal, port: 990, implicit: true, label: "ftp1:990 (implicit)"}
+    concurrency: 16
+  register: fleet_probe
+
 - name: A self-signed server trusted through its pin only
   ftpskit.ftps.ftps_probe:
     host: legacy.example.internal
@@ -180,6 +224,13 @@ round_trip:
   description: The round trip (file, bytes, sha256, match, deleted), or null.
   returned: always
   type: dict
+results:
+  description:
+    - With O(targets), one entry per target in the order given, each with C(target) (the target
+      as given), C(ok), the fields above, and on failure C(error_kind) and C(msg).
+  returned: when O(targets) is given
+  type: list
+  elements: dict
 error_kind:
   description:
     - On failure, the case; one of connect, implicit_port (O(implicit=false) against a port
@@ -191,6 +242,10 @@ error_kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_probe_parallel import (
+    MAX_CONCURRENCY,
+    probe_many,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
     PinStore,
     PinStoreError,
@@ -202,7 +257,21 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "host": {"type": "str", "required": True},
+            "host": {"type": "str"},
+            "targets": {
+                "type": "list",
+                "elements": "dict",
+                "options": {
+                    "host": {"type": "str", "required": True},
+                    "port": {"type": "int", "default": 0},
+                    "implicit": {"type": "bool", "default": False},
+                    "server_hostname": {"type": "str"},
+                    "fingerprint_sha256": {"type": "str"},
+                    "round_trip": {"type": "bool"},
+                    "label": {"type": "str"},
+                },
+            },
+            "concurrency": {"type": "int", "default": 16},
             "port": {"type": "int", "default": 0},
             "implicit": {"type": "bool", "default": False},
             "server_hostname": {"type": "str"},
@@ -224,11 +293,14 @@ def main() -> None:
             "payload_size": {"type": "int", "default": 65536},
             "timeout": {"type": "float", "default": 15.0},
         },
-        mutually_exclusive=[("pin", "pin_file")],
+        mutually_exclusive=[("pin", "pin_file"), ("host", "targets"), ("pin", "targets")],
+        required_one_of=[("host", "targets")],
         required_by={"password": "username"},
         supports_check_mode=True,
     )
     p = module.params
+    if p["targets"] is not None:
+        _probe_targets(module)
     port = p["port"] or (990 if p["implicit"] else 21)
     pin = {k: v for k, v in (p["pin"] or {}).items() if v} or None
     if p["pin"] is not None and not pin:
@@ -264,6 +336,53 @@ def main() -> None:
     if p["round_trip"] and module.check_mode:
         result["round_trip"] = {"skipped": "check mode makes no transfer"}
     module.exit_json(changed=False, **_public(result))
+
+
+def _probe_targets(module: AnsibleModule) -> None:
+    """The list form: every target probed (bounded in parallel); failures are per target."""
+    p = module.params
+    if not 1 <= p["concurrency"] <= MAX_CONCURRENCY:
+        module.fail_json(msg=f"concurrency must be from 1 to {MAX_CONCURRENCY}, not {p['concurrency']}")
+    store = None
+    if p["pin_file"]:
+        try:
+            store = PinStore(p["pin_file"])
+        except PinStoreError as exc:
+            module.fail_json(msg=str(exc))
+    targets = []
+    for t in p["targets"]:
+        port = t["port"] or (990 if t["implicit"] else 21)
+        pin = {"fingerprint_sha256": t["fingerprint_sha256"]} if t["fingerprint_sha256"] else None
+        if store is not None and pin is None:
+            try:
+                pin = store.get(t["host"], port)
+            except PinStoreError as exc:
+                module.fail_json(msg=str(exc))
+        trip = None if t["round_trip"] is None else t["round_trip"] and not module.check_mode
+        targets.append({**t, "port": port, "pin": pin, "round_trip": trip})
+    if not p["validate_certs"] and any(not t["pin"] for t in targets):
+        module.warn("validate_certs=false without a pin: some servers' identity is not checked")
+    results = probe_many(
+        targets,
+        p["concurrency"],
+        verify=p["validate_certs"],
+        ca_file=p["ca_path"],
+        username=p["username"],
+        password=p["password"],
+        check_data_channel=p["check_data_channel"],
+        round_trip=p["round_trip"] and not module.check_mode,
+        remote_dir=p["remote_dir"],
+        payload_size=p["payload_size"],
+        timeout=p["timeout"],
+    )
+    for r, given in zip(results, p["targets"], strict=True):
+        wanted = p["round_trip"] if given["round_trip"] is None else given["round_trip"]
+        r["target"] = {k: v for k, v in r["target"].items() if k not in ("pin", "round_trip")}
+        if r.get("error_kind") == "implicit_port":
+            r["msg"] += " (set implicit: true)"
+        if wanted and module.check_mode:
+            r["round_trip"] = {"skipped": "check mode makes no transfer"}
+    module.exit_json(changed=False, results=[_public(r) for r in results])
 
 
 def _public(result: dict) -> dict:

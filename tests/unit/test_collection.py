@@ -52,6 +52,7 @@ def test_every_module_is_found() -> None:
         "ftps_pki_request",
         "ftps_pki_sign",
         "ftps_probe",
+        "ftps_report_rows",
         "ftps_users",
     ]
 

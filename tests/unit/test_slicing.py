@@ -1,6 +1,7 @@
-"""The slicing rule (docs/awx.md, "Slicing"): only users.yml and firewall.yml may run as slices of
-an AWX sliced job; every other playbook needs the whole fleet in one run and refuses a slice
-before anything else happens.
+"""The slicing rule (docs/awx.md, "Slicing"): users.yml and firewall.yml may run as slices of an
+AWX sliced job, and report.yml (each slice adds its servers' rows to the kit's store and writes
+the fleet's report from every row: docs/report.md); every other playbook needs the whole fleet in
+one run and refuses a slice before anything else happens.
 
 AWX passes no slice number or count to the playbook (awx/main/models/unified_jobs.py and
 jobs.py `awx_meta_vars`: the slice only cuts the inventory). A slice job runs in the workflow
@@ -27,12 +28,11 @@ WHOLE_FLEET = [
     "ca_rollover.yml",
     "migrate_store.yml",
     "preflight.yml",
-    "report.yml",
     "rotate.yml",
     "site.yml",
 ]
-# Per host, nothing shared: may run sliced.
-SLICEABLE = ["firewall.yml", "users.yml"]
+# Per host, nothing shared, or (report.yml) one report across slices: may run sliced.
+SLICEABLE = ["firewall.yml", "report.yml", "users.yml"]
 # Not run on their own: imported by the playbooks above.
 IMPORTED = ["publish_pins.yml"]
 GUARD = "tasks/unsliced.yml"

@@ -9,7 +9,9 @@ The tests run in this order, each building on the previous one's state:
 3. `systemctl reload ftpsd` on report-deb12 clears its mismatch (report, metric, status), the
    expiring server still fails the run;
 4. a normal renewal of report-deb13 (renew.yml) clears the rest: `report.yml --check` exits 0
-   with changed=0 everywhere.
+   with changed=0 everywhere;
+5. two runs limited to different servers (as AWX slices are) leave one report of both servers in
+   the store, the earlier run's row shown with its age (issue 21).
 
 Reports and screenshots go to $FTPSKIT_SCREENSHOT_DIR (default: Molecule's ephemeral directory,
 report/), one directory per step.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import get_host
+from conftest import CLIENTS, get_host
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(ROOT), str(ROOT / "molecule" / "default" / "tests")]
@@ -70,9 +72,11 @@ def ansible_playbook(playbook: Path, *extra: str) -> subprocess.CompletedProcess
     )
 
 
-def report(step: str, *extra: str) -> Run:
-    out = OUT / step
-    shutil.rmtree(out, ignore_errors=True)
+def report(step: str, *extra: str, into: str = "") -> Run:
+    """report.yml into a fresh directory OUT/step, or into OUT/into as it is (several runs)."""
+    out = OUT / (into or step)
+    if not into:
+        shutil.rmtree(out, ignore_errors=True)
     done = ansible_playbook(ROOT / "playbooks" / "report.yml", "-e", f"ftps_report_dir={out}", *extra)
     output = done.stdout + done.stderr
     (OUT / f"{step}.log").write_text(output)
@@ -218,3 +222,56 @@ def test_renewal_clears_the_rest_and_check_mode_changes_nothing(browser) -> None
     rows = page_rows(browser, run, "healthy")
     assert {r["status"] for r in rows.values()} == {"OK"}
     assert {r["background"] for r in rows.values()} == {WHITE}
+
+
+def test_limited_runs_add_up_to_one_fleet_report(browser) -> None:
+    """Slices: each run reads part of the fleet, writes its rows to the store and the report from
+    every row. The first run has no client (no wire probe), as a slice without it; the second
+    has the other server and the client. The last report holds both servers."""
+    shutil.rmtree(OUT / "slices", ignore_errors=True)
+    first = report("slice-1", "--limit", STALE, into="slices")
+    assert first.rc == 0, first.output[-3000:]
+    assert [r["host"] for r in first.data["hosts"]] == [STALE]
+    assert first.row(STALE)["wire"] == []  # no client in this run
+    second = report("slice-2", "--limit", f"{EXPIRING},{CLIENTS[0]}", into="slices")
+    assert second.rc == 0, second.output[-3000:]
+    for run in (first, second):
+        assert run.recap and all(r["changed"] == 0 and r["failed"] == 0 for r in run.recap.values()), (
+            run.recap
+        )
+    assert set(second.recap) == {EXPIRING, CLIENTS[0]}
+    assert sorted(r["host"] for r in second.data["hosts"]) == sorted([STALE, EXPIRING])
+    assert second.data["flagged"] == [] and second.data["dropped"] == []
+    # this run's row as report.yml builds it; the first run's with the time it was read and its age
+    assert "observed" not in second.row(EXPIRING) and len(second.row(EXPIRING)["wire"]) == 2
+    assert second.row(STALE)["observed"] == first.data["generated"]
+    assert second.row(STALE)["age_seconds"] >= 0
+    assert second.row(STALE)["fingerprint_deployed"] == first.row(STALE)["fingerprint_deployed"]
+    assert f"{STALE}: row of an earlier run" in second.table
+    rows = page_rows(browser, second, "slices")
+    assert set(rows) == {STALE, EXPIRING}
+    store = sorted(p.name for p in (OUT / "slices" / "rows").iterdir())
+    assert store == sorted([f"{STALE}.json", f"{EXPIRING}.json"])
+
+    # A stored row of a server that is not in the inventory: kept (aged) by an AWX slice, whose
+    # inventory is only part of the fleet; dropped by a run that is no slice.
+    gone = json.loads((OUT / "slices" / "rows" / f"{STALE}.json").read_text())
+    gone["host"] = gone["row"]["host"] = f"{SCENARIO}-gone"
+    (OUT / "slices" / "rows" / f"{SCENARIO}-gone.json").write_text(json.dumps(gone))
+    awx_slice = {  # as AWX sets them for a job of the workflow it made from a sliced template
+        "awx_job_launch_type": "workflow",
+        "awx_job_template_name": "FTPS report",
+        "awx_workflow_job_name": "FTPS report",
+    }
+    sliced = report("slice-3", "--limit", STALE, "-e", json.dumps(awx_slice), into="slices")
+    assert sliced.rc == 0, sliced.output[-3000:]
+    assert sorted(r["host"] for r in sliced.data["hosts"]) == sorted([STALE, EXPIRING, f"{SCENARIO}-gone"])
+    assert sliced.data["dropped"] == []
+    whole = report("slice-4", "--limit", STALE, into="slices")
+    assert whole.rc == 0, whole.output[-3000:]
+    assert sorted(r["host"] for r in whole.data["hosts"]) == sorted([STALE, EXPIRING])
+    assert whole.data["dropped"] == [f"{SCENARIO}-gone"]
+    for run in (sliced, whole):
+        assert run.recap and all(r["changed"] == 0 and r["failed"] == 0 for r in run.recap.values()), (
+            run.recap
+        )
