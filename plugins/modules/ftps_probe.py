@@ -54,7 +54,7 @@ options:
         description: The round trip for this target; unset, O(round_trip) applies.
         type: bool
       label:
-        description: A name for this target, returned in RV(results[].target) (e.g. C(server:port)).
+        description: A name for this target, returned as C(target) in RV(results) (e.g. C(server:port)).
         type: str
   concurrency:
     description: With O(targets), how many probes run at the same time (1 = one after the other).
