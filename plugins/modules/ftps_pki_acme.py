@@ -24,6 +24,8 @@ description:
     the CSR and returns the certificates and chains; for dns-01 it calls O(dns_hook) C(remove).
   - A host's failure (challenge unreachable, CAA, rate limit, refused name...) never fails the
     module; it is returned in RV(errors) as a sentence for the operator.
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes.no_diff
 options:
   phase:
     description: Which step of the protocol to run.
@@ -105,11 +107,7 @@ options:
     default: {}
 attributes:
   check_mode:
-    support: full
     description: Creates no key or account and orders nothing; reports what it would do.
-  diff_mode:
-    support: none
-    description: Returns no diff.
 requirements:
   - acme (certbot's ACME library) and josepy on the controller
 author:

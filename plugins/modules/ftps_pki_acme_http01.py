@@ -16,6 +16,8 @@ description:
     C(ExecStopPost) closes the firewall window, also when the controller never comes back.
   - O(state=absent) stops the responder, removes the window rule and the tokens.
   - Without the kit's table (ftps_firewall not applied yet) no window is needed and none is made.
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes.no_diff
 options:
   state:
     description: Start (V(present)) or stop and clean up (V(absent)).
@@ -55,11 +57,7 @@ options:
     default: input
 attributes:
   check_mode:
-    support: full
     description: Reports that the responder would start or stop; changes nothing.
-  diff_mode:
-    support: none
-    description: Returns no diff.
 author:
   - ftps-kit contributors (@ftps-kit)
 """

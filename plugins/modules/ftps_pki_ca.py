@@ -20,24 +20,19 @@ description:
     C(playbooks/ca_rollover.yml)); while one is in progress a missing CA is an error, never created.
   - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost,
     C(run_once=true)); C(roles/ftps_pki/tasks/ca.yml) does.
+extends_documentation_fragment:
+  - ftpskit.ftps.ca
+  - ftpskit.ftps.attributes
+  - ftpskit.ftps.cryptography
 options:
   path:
     description: Directory holding C(ca.pem) and C(ca.key). Keep it out of version control.
     type: path
     required: true
-  key_type:
-    description: Key type for a new CA.
-    type: str
-    choices: [ecdsa-p384, ecdsa-p256, rsa-4096, rsa-3072]
-    default: ecdsa-p384
   common_name:
     description: Subject common name of a new CA.
     type: str
     default: ftps-kit internal CA
-  validity_days:
-    description: Validity of a new CA certificate, in days.
-    type: int
-    default: 3650
   passphrase:
     description: Passphrase encrypting the CA key (empty for none). Keep it in a vault.
     type: str
@@ -61,13 +56,7 @@ options:
     default: localhost
 attributes:
   check_mode:
-    support: full
     description: Reports that a missing CA would be created, and creates nothing.
-  diff_mode:
-    support: full
-    description: Returns the changes as a before/after diff.
-requirements:
-  - cryptography >= 38
 author:
   - ftps-kit contributors (@ftps-kit)
 """

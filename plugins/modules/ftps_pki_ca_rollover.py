@@ -18,6 +18,10 @@ description:
   - Every step is idempotent and checks the layout it starts from; a step that already happened
     changes nothing, a step whose stage has not come is refused before anything changes.
   - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost, C(run_once=true)).
+extends_documentation_fragment:
+  - ftpskit.ftps.ca
+  - ftpskit.ftps.attributes.no_diff
+  - ftpskit.ftps.cryptography
 options:
   path:
     description: The CA directory (C(ftps_pki_ca_dir)), holding C(ca.pem) and C(ca.key).
@@ -43,9 +47,6 @@ options:
     default: ""
   key_type:
     description: Key type of the new CA (O(action=prepare)).
-    type: str
-    choices: [ecdsa-p384, ecdsa-p256, rsa-4096, rsa-3072]
-    default: ecdsa-p384
   common_name:
     description:
       - Subject common name of the new CA (O(action=prepare)). Empty - the current CA's name and the
@@ -54,17 +55,11 @@ options:
     default: ""
   validity_days:
     description: Validity of the new CA certificate, in days (O(action=prepare)).
-    type: int
-    default: 3650
 attributes:
   check_mode:
-    support: full
     description: Says whether the step would change anything, and changes nothing.
   diff_mode:
-    support: none
     description: The state file and the directories are reported in the result instead.
-requirements:
-  - cryptography >= 38
 seealso:
   - module: ftpskit.ftps.ftps_pki_ca
 author:

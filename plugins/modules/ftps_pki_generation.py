@@ -19,15 +19,10 @@ description:
     can pin it before a rotation serves it (RFC 7671 section 8.1).
     M(ftpskit.ftps.ftps_pki_request) uses that key for the next new-key certificate.
   - Idempotent. Run again (or when the certificate was never installed) it changes nothing.
+extends_documentation_fragment:
+  - ftpskit.ftps.generations
+  - ftpskit.ftps.attributes
 options:
-  pki_dir:
-    description: Root of the certificate generations.
-    type: path
-    default: /etc/ftps-kit/pki
-  group:
-    description: The daemon's group (owner of the generation directories).
-    type: str
-    default: ftpsd
   rollback_from:
     description:
       - SHA-256 fingerprint (hex, colons and case ignored) of the certificate to leave. Empty =
@@ -42,10 +37,8 @@ options:
     default: ""
 attributes:
   check_mode:
-    support: full
     description: Reports the generations and whether a rollback would happen; changes nothing.
   diff_mode:
-    support: full
     description: Returns the current generation before and after as a diff.
 author:
   - ftps-kit contributors (@ftps-kit)

@@ -22,6 +22,8 @@ description:
   - The one definition used by M(ftpskit.ftps.ftps_pki_request) (issuance), the rotation gate and
     the certificate report (C(ftpskit_common.sans)). Standard library only, so it runs before the
     host has C(python3-cryptography).
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes.no_diff
 options:
   hostname:
     description: The host's inventory name, the first SAN. Empty = none.
@@ -42,10 +44,8 @@ options:
     default: []
 attributes:
   check_mode:
-    support: full
     description: Read-only; the same in check mode.
   diff_mode:
-    support: none
     description: Changes nothing, so there is no diff.
 author:
   - ftps-kit contributors (@ftps-kit)

@@ -16,15 +16,11 @@ description:
     Older generations are removed.
   - A certificate that fails a check changes nothing; the current generation keeps serving.
   - Without O(certificate) and O(self_signed) it only reports the facts of the current certificate.
+extends_documentation_fragment:
+  - ftpskit.ftps.generations
+  - ftpskit.ftps.attributes
+  - ftpskit.ftps.cryptography.managed_host
 options:
-  pki_dir:
-    description: Root of the certificate generations.
-    type: path
-    default: /etc/ftps-kit/pki
-  group:
-    description: The daemon's group; it owns the directories and can read the key.
-    type: str
-    default: ftpsd
   certificate:
     description: The certificate to install (PEM).
     type: str
@@ -73,13 +69,7 @@ options:
     default: ""
 attributes:
   check_mode:
-    support: full
     description: Validates and reports what would be installed; writes nothing.
-  diff_mode:
-    support: full
-    description: Returns the changes as a before/after diff.
-requirements:
-  - cryptography >= 38 on the managed host (Debian package python3-cryptography)
 author:
   - ftps-kit contributors (@ftps-kit)
 """

@@ -15,15 +15,11 @@ description:
   - A pending key of the wanted type whose CSR carries the wanted names is reused, so the CSR of
     an unsigned request stays the same across runs.
   - Nothing serving changes here; M(ftpskit.ftps.ftps_pki_install) installs the certificate.
+extends_documentation_fragment:
+  - ftpskit.ftps.generations
+  - ftpskit.ftps.attributes
+  - ftpskit.ftps.cryptography.managed_host
 options:
-  pki_dir:
-    description: Root of the certificate generations.
-    type: path
-    default: /etc/ftps-kit/pki
-  group:
-    description: The daemon's group (owns the directory and reads the key).
-    type: str
-    default: ftpsd
   common_name:
     description: Subject common name of the CSR.
     type: str
@@ -69,13 +65,7 @@ options:
     default: []
 attributes:
   check_mode:
-    support: full
     description: Reports whether a new certificate is needed; creates no key and no CSR.
-  diff_mode:
-    support: full
-    description: Returns the changes as a before/after diff.
-requirements:
-  - cryptography >= 38 on the managed host (Debian package python3-cryptography)
 author:
   - ftps-kit contributors (@ftps-kit)
 """

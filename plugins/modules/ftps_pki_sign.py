@@ -13,6 +13,9 @@ description:
   - The controller decides the certificate's names. The SANs come from O(requests[].sans), not from
     the CSR. The CSR contributes only its public key (its signature is checked).
   - A bad request fails only its host (returned in RV(errors)); the other hosts get certificates.
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes
+  - ftpskit.ftps.cryptography
 options:
   ca_path:
     description: Directory of the CA (see M(ftpskit.ftps.ftps_pki_ca)).
@@ -53,13 +56,7 @@ options:
         type: int
 attributes:
   check_mode:
-    support: full
     description: Reports the certificates it would issue and issues none.
-  diff_mode:
-    support: full
-    description: Returns the changes as a before/after diff.
-requirements:
-  - cryptography >= 38
 author:
   - ftps-kit contributors (@ftps-kit)
 """

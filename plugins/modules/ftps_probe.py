@@ -54,7 +54,7 @@ options:
         description: The round trip for this target; unset, O(round_trip) applies.
         type: bool
       label:
-        description: A name for this target, returned in RV(results[].target) (e.g. C(server:port)).
+        description: A name for this target, returned as C(target) in RV(results) (e.g. C(server:port)).
         type: str
   concurrency:
     description: With O(targets), how many probes run at the same time (1 = one after the other).
@@ -124,14 +124,12 @@ options:
     description: Seconds for the connection and each reply.
     type: float
     default: 15
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes.no_diff
 attributes:
   check_mode:
-    support: full
     description: Reports what would change without changing it.
     details: Connects and verifies; makes no transfer (the round trip is skipped).
-  diff_mode:
-    support: none
-    description: Returns no diff.
 notes:
   - Never reports C(changed); the round trip removes the file it uploads.
   - On Python older than 3.13 only the leaf of the served chain can be read (RV(chain_complete) is false).

@@ -15,6 +15,9 @@ description:
   - Idempotent without storing plaintext anywhere; a user whose password is unchanged keeps its
     stored hash, because the password is verified against the hash rather than re-hashed.
   - Writes atomically (temporary file, then rename); the daemon picks the file up on reload.
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - ftpskit.ftps.attributes
 options:
   path:
     description: The users file.
@@ -70,15 +73,10 @@ options:
     type: str
     choices: [scrypt, pbkdf2-sha256]
     default: scrypt
-extends_documentation_fragment:
-  - ansible.builtin.files
 attributes:
   check_mode:
-    support: full
     description: Reports what would change without changing it.
   diff_mode:
-    support: full
-    description: Returns the changes as a before/after diff.
     details: Hashes are masked in the diff.
 author:
   - ftps-kit contributors (@ftps-kit)

@@ -93,6 +93,9 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
         names = set(tar.getnames())
     for module in MODULES:
         assert f"plugins/modules/{module}.py" in names
+    # the modules' shared documentation: without it ansible-doc fails on the installed collection
+    fragments = {f"plugins/doc_fragments/{p.name}" for p in (ROOT / "plugins" / "doc_fragments").glob("*.py")}
+    assert fragments and fragments <= names
     for role in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client"):
         assert f"roles/{role}/tasks/main.yml" in names
     assert {"playbooks/site.yml", "meta/runtime.yml", "LICENSE", "src/pyproject.toml"} <= names

@@ -115,61 +115,71 @@ def release(root: pathlib.Path, version: str) -> subprocess.CompletedProcess[str
         ("", "usage: make release VERSION=x.y.z"),
         ("1.0", "is not a semantic version"),
         ("v0.1.0", "is not a semantic version"),
-        ("0.0.9", "is older than galaxy.yml's version 0.1.0"),
+        ("0.0.9", "is not newer than the last release 0.1.0"),
     ],
 )
 def test_release_refuses_a_bad_version_before_changing_anything(
     checkout: pathlib.Path, version: str, message: str
 ) -> None:
     before = snapshot(checkout)
+    rst = (checkout / "CHANGELOG.rst").read_bytes()
     result = release(checkout, version)
     assert result.returncode != 0
     assert message in result.stderr
     assert snapshot(checkout) == before
-    assert not (checkout / "CHANGELOG.rst").exists()
+    assert (checkout / "CHANGELOG.rst").read_bytes() == rst
 
 
-def test_release_cuts_the_release_and_the_next_one(checkout: pathlib.Path) -> None:
-    first = release(checkout, "0.1.0")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "git tag -a v0.1.0" in first.stdout
-    changes = yaml.safe_load((checkout / "changelogs" / "changelog.yaml").read_text())["releases"]
-    assert list(changes) == ["0.1.0"]
-    assert changes["0.1.0"]["changes"]["release_summary"].startswith("First release of ``ftpskit.ftps``")
-    sections = set(changes["0.1.0"]["changes"])
-    assert {"minor_changes", "breaking_changes", "security_fixes", "bugfixes"} <= sections
-    assert list((checkout / "changelogs" / "fragments").iterdir()) == []  # keep_fragments: false
-    rst = (checkout / "CHANGELOG.rst").read_text()
+def test_the_first_release_is_recorded() -> None:
+    """0.1.0 is released: changelog.yaml and CHANGELOG.rst carry it, every section users read."""
+    changes = yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text())["releases"]
+    assert "0.1.0" in changes
+    first = changes["0.1.0"]["changes"]
+    assert first["release_summary"].startswith("First release of ``ftpskit.ftps``")
+    assert {"minor_changes", "breaking_changes", "security_fixes", "bugfixes"} <= set(first)
+    rst = (ROOT / "CHANGELOG.rst").read_text()
     assert "\nv0.1.0\n======\n" in rst
     assert "Breaking Changes / Porting Guide" in rst  # what docs/fleet.md section 8 tells users to read
-    assert version_problems(checkout) == []
-    with tarfile.open(checkout / "dist" / "ftpskit-ftps-0.1.0.tar.gz") as tar:
-        names = set(tar.getnames())
-    assert {"CHANGELOG.rst", "changelogs/changelog.yaml", "MANIFEST.json"} <= names
-    assert "changelogs/.plugin-cache.yaml" not in names
 
-    # The same version again is refused, and nothing changes.
+
+def _fragments(root: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in (root / "changelogs" / "fragments").glob("*.y*ml"))
+
+
+def test_release_cuts_the_next_release(checkout: pathlib.Path) -> None:
+    releases = yaml.safe_load((checkout / "changelogs" / "changelog.yaml").read_text())["releases"]
+    last = max((Version(str(v)) for v in releases))
+    nxt = f"{last.major}.{last.minor + 1}.0"
+
+    # The last release again is refused, and nothing changes.
     before = snapshot(checkout)
-    again = release(checkout, "0.1.0")
+    again = release(checkout, str(last))
     assert again.returncode != 0
-    assert "is not newer than the last release 0.1.0" in again.stderr
+    assert f"is not newer than the last release {last}" in again.stderr
     assert snapshot(checkout) == before
 
     # The next release needs its summary fragment; with it, galaxy.yml and pyproject.toml follow.
     fragments = checkout / "changelogs" / "fragments"
+    for summary in fragments.glob("*-release-summary.yml"):
+        summary.unlink()  # a summary waiting in the checkout belongs to its own release
     (fragments / "1-change.yml").write_text("---\nbreaking_changes:\n  - ftps_server - a variable renamed.\n")
-    missing = release(checkout, "0.2.0")
+    missing = release(checkout, nxt)
     assert missing.returncode != 0
     assert "no fragment with release_summary:" in missing.stderr
-    (fragments / "0.2.0-release-summary.yml").write_text("---\nrelease_summary: The second release.\n")
-    second = release(checkout, "0.2.0")
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    (fragments / f"{nxt}-release-summary.yml").write_text("---\nrelease_summary: The next release.\n")
+    cut = release(checkout, nxt)
+    assert cut.returncode == 0, cut.stdout[-3000:] + cut.stderr[-3000:]
+    assert f"git tag -a v{nxt}" in cut.stdout
+    assert _fragments(checkout) == []  # keep_fragments: false
     assert version_problems(checkout) == []
-    assert yaml.safe_load((checkout / "galaxy.yml").read_text())["version"] == "0.2.0"
+    assert yaml.safe_load((checkout / "galaxy.yml").read_text())["version"] == nxt
     rst = (checkout / "CHANGELOG.rst").read_text()
-    assert rst.index("\nv0.2.0\n") < rst.index("\nv0.1.0\n")
+    assert rst.index(f"\nv{nxt}\n") < rst.index(f"\nv{last}\n")
     assert "a variable renamed" in rst
-    assert (checkout / "dist" / "ftpskit-ftps-0.2.0.tar.gz").is_file()
+    with tarfile.open(checkout / "dist" / f"ftpskit-ftps-{nxt}.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"CHANGELOG.rst", "changelogs/changelog.yaml", "MANIFEST.json"} <= names
+    assert "changelogs/.plugin-cache.yaml" not in names
 
 
 def test_version_problems_sees_a_mismatch(checkout: pathlib.Path) -> None:
