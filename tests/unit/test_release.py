@@ -148,7 +148,7 @@ def _fragments(root: pathlib.Path) -> list[str]:
 
 def test_release_cuts_the_next_release(checkout: pathlib.Path) -> None:
     releases = yaml.safe_load((checkout / "changelogs" / "changelog.yaml").read_text())["releases"]
-    last = max((Version(str(v)) for v in releases))
+    last = max(Version(str(v)) for v in releases)
     nxt = f"{last.major}.{last.minor + 1}.0"
 
     # The last release again is refused, and nothing changes.
