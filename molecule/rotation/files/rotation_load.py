@@ -11,12 +11,16 @@ Python, which has ``ftpskit_common.client``). Per server, two threads until the 
 * ``long``: one control connection kept for the whole run, on which slow (throttled) uploads and
   downloads follow each other, so transfers are in flight while the server reloads.
 
-Each server's name is resolved once at the start and its address used from then on (the
-certificate is still verified for the name): a blip of the lab network's DNS, which other
-scenarios' containers coming and going can cause, is not what this measures.
+Each new connection resolves the server's name again, as a client with DNS does (the certificate
+is verified for the name): a container that ``podman stop`` and ``podman start`` brought back has a
+new address on the lab network (the ``faults`` scenario). If the resolver fails, the connection
+uses the address it gave last and the failure is counted (``resolve_failures``): a blip of the lab
+network's DNS, which other scenarios' containers coming and going can cause, is not what this
+measures. The name must resolve once at the start (retried for at most 60 s).
 
-Every transfer is an event ``{server, kind, mode, start, end, ok, error}`` (epoch seconds); the
-JSON written to ``--out`` holds the events and the counts. The password comes from the
+Every transfer is an event ``{server, address, kind, mode, start, end, ok, error}`` (epoch
+seconds; ``address``: the one its connection used); the JSON written to ``--out`` holds the events,
+the counts and every address each server had. The password comes from the
 environment (ROTATION_LOAD_PASSWORD), never from the command line.
 """
 
@@ -32,6 +36,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from ftpskit_common.client import FTPSClient, PinStore, compare_pin, make_context, parse_certificate
 
@@ -54,12 +59,17 @@ class Throttled(io.RawIOBase):
         return piece
 
 
-def resolve(name: str) -> str:
+def lookup(name: str) -> str:
+    """The name's first address, now (OSError if it does not resolve)."""
+    return socket.getaddrinfo(name, 21, type=socket.SOCK_STREAM)[0][4][0]
+
+
+def resolve(name: str, lookup: Callable[[str], str] = lookup) -> str:
     """The name's first address, retried for at most 60 s."""
     deadline = time.monotonic() + 60
     while True:
         try:
-            return socket.getaddrinfo(name, 21, type=socket.SOCK_STREAM)[0][4][0]
+            return lookup(name)
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -71,20 +81,43 @@ class PinFailure(ftplib.Error):
 
 
 class Load:
-    def __init__(self, args: argparse.Namespace, password: str) -> None:
-        self.args, self.password = args, password
+    def __init__(
+        self, args: argparse.Namespace, password: str, lookup: Callable[[str], str] = lookup
+    ) -> None:
+        self.args, self.password, self.lookup = args, password, lookup
         self.deadline = time.monotonic() + args.max_seconds
         self.events: list[dict] = []
         self.pins_checked = 0
+        self.resolve_failures = 0
         self.lock = threading.Lock()
-        self.addresses = {server: resolve(server) for server in args.servers}
+        # per server: the address its name resolved to last, and every address it had in order
+        self.addresses = {server: resolve(server, lookup) for server in args.servers}
+        self.seen = {server: [address] for server, address in self.addresses.items()}
+
+    def address(self, server: str) -> str:
+        """The server's address for a new connection: its name resolved now; if the resolver
+        fails, the address it gave last (counted in ``resolve_failures``)."""
+        try:
+            address = self.lookup(server)
+        except OSError:
+            with self.lock:
+                self.resolve_failures += 1
+                return self.addresses[server]
+        with self.lock:
+            self.addresses[server] = address
+            if address not in self.seen[server]:
+                self.seen[server].append(address)
+        return address
 
     def running(self) -> bool:
         return time.monotonic() < self.deadline and not os.path.exists(self.args.stop_file)
 
-    def record(self, server: str, kind: str, mode: str, start: float, error: str = "") -> None:
+    def record(
+        self, server: str, address: str, kind: str, mode: str, start: float, *, error: str = ""
+    ) -> None:
         event = {
             "server": server,
+            "address": address,
             "kind": kind,
             "mode": mode,
             "start": start,
@@ -96,10 +129,10 @@ class Load:
         with self.lock:
             self.events.append(event)
 
-    def connect(self, server: str, implicit: bool) -> FTPSClient:
+    def connect(self, server: str, address: str, implicit: bool) -> FTPSClient:
         port = self.args.implicit_port if implicit else self.args.port
         client = FTPSClient(context=make_context(), implicit=implicit, timeout=30, server_hostname=server)
-        client.connect(self.addresses[server], port)
+        client.connect(address, port)
         client.login(self.args.user, self.password)
         if self.args.pin_file:
             self.check_pin(client, server, port)
@@ -146,8 +179,9 @@ class Load:
             start = time.time()
             error = ""
             client = None
+            address = self.address(server)
             try:
-                client = self.connect(server, implicit)
+                client = self.connect(server, address, implicit)
                 payload = os.urandom(self.args.size)
                 self.round_trip(client, payload, f"rotation-load-{os.getpid()}-s-{i}", None, 0.0)
             except (OSError, EOFError, ftplib.Error) as exc:
@@ -158,11 +192,14 @@ class Load:
                         client.quit()
                     with contextlib.suppress(Exception):
                         client.close()
-            self.record(server, "session", "implicit" if implicit else "explicit", start, error)
+            self.record(
+                server, address, "session", "implicit" if implicit else "explicit", start, error=error
+            )
             time.sleep(self.args.pause)
 
     def long(self, server: str) -> None:
         client = None
+        address = self.addresses[server]
         for i in range(self.args.max_transfers):
             if not self.running():
                 break
@@ -170,7 +207,8 @@ class Load:
             error = ""
             try:
                 if client is None:
-                    client = self.connect(server, False)
+                    address = self.address(server)
+                    client = self.connect(server, address, False)
                 payload = os.urandom(self.args.long_size)
                 upload = Throttled(payload, 32768, self.args.long_pause)
                 self.round_trip(
@@ -181,7 +219,7 @@ class Load:
                 with contextlib.suppress(Exception):
                     client.close()
                 client = None
-            self.record(server, "long", "explicit", start, error)
+            self.record(server, address, "long", "explicit", start, error=error)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.quit()
@@ -207,6 +245,8 @@ class Load:
             "transfers": len(self.events),
             "failed": sum(1 for e in self.events if not e["ok"]),
             "pins_checked": self.pins_checked,
+            "resolve_failures": self.resolve_failures,
+            "addresses": self.seen,
             "pin_failures": sum(1 for e in self.events if "pin" in e.get("error", "")[:20]),
             "counts": counts,
             "errors": [e for e in self.events if not e["ok"]][:20],
