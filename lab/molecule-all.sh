@@ -5,9 +5,6 @@
 #   lab/molecule-all.sh default pki     these, in this order
 # `stock` runs only when named: it proves the stock Debian 12 controller, so it needs the venv of
 # Debian's python3.11 with no other Python visible (make test-stock names it), not .venv.
-# `faults` runs only when named too (`make molecule-faults`): issue 20's fault scenario (a server
-# stopped mid-rotation, ftpsd killed during its reload, a corrupted certificate, under load) has
-# not yet passed end to end, so it is not part of `make test` until it has.
 #   lab/molecule-all.sh --network       only create the shared network (for `molecule converge`
 #                                       and friends run by hand)
 # FTPSKIT_KEEP=1 keeps a failed scenario's containers for `molecule login -s SCENARIO -h HOST`.
@@ -62,7 +59,7 @@ else
   [[ -f molecule/default/molecule.yml ]] && scenarios+=(default)
   for f in molecule/*/molecule.yml; do
     s=$(basename "$(dirname "$f")")
-    [[ $s == default || $s == stock || $s == faults ]] || scenarios+=("$s")
+    [[ $s == default || $s == stock ]] || scenarios+=("$s")
   done
 fi
 ((${#scenarios[@]})) || die "step 'discover': no scenario under molecule/"
