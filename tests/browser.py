@@ -15,11 +15,13 @@ Every read is bounded by a deadline; the browser is killed on exit whatever happ
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -90,6 +92,9 @@ class Chromium:
             # reach chromium.
             close_fds=False,
             preexec_fn=fds_3_and_4,  # noqa: PLW1509 - single-threaded test process
+            # Its own process group: chromium's helpers (renderer, GPU, crashpad) outlive a
+            # killed parent and keep writing into the profile; __exit__ kills the whole group.
+            start_new_session=True,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -97,12 +102,35 @@ class Chromium:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+            self._kill_group()
         finally:
             os.close(self._to_browser)
             os.close(self._from_browser)
-            self._profile.cleanup()
+            self._remove_profile()
+
+    def _kill_group(self) -> None:
+        """SIGKILL chromium and every helper it started, then wait (bounded) until none is left."""
+        group = self._proc.pid  # start_new_session: the group's id is the parent's pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self._proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, signal.SIGKILL)  # helpers are re-parented to init, which reaps them
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def _remove_profile(self) -> None:
+        """Remove the profile; a helper still exiting may add a file under it, so retry (bounded)."""
+        for _ in range(50):
+            try:
+                self._profile.cleanup()
+                return
+            except OSError:
+                time.sleep(0.1)
+        shutil.rmtree(self._profile.name, ignore_errors=True)
 
     # --- protocol ----------------------------------------------------------------------------
     def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
