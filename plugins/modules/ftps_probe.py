@@ -242,10 +242,7 @@ error_kind:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_probe_parallel import (
-    MAX_CONCURRENCY,
-    probe_many,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_probe_parallel import probe_many
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
     PinStore,
     PinStoreError,
@@ -341,8 +338,6 @@ def main() -> None:
 def _probe_targets(module: AnsibleModule) -> None:
     """The list form: every target probed (bounded in parallel); failures are per target."""
     p = module.params
-    if not 1 <= p["concurrency"] <= MAX_CONCURRENCY:
-        module.fail_json(msg=f"concurrency must be from 1 to {MAX_CONCURRENCY}, not {p['concurrency']}")
     store = None
     if p["pin_file"]:
         try:
@@ -362,19 +357,22 @@ def _probe_targets(module: AnsibleModule) -> None:
         targets.append({**t, "port": port, "pin": pin, "round_trip": trip})
     if not p["validate_certs"] and any(not t["pin"] for t in targets):
         module.warn("validate_certs=false without a pin: some servers' identity is not checked")
-    results = probe_many(
-        targets,
-        p["concurrency"],
-        verify=p["validate_certs"],
-        ca_file=p["ca_path"],
-        username=p["username"],
-        password=p["password"],
-        check_data_channel=p["check_data_channel"],
-        round_trip=p["round_trip"] and not module.check_mode,
-        remote_dir=p["remote_dir"],
-        payload_size=p["payload_size"],
-        timeout=p["timeout"],
-    )
+    try:
+        results = probe_many(
+            targets,
+            p["concurrency"],
+            verify=p["validate_certs"],
+            ca_file=p["ca_path"],
+            username=p["username"],
+            password=p["password"],
+            check_data_channel=p["check_data_channel"],
+            round_trip=p["round_trip"] and not module.check_mode,
+            remote_dir=p["remote_dir"],
+            payload_size=p["payload_size"],
+            timeout=p["timeout"],
+        )
+    except ValueError as exc:  # probe_many's bound on concurrency, checked before any probe
+        module.fail_json(msg=str(exc))
     for r, given in zip(results, p["targets"], strict=True):
         wanted = p["round_trip"] if given["round_trip"] is None else given["round_trip"]
         r["target"] = {k: v for k, v in r["target"].items() if k not in ("pin", "round_trip")}

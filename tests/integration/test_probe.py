@@ -320,3 +320,14 @@ def test_module_reports_fields_and_fails_clearly(pki, tmp_path, python: str) -> 
     assert bad["error_kind"] == "pin_mismatch"
     assert bad["msg"].startswith("pin mismatch for 127.0.0.1:")
     assert bad["certificate"]["subject"] == fields["subject"]
+
+
+@pytest.mark.parametrize("concurrency", [0, 257])
+def test_module_refuses_a_concurrency_out_of_bounds(concurrency: int) -> None:
+    """The list form's bound is probe_many's (one check); the module fails with its message."""
+    bad = _ansible_probe(
+        {"targets": [{"host": "127.0.0.1", "port": 9}], "concurrency": concurrency},
+        python=sys.executable,
+    )
+    assert bad["failed"] is True
+    assert bad["msg"] == f"concurrency must be from 1 to 256, not {concurrency}"
