@@ -18,6 +18,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ftpskit_common.ports import passive_ports_problem
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 
@@ -157,11 +159,8 @@ def _check_server(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:  # noqa: PL
     ):
         out["implicit_port"] = implicit
     pasv = s.get("passive_ports", list(ServerConfig.passive_ports))
-    if c.need(
-        isinstance(pasv, list) and len(pasv) == 2 and all(_is_port(p) for p in pasv),
-        "server.passive_ports",
-        f"must be [first, last], two ports 1-65535, got {pasv!r}",
-    ) and c.need(pasv[0] <= pasv[1], "server.passive_ports", f"range is inverted: {pasv[0]} > {pasv[1]}"):
+    problem = passive_ports_problem(pasv)  # the one rule, shared with the roles' preflights
+    if c.need(not problem, "server.passive_ports", problem):
         out["passive_ports"] = (pasv[0], pasv[1])
     if "control_port" in out and "implicit_port" in out:
         c.need(

@@ -55,17 +55,22 @@ def test_defaults_match_design() -> None:
         ({"server": {"implicit_port": 21}}, "server.implicit_port: equals control_port (21)"),
         (
             {"server": {"passive_ports": [50099, 50000]}},
-            "server.passive_ports: range is inverted: 50099 > 50000",
+            "server.passive_ports: must be [first, last] with 1024 <= first <= last <= 65535;"
+            " got [50099, 50000] (inverted: first > last)",
         ),
         ({"server": {"passive_ports": [50000]}}, "server.passive_ports: must be [first, last]"),
         ({"server": {"passive_ports": [0, 10]}}, "server.passive_ports: must be [first, last]"),
+        # the one rule (ftpskit_common.ports), as the role's preflight: the range starts at 1024
+        ({"server": {"passive_ports": [1023, 2000]}}, "server.passive_ports: must be [first, last] with 1024 <="),
+        ({"server": {"passive_ports": [50000, 65536]}}, "server.passive_ports: must be [first, last] with 1024 <="),
+        ({"server": {"passive_ports": [50000, True]}}, "server.passive_ports: must be [first, last] with 1024 <="),
         (
-            {"server": {"passive_ports": [1, 100]}},
-            "server.passive_ports: range 1-100 overlaps control_port 21",
+            {"server": {"control_port": 2121, "passive_ports": [2000, 2200]}},
+            "server.passive_ports: range 2000-2200 overlaps control_port 2121",
         ),
         (
-            {"server": {"passive_ports": [900, 1000]}},
-            "server.passive_ports: range 900-1000 overlaps implicit_port 990",
+            {"server": {"implicit_port": 2990, "passive_ports": [2900, 3000]}},
+            "server.passive_ports: range 2900-3000 overlaps implicit_port 2990",
         ),
         ({"server": {"listen": []}}, "server.listen: must be a non-empty list"),
         ({"server": {"listen": ["example.com"]}}, "server.listen: 'example.com' is not an IP address"),

@@ -161,6 +161,11 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
         'ftps_firewall rule "extra" (ftps_firewall_dependent_rules or ftps_firewall_rules):'
         " port 70000 is not 1..65535",
     ),
+    "fw-rule-range": (  # the one port-range rule (ftpskit_common.ports), from port 1 for a firewall rule
+        {"ftps_firewall_rules": [{"name": "extra", "ranges": [[9000, 8000]]}]},
+        'ftps_firewall rule "extra" (ftps_firewall_dependent_rules or ftps_firewall_rules): range [9000, 8000]'
+        " must be [first, last] with 1 <= first <= last <= 65535; got [9000, 8000] (inverted: first > last)",
+    ),
     "fw-rule-source": (
         {"ftps_firewall_rules": [{"name": "extra", "ports": [8021], "sources": ["*"]}]},
         "source * is not an address or CIDR",

@@ -10,6 +10,7 @@ wheel for ``ftps-trust``.
 - :mod:`.atomicfile`: the one atomic file writer.
 - :mod:`.x509`: the X.509 reader, the one fingerprint format, SPKI pins.
 - :mod:`.sans`: a host's identity read on it, its intended SAN set, the one SAN comparison.
+- :mod:`.ports`: the one port-range rule (the passive range, firewall ranges).
 - :mod:`.accounts`: the one set of account rules (user names, homes, permissions, limits).
 - :mod:`.passwd`: password hashing and the daemon's users file.
 - :mod:`.client`: the session-reusing FTPS client, the probe, the pin store.
