@@ -72,9 +72,12 @@ def _status(config_path: str, as_json: bool) -> int:
     return 0 if info["running"] and info["served_matches_deployed"] else 1
 
 
-def _metrics(config_path: str, out: str, renew_before_days: int) -> int:
+def _metrics(config_path: str, out: str, renew_before_days: int | None) -> int:
+    from ftpsd.config import peek_tls
     from ftpsd.metrics import write
 
+    if renew_before_days is None:  # the configuration's tls.renew_before_days
+        renew_before_days = peek_tls(config_path).renew_before_days
     try:
         write(config_path, out, renew_before_days)
     except OSError as err:
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=30.0, help="seconds to wait for every worker (default 30)"
     )
     reload.add_argument("--metrics-out", help="after the reload (applied or not), rewrite this textfile")
-    reload.add_argument("--renew-before-days", type=int, default=30, help=argparse.SUPPRESS)
+    renew_help = "the PKI's renewal window in days (default: the configuration's tls.renew_before_days)"
+    reload.add_argument("--renew-before-days", type=int, default=None, help=renew_help)
     status = sub.add_parser(
         "status",
         help="what each worker serves, and whether it is the deployed certificate;"
@@ -117,12 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = sub.add_parser("metrics", help="write a Prometheus textfile (node_exporter textfile collector)")
     metrics.add_argument("--config", default=argparse.SUPPRESS, help="the daemon's configuration")
     metrics.add_argument("--out", required=True, help="the .prom file to write (atomically)")
-    metrics.add_argument(
-        "--renew-before-days",
-        type=int,
-        default=30,
-        help="the PKI's renewal window, ftps_pki_renew_before_days (default 30)",
-    )
+    metrics.add_argument("--renew-before-days", type=int, default=None, help=renew_help)
     hashp = sub.add_parser("hash-password", help="hash a password read from stdin")
     hashp.add_argument("--scheme", default="scrypt", choices=("scrypt", "pbkdf2-sha256"))
     args = parser.parse_args(argv)

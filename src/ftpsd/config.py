@@ -69,6 +69,9 @@ class TLSConfig:
     tls13: bool = True
     ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
     require_session_reuse: bool = True
+    # The PKI's renewal window in days (ftps_pki_renew_before_days, written here by ftps_server):
+    # `ftpsd metrics` and `ftpsd reload --metrics-out` report NotAfter minus this as the renewal due.
+    renew_before_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,13 @@ def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     if out.get("min_version") == "TLSv1.3" and out.get("tls13") is False:
         c.need(False, "tls.tls13", "is false but min_version is TLSv1.3: no protocol version left")
+    renew = s.get("renew_before_days", TLSConfig.renew_before_days)
+    if c.need(
+        _is_int(renew) and 0 <= renew <= 36500,
+        "tls.renew_before_days",
+        f"must be an integer 0-36500 days, got {renew!r}",
+    ):
+        out["renew_before_days"] = renew
     ciphers = s.get("ciphers", TLSConfig.ciphers)
     if c.need(
         isinstance(ciphers, str) and ciphers.strip() != "", "tls.ciphers", "must be a non-empty string"
@@ -348,9 +358,10 @@ def peek_runtime_dir(path: str) -> str:
 
 
 def peek_tls(path: str) -> TLSConfig:
-    """``tls.certfile``/``keyfile``/``chainfile`` of a configuration file (defaults where absent
-    or unreadable): ``ftpsd status`` and ``ftpsd metrics`` compare the deployed certificate with
-    the one served even when the rest of the file would not validate."""
+    """``tls.certfile``/``keyfile``/``chainfile`` and ``renew_before_days`` of a configuration file
+    (defaults where absent, unreadable or not of their type): ``ftpsd status`` and ``ftpsd metrics``
+    compare the deployed certificate with the one served even when the rest of the file would not
+    validate."""
     try:
         with open(path, "rb") as handle:
             tls = tomllib.load(handle).get("tls", {})
@@ -359,4 +370,8 @@ def peek_tls(path: str) -> TLSConfig:
     if not isinstance(tls, dict):
         return TLSConfig()
     keys = ("certfile", "keyfile", "chainfile")
-    return TLSConfig(**{k: tls[k] for k in keys if isinstance(tls.get(k), str)})
+    found: dict[str, Any] = {k: tls[k] for k in keys if isinstance(tls.get(k), str)}
+    renew = tls.get("renew_before_days")
+    if _is_int(renew) and renew >= 0:
+        found["renew_before_days"] = renew
+    return TLSConfig(**found)
