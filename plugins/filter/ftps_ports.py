@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.ports import (
     passive_ports_problem,
     port_range_problem,
@@ -30,7 +29,9 @@ def _as_int(value: Any) -> Any:
 
 def ftps_port_range_problem(value: Any, purpose: str = "passive") -> str:
     if purpose not in _PURPOSES:
-        raise AnsibleFilterError(f"ftps_port_range_problem: purpose must be one of {sorted(_PURPOSES)}, got {purpose!r}")
+        raise AnsibleFilterError(
+            f"ftps_port_range_problem: purpose must be one of {sorted(_PURPOSES)}, got {purpose!r}"
+        )
     if isinstance(value, (list, tuple)):
         value = [_as_int(port) for port in value]
     return _PURPOSES[purpose](value)

@@ -37,6 +37,9 @@ def test_defaults_match_design() -> None:
     assert config.logging.xferlog == "/var/log/ftpsd/xferlog"
 
 
+PASSIVE_RULE = "server.passive_ports: must be [first, last] with 1024 <= first <= last <= 65535"
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -61,9 +64,9 @@ def test_defaults_match_design() -> None:
         ({"server": {"passive_ports": [50000]}}, "server.passive_ports: must be [first, last]"),
         ({"server": {"passive_ports": [0, 10]}}, "server.passive_ports: must be [first, last]"),
         # the one rule (ftpskit_common.ports), as the role's preflight: the range starts at 1024
-        ({"server": {"passive_ports": [1023, 2000]}}, "server.passive_ports: must be [first, last] with 1024 <="),
-        ({"server": {"passive_ports": [50000, 65536]}}, "server.passive_ports: must be [first, last] with 1024 <="),
-        ({"server": {"passive_ports": [50000, True]}}, "server.passive_ports: must be [first, last] with 1024 <="),
+        ({"server": {"passive_ports": [1023, 2000]}}, f"{PASSIVE_RULE}; got [1023, 2000]"),
+        ({"server": {"passive_ports": [50000, 65536]}}, f"{PASSIVE_RULE}; got [50000, 65536]"),
+        ({"server": {"passive_ports": [50000, True]}}, f"{PASSIVE_RULE}; got [50000, True]"),
         (
             {"server": {"control_port": 2121, "passive_ports": [2000, 2200]}},
             "server.passive_ports: range 2000-2200 overlaps control_port 2121",

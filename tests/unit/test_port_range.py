@@ -60,9 +60,12 @@ def test_missing_key_is_the_good_default() -> None:
 
 def test_sentences_name_the_rule_and_the_value() -> None:
     assert passive_ports_problem([50099, 50000]) == (
-        "must be [first, last] with 1024 <= first <= last <= 65535; got [50099, 50000] (inverted: first > last)"
+        "must be [first, last] with 1024 <= first <= last <= 65535;"
+        " got [50099, 50000] (inverted: first > last)"
     )
-    assert port_range_problem([0, 10]) == "must be [first, last] with 1 <= first <= last <= 65535; got [0, 10]"
+    assert port_range_problem([0, 10]) == (
+        "must be [first, last] with 1 <= first <= last <= 65535; got [0, 10]"
+    )
     assert PASSIVE_PORTS_MIN == 1024
 
 

@@ -163,8 +163,9 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
     ),
     "fw-rule-range": (  # the one port-range rule (ftpskit_common.ports), from port 1 for a firewall rule
         {"ftps_firewall_rules": [{"name": "extra", "ranges": [[9000, 8000]]}]},
-        'ftps_firewall rule "extra" (ftps_firewall_dependent_rules or ftps_firewall_rules): range [9000, 8000]'
-        " must be [first, last] with 1 <= first <= last <= 65535; got [9000, 8000] (inverted: first > last)",
+        'ftps_firewall rule "extra" (ftps_firewall_dependent_rules or ftps_firewall_rules):'
+        " range [9000, 8000] must be [first, last] with 1 <= first <= last <= 65535;"
+        " got [9000, 8000] (inverted: first > last)",
     ),
     "fw-rule-source": (
         {"ftps_firewall_rules": [{"name": "extra", "ports": [8021], "sources": ["*"]}]},
