@@ -183,7 +183,7 @@ def test_lftp_certificate_only_and_certificate_and_password(lab: Lab) -> None:
 # -- refusals, each with its reply, log line and counter --------------------------------------
 
 
-def test_refusals_have_their_reply_log_and_counter(lab: Lab) -> None:  # noqa: PLR0915 - one table
+def test_refusals_have_their_reply_log_and_counter(lab: Lab) -> None:
     ca = lab.ca
     other_ca = ClientCA("another client CA")
     revoked = ca.issue(email=("alice@example.org",))
@@ -347,7 +347,7 @@ class _OtherDataCert(FTPSClient):
     data_context: ssl.SSLContext | None = None
 
     def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - wrapped in TLS here
         return self.data_context.wrap_socket(conn, server_hostname=self.tls_name), size
 
 
@@ -363,10 +363,7 @@ def test_data_connection_with_another_certificate_is_refused(tmp_path: pathlib.P
         ftp.prot_p()
         with pytest.raises((ftplib.error_temp, ssl.SSLError, OSError)) as info:
             ftp.retrbinary("RETR a.txt", lambda _data: None)
-        if isinstance(info.value, ftplib.error_temp):
-            reply = str(info.value)
-        else:
-            reply = ftp.getresp()
+        reply = str(info.value) if isinstance(info.value, ftplib.error_temp) else ftp.getresp()
         ftp.close()
         assert reply == "425 Data connection refused: its client certificate is not the control connection's."
     # The same certificate on the data connection (here: a full handshake too) is served.
@@ -409,7 +406,7 @@ def test_concurrent_certificate_logins_stay_apart(lab: Lab) -> None:
             for _ in range(3):
                 assert lab.login(person, user, password)[:3] in ("230", "232")
                 assert lab.refusal(person, "bob" if user == "alice" else "alice", PASSWORDS["bob"])
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [
