@@ -119,7 +119,7 @@ class ClientCA:
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.name)
-            .last_update(now - dt.timedelta(minutes=5))
+            .last_update(min(now - dt.timedelta(minutes=5), now + next_update - dt.timedelta(days=1)))
             .next_update(now + next_update)
         )
         for serial in self.revoked:

@@ -4,8 +4,9 @@ Policy (docs/ftpsd.md, "Client certificates"):
 
 * A client certificate is checked against the client CA file only (``tls.client_ca_file``, a
   CA kept apart from the server CA), never against the system's trust store or the server's
-  chain; its revocation is always checked against ``tls.client_crl_file`` (a CA without a CRL,
-  or a CRL past its next update, refuses every certificate of that CA); the leaf must carry the
+  chain; its revocation is always checked against ``tls.client_crl_file``: the leaf's issuer
+  must have a current CRL there (so a leaf must be issued by a CA of ``client_ca_file``, and a
+  CRL past its next update refuses every certificate of its CA); the leaf must carry the
   clientAuth extended key usage; chains longer than :data:`MAX_DEPTH` are refused.
 * The TLS handshake accepts any certificate (so that the FTP session can say *why* it is refused:
   a TLS alert tells a person nothing); verification happens once, right after the control
@@ -51,7 +52,7 @@ REFUSALS = {
     "untrusted": "Client certificate not issued by the client certificate authority of this server.",
     "revoked": "Client certificate revoked.",
     "expired": "Client certificate expired or not yet valid.",
-    "crl": "Client certificate revocation status unknown (stale revocation list); try again later.",
+    "crl": "Client certificate revocation status unknown (no current revocation list of its issuer).",
     "no_client_auth": "Client certificate not made for client authentication (no clientauth usage).",
     "chain_too_long": f"Client certificate chain too long (at most {MAX_DEPTH} certificates).",
     "no_user": "Client certificate maps to no user.",
