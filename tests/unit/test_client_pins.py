@@ -10,20 +10,20 @@ import re
 import stat
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
+
+from ftpskit_common.client import (
     PinStore,
     PinStoreError,
     compare_pin,
     hostname_matches,
     server_key,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
+from ftpskit_common.trust import decide, parse_target, render_side_by_side
+from ftpskit_common.x509 import (
     normalize_fingerprint,
     normalize_spki,
     parse_certificate,
 )
-
-from ftpskit_common.trust import decide, parse_target, render_side_by_side
 from tests.client_certs import make_ca, make_leaf
 
 FP = "AB:" * 31 + "CD"
@@ -248,7 +248,7 @@ def test_side_by_side_names_where_a_kit_pin_came_from(two_certs) -> None:
 
 
 def test_unparsable_certificate_still_yields_its_fingerprint() -> None:
-    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
+    from ftpskit_common.client import (
         _fields_or_fingerprint,
     )
 

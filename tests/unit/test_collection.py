@@ -241,6 +241,27 @@ def test_installed_modules_run_with_the_shared_package(
     assert "users[0] (name '../x'): 'name' must not contain '/'" in bad.get("msg", ""), bad
 
 
+def test_installed_pki_modules_run_with_the_pki_package(
+    installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """AnsiballZ ships the module_utils package pki (one file per concern, importing each other)
+    with the ftps_pki modules: ftps_pki_ca makes a CA (ca, keys, certs, sans, support, rollover,
+    ca_guard), ftps_pki_request plans a CSR in check mode (steps, store, renewal)."""
+    _, coll = installed
+    ca = run_module(coll, tmp_path, "ftps_pki_ca", {"path": str(tmp_path / "ca"), "common_name": "Test CA"})
+    assert ca.get("changed") is True and ca.get("subject") == "CN=Test CA", ca
+    assert (tmp_path / "ca" / "ca.pem").is_file()
+    plan = run_module(
+        coll,
+        tmp_path,
+        "ftps_pki_request",
+        {"pki_dir": str(tmp_path / "pki"), "common_name": "ftp1.example.test", "sans": ["ftp1.example.test"]},
+        "--check",
+    )
+    assert plan.get("changed") is True and "failed" not in plan, plan
+    assert not (tmp_path / "pki").exists()
+
+
 def test_wheels_build_from_the_installed_collection(
     installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
 ) -> None:

@@ -124,3 +124,16 @@ def test_the_rendered_options_keep_their_types_and_defaults() -> None:
         assert options["key_type"]["choices"] == ["ecdsa-p384", "ecdsa-p256", "rsa-4096", "rsa-3072"]
         assert options["key_type"]["default"] == "ecdsa-p384"
         assert (options["validity_days"]["type"], options["validity_days"]["default"]) == ("int", 3650)
+
+
+def test_the_fragments_document_the_argument_specs_they_stand_for() -> None:
+    """The generations fragment documents the options the store modules take from
+    STORE_ARGUMENT_SPEC, the CA fragment the key types CA_KEY_TYPES: one spec, one documentation."""
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
+
+    documented = fragment(f"{PREFIX}generations")["options"]
+    assert set(documented) == set(STORE_ARGUMENT_SPEC)
+    for name, spec in STORE_ARGUMENT_SPEC.items():
+        assert (documented[name]["type"], documented[name]["default"]) == (spec["type"], spec["default"])
+    assert fragment(f"{PREFIX}ca")["options"]["key_type"]["choices"] == list(CA_KEY_TYPES)

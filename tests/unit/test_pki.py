@@ -1,4 +1,4 @@
-"""plugins/module_utils/ftps_pki: keys, SANs, serials, signing, chains, the renewal rules, the store."""
+"""plugins/module_utils/pki: keys, SANs, serials, signing, chains, the renewal rules, the store."""
 
 from __future__ import annotations
 
@@ -9,29 +9,66 @@ import pathlib
 import stat
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
+    CertificateAuthority,
+    issue_certificate,
+    sign_batch,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    _name,
+    build_csr,
+    csr_to_pem,
+    load_certificate,
+    signed_by,
+    verify_chain,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
+    generate_private_key,
+    key_size_of,
+    key_to_pem,
+    key_type_of,
+    load_private_key,
+    same_public_key,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.renewal import needs_reissue
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import (
+    cert_sans,
+    normalize_sans,
+    parse_san,
+    san_to_str,
+    sans_cover,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import validate_server_certificate
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    PKIError,
+    _not_after,
+    _not_before,
+    random_serial,
+    utcnow,
+)
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-NOW = pki.utcnow()
+NOW = utcnow()
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> pki.CertificateAuthority:
-    authority = pki.CertificateAuthority(str(tmp_path_factory.mktemp("ca") / "ca"))
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    authority = CertificateAuthority(str(tmp_path_factory.mktemp("ca") / "ca"))
     authority.create("ecdsa-p384", "test CA", 365)
     return authority
 
 
 @pytest.fixture(scope="module")
-def other_ca(tmp_path_factory: pytest.TempPathFactory) -> pki.CertificateAuthority:
-    authority = pki.CertificateAuthority(str(tmp_path_factory.mktemp("other") / "ca"))
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    authority = CertificateAuthority(str(tmp_path_factory.mktemp("other") / "ca"))
     authority.create("ecdsa-p256", "other CA", 365)
     return authority
 
 
-def _issue(ca: pki.CertificateAuthority, key, sans=("srv1",), days=90, now=None) -> x509.Certificate:
-    return pki.issue_certificate(
+def _issue(ca: CertificateAuthority, key, sans=("srv1",), days=90, now=None) -> x509.Certificate:
+    return issue_certificate(
         key.public_key(),
         "srv1",
         list(sans),
@@ -62,26 +99,26 @@ def group_name() -> str:
     ],
 )
 def test_generate_private_key(key_type: str, cls: type, size: int) -> None:
-    key = pki.generate_private_key(key_type)
+    key = generate_private_key(key_type)
     assert isinstance(key, cls)
-    assert pki.key_type_of(key) == key_type
-    assert pki.key_size_of(key) == size
+    assert key_type_of(key) == key_type
+    assert key_size_of(key) == size
 
 
 @pytest.mark.parametrize("key_type", ["rsa-1024", "ecdsa-p521", "ed25519", "", "RSA-2048"])
 def test_unsupported_key_type_is_rejected(key_type: str) -> None:
-    with pytest.raises(pki.PKIError, match="unsupported key type"):
-        pki.generate_private_key(key_type)
+    with pytest.raises(PKIError, match="unsupported key type"):
+        generate_private_key(key_type)
 
 
 def test_encrypted_key_needs_its_passphrase() -> None:
-    key = pki.generate_private_key("ecdsa-p256")
-    pem = pki.key_to_pem(key, "s3cret")
-    assert pki.same_public_key(pki.load_private_key(pem, "s3cret").public_key(), key.public_key())
-    with pytest.raises(pki.PKIError):
-        pki.load_private_key(pem, "wrong")
-    with pytest.raises(pki.PKIError):
-        pki.load_private_key(pem, "")
+    key = generate_private_key("ecdsa-p256")
+    pem = key_to_pem(key, "s3cret")
+    assert same_public_key(load_private_key(pem, "s3cret").public_key(), key.public_key())
+    with pytest.raises(PKIError):
+        load_private_key(pem, "wrong")
+    with pytest.raises(PKIError):
+        load_private_key(pem, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +141,7 @@ def test_encrypted_key_needs_its_passphrase() -> None:
     ],
 )
 def test_parse_san(value: str, expected: str) -> None:
-    assert pki.san_to_str(pki.parse_san(value)) == expected
+    assert san_to_str(parse_san(value)) == expected
 
 
 @pytest.mark.parametrize(
@@ -124,15 +161,15 @@ def test_parse_san(value: str, expected: str) -> None:
     ],
 )
 def test_invalid_san_is_rejected(value: str) -> None:
-    with pytest.raises(pki.PKIError, match="invalid"):
-        pki.parse_san(value)
+    with pytest.raises(PKIError, match="invalid"):
+        parse_san(value)
 
 
 def test_normalize_sans_dedupes_and_keeps_order() -> None:
-    got = pki.normalize_sans(["srv1", "SRV1", "10.0.0.1", "DNS:srv1", "", None, "srv1.lab"])
+    got = normalize_sans(["srv1", "SRV1", "10.0.0.1", "DNS:srv1", "", None, "srv1.lab"])
     assert got == ["DNS:srv1", "IP:10.0.0.1", "DNS:srv1.lab"]
-    with pytest.raises(pki.PKIError, match="at least one"):
-        pki.normalize_sans(["", None])
+    with pytest.raises(PKIError, match="at least one"):
+        normalize_sans(["", None])
 
 
 @pytest.mark.parametrize(
@@ -148,7 +185,7 @@ def test_normalize_sans_dedupes_and_keeps_order() -> None:
     ],
 )
 def test_sans_cover(have: list[str], want: list[str], missing: list[str]) -> None:
-    assert pki.sans_cover(have, want) == missing
+    assert sans_cover(have, want) == missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +193,7 @@ def test_sans_cover(have: list[str], want: list[str], missing: list[str]) -> Non
 
 
 def test_serials_are_random_positive_and_at_most_128_bits() -> None:
-    serials = [pki.random_serial() for _ in range(2000)]
+    serials = [random_serial() for _ in range(2000)]
     assert all(0 < s < 2**128 for s in serials)
     assert len(set(serials)) == len(serials)
     # random, not counting: the top bits vary (a counter would keep them at zero)
@@ -164,11 +201,11 @@ def test_serials_are_random_positive_and_at_most_128_bits() -> None:
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa-2048"])
-def test_issued_certificate_content(ca: pki.CertificateAuthority, key_type: str) -> None:
-    key = pki.generate_private_key(key_type)
+def test_issued_certificate_content(ca: CertificateAuthority, key_type: str) -> None:
+    key = generate_private_key(key_type)
     cert = _issue(ca, key, sans=["srv1", "srv1.lab", "10.213.1.5"])
     ext = cert.extensions
-    assert pki.cert_sans(cert) == ["DNS:srv1", "DNS:srv1.lab", "IP:10.213.1.5"]
+    assert cert_sans(cert) == ["DNS:srv1", "DNS:srv1.lab", "IP:10.213.1.5"]
     bc = ext.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca is False
     assert (
@@ -183,35 +220,35 @@ def test_issued_certificate_content(ca: pki.CertificateAuthority, key_type: str)
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert aki.key_identifier == ca_ski.digest
     assert 0 < cert.serial_number < 2**128
-    assert pki.signed_by(cert, ca.cert)
-    days = (pki._not_after(cert) - pki._not_before(cert)).days
+    assert signed_by(cert, ca.cert)
+    days = (_not_after(cert) - _not_before(cert)).days
     assert days == 90  # 90 days + the 5-minute backdating
 
 
-def test_ca_certificate_is_a_ca(ca: pki.CertificateAuthority) -> None:
+def test_ca_certificate_is_a_ca(ca: CertificateAuthority) -> None:
     bc = ca.cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca is True
-    assert pki.key_type_of(ca.cert.public_key()) == "ecdsa-p384"
+    assert key_type_of(ca.cert.public_key()) == "ecdsa-p384"
     assert stat.S_IMODE(os.stat(ca.key_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(ca.directory).st_mode) == 0o700
 
 
 def test_ca_load_with_passphrase(tmp_path) -> None:
-    authority = pki.CertificateAuthority(str(tmp_path / "ca"))
+    authority = CertificateAuthority(str(tmp_path / "ca"))
     authority.create("rsa-3072", "rsa CA", 30, passphrase="vaulted")
     assert b"ENCRYPTED" in pathlib.Path(authority.key_path).read_bytes()
-    loaded = pki.CertificateAuthority(authority.directory).load("vaulted")
+    loaded = CertificateAuthority(authority.directory).load("vaulted")
     assert loaded.cert == authority.cert
-    with pytest.raises(pki.PKIError, match="passphrase"):
-        pki.CertificateAuthority(authority.directory).load("nope")
+    with pytest.raises(PKIError, match="passphrase"):
+        CertificateAuthority(authority.directory).load("nope")
 
 
-def test_sign_batch_signs_each_and_isolates_failures(ca: pki.CertificateAuthority) -> None:
-    good = pki.generate_private_key("ecdsa-p256")
-    csr = pki.csr_to_pem(pki.build_csr(good, "srv1", ["srv1"]))
-    weak = pki.csr_to_pem(pki.build_csr(pki.generate_private_key("rsa-2048"), "srv3", ["srv3"]))
+def test_sign_batch_signs_each_and_isolates_failures(ca: CertificateAuthority) -> None:
+    good = generate_private_key("ecdsa-p256")
+    csr = csr_to_pem(build_csr(good, "srv1", ["srv1"]))
+    weak = csr_to_pem(build_csr(generate_private_key("rsa-2048"), "srv3", ["srv3"]))
     tampered = csr.replace(csr.splitlines()[3], csr.splitlines()[3][::-1])
-    result = pki.sign_batch(
+    result = sign_batch(
         ca,
         [
             {"host": "srv1", "csr": csr, "sans": ["srv1", "10.0.0.1"]},
@@ -224,10 +261,10 @@ def test_sign_batch_signs_each_and_isolates_failures(ca: pki.CertificateAuthorit
     assert set(result["certificates"]) == {"srv1"}
     assert set(result["errors"]) == {"srv2", "srv3"}
     assert "invalid DNS name" in result["errors"]["srv3"]
-    cert = pki.load_certificate(result["certificates"]["srv1"])
+    cert = load_certificate(result["certificates"]["srv1"])
     # the controller decides the SANs, not the CSR
-    assert pki.cert_sans(cert) == ["DNS:srv1", "IP:10.0.0.1"]
-    assert pki.same_public_key(cert.public_key(), good.public_key())
+    assert cert_sans(cert) == ["DNS:srv1", "IP:10.0.0.1"]
+    assert same_public_key(cert.public_key(), good.public_key())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,55 +272,55 @@ def test_sign_batch_signs_each_and_isolates_failures(ca: pki.CertificateAuthorit
 
 
 @pytest.fixture(scope="module")
-def intermediate(ca: pki.CertificateAuthority):
-    key = pki.generate_private_key("ecdsa-p256")
+def intermediate(ca: CertificateAuthority):
+    key = generate_private_key("ecdsa-p256")
     builder = (
         x509.CertificateBuilder()
-        .subject_name(pki._name("intermediate"))
+        .subject_name(_name("intermediate"))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
-        .serial_number(pki.random_serial())
+        .serial_number(random_serial())
         .not_valid_before(NOW - dt.timedelta(days=1))
         .not_valid_after(NOW + dt.timedelta(days=100))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     )
-    cert = builder.sign(ca.key, pki.hashes.SHA384())
+    cert = builder.sign(ca.key, hashes.SHA384())
     return cert, key
 
 
 def test_verify_chain_with_intermediate_and_root(ca, intermediate) -> None:
     inter_cert, inter_key = intermediate
-    leaf = pki.issue_certificate(
-        pki.generate_private_key("ecdsa-p256").public_key(),
+    leaf = issue_certificate(
+        generate_private_key("ecdsa-p256").public_key(),
         "srv1",
         ["srv1"],
         issuer_cert=inter_cert,
         issuer_key=inter_key,
         validity_days=30,
     )
-    pki.verify_chain(leaf, [inter_cert, ca.cert])
+    verify_chain(leaf, [inter_cert, ca.cert])
     # root left out: verifies only against the trust anchors
-    pki.verify_chain(leaf, [inter_cert], anchors=[ca.cert])
-    with pytest.raises(pki.PKIError, match="neither a root"):
-        pki.verify_chain(leaf, [inter_cert])
+    verify_chain(leaf, [inter_cert], anchors=[ca.cert])
+    with pytest.raises(PKIError, match="neither a root"):
+        verify_chain(leaf, [inter_cert])
     # out of order / wrong intermediate
-    with pytest.raises(pki.PKIError, match="not signed by"):
-        pki.verify_chain(leaf, [ca.cert, inter_cert])
+    with pytest.raises(PKIError, match="not signed by"):
+        verify_chain(leaf, [ca.cert, inter_cert])
 
 
 def test_verify_chain_rejects_a_foreign_chain(ca, other_ca) -> None:
-    leaf = _issue(ca, pki.generate_private_key("ecdsa-p256"))
-    pki.verify_chain(leaf, [ca.cert])
-    with pytest.raises(pki.PKIError, match="not signed by"):
-        pki.verify_chain(leaf, [other_ca.cert])
-    with pytest.raises(pki.PKIError, match="neither a root"):
-        pki.verify_chain(leaf, [], anchors=[other_ca.cert])
+    leaf = _issue(ca, generate_private_key("ecdsa-p256"))
+    verify_chain(leaf, [ca.cert])
+    with pytest.raises(PKIError, match="not signed by"):
+        verify_chain(leaf, [other_ca.cert])
+    with pytest.raises(PKIError, match="neither a root"):
+        verify_chain(leaf, [], anchors=[other_ca.cert])
 
 
 def test_verify_chain_rejects_an_expired_certificate(ca) -> None:
-    old = _issue(ca, pki.generate_private_key("ecdsa-p256"), days=10, now=NOW - dt.timedelta(days=20))
-    with pytest.raises(pki.PKIError, match="not valid now"):
-        pki.verify_chain(old, [ca.cert])
+    old = _issue(ca, generate_private_key("ecdsa-p256"), days=10, now=NOW - dt.timedelta(days=20))
+    with pytest.raises(PKIError, match="not valid now"):
+        verify_chain(old, [ca.cert])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,7 +328,7 @@ def test_verify_chain_rejects_an_expired_certificate(ca) -> None:
 
 
 def _reasons(ca, other_ca, case: str) -> list[str]:
-    key = pki.generate_private_key("ecdsa-p256")
+    key = generate_private_key("ecdsa-p256")
     cert = _issue(ca, key, sans=["srv1", "10.0.0.1"])
     wanted = {"wanted_sans": ["srv1", "10.0.0.1"], "key_type": "ecdsa-p256", "renew_before_days": 30}
     issuer = ca.cert
@@ -311,12 +348,12 @@ def _reasons(ca, other_ca, case: str) -> list[str]:
     elif case == "issuer":
         issuer = other_ca.cert
     elif case == "key_mismatch":
-        key = pki.generate_private_key("ecdsa-p256")
+        key = generate_private_key("ecdsa-p256")
     elif case == "key_missing":
         key = None
     elif case == "forced":
         force = True
-    return pki.needs_reissue(cert, key, issuer=issuer, force=force, **wanted)
+    return needs_reissue(cert, key, issuer=issuer, force=force, **wanted)
 
 
 @pytest.mark.parametrize(
@@ -346,19 +383,19 @@ def test_needs_reissue_keeps_a_good_certificate(ca, other_ca) -> None:
 
 @pytest.mark.parametrize(("days", "renew"), [(31, 30), (90, 30), (2, 1)])
 def test_outside_the_threshold_nothing_is_reissued(ca, days: int, renew: int) -> None:
-    key = pki.generate_private_key("ecdsa-p256")
+    key = generate_private_key("ecdsa-p256")
     cert = _issue(ca, key, days=days)
-    assert pki.needs_reissue(cert, key, wanted_sans=["srv1"], key_type=None, renew_before_days=renew) == []
+    assert needs_reissue(cert, key, wanted_sans=["srv1"], key_type=None, renew_before_days=renew) == []
 
 
 def test_self_signed_rule(ca) -> None:
-    key = pki.generate_private_key("ecdsa-p256")
-    own = pki.issue_certificate(
+    key = generate_private_key("ecdsa-p256")
+    own = issue_certificate(
         key.public_key(), "srv1", ["srv1"], issuer_cert=None, issuer_key=key, validity_days=90
     )
     common = {"wanted_sans": ["srv1"], "key_type": "ecdsa-p256", "renew_before_days": 30, "self_signed": True}
-    assert pki.needs_reissue(own, key, **common) == []
-    assert pki.needs_reissue(_issue(ca, key), key, **common)[0].startswith("issuer")
+    assert needs_reissue(own, key, **common) == []
+    assert needs_reissue(_issue(ca, key), key, **common)[0].startswith("issuer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +413,7 @@ def test_self_signed_rule(ca) -> None:
     ],
 )
 def test_validate_server_certificate(ca, other_ca, case: str, message: str | None) -> None:
-    key = pki.generate_private_key("ecdsa-p256")
+    key = generate_private_key("ecdsa-p256")
     cert = _issue(ca, key, sans=["srv1", "srv1.lab"])
     chain, required = [ca.cert], ["srv1"]
     if case == "expired":
@@ -388,31 +425,31 @@ def test_validate_server_certificate(ca, other_ca, case: str, message: str | Non
     elif case == "client_only":
         builder = (
             x509.CertificateBuilder()
-            .subject_name(pki._name("srv1"))
+            .subject_name(_name("srv1"))
             .issuer_name(ca.cert.subject)
             .public_key(key.public_key())
-            .serial_number(pki.random_serial())
+            .serial_number(random_serial())
             .not_valid_before(NOW - dt.timedelta(days=1))
             .not_valid_after(NOW + dt.timedelta(days=10))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("srv1")]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         )
-        cert = builder.sign(ca.key, pki.hashes.SHA384())
+        cert = builder.sign(ca.key, hashes.SHA384())
     if message is None:
-        pki.validate_server_certificate(cert, chain, required)
+        validate_server_certificate(cert, chain, required)
     else:
-        with pytest.raises(pki.PKIError, match=message):
-            pki.validate_server_certificate(cert, chain, required)
+        with pytest.raises(PKIError, match=message):
+            validate_server_certificate(cert, chain, required)
 
 
 @pytest.mark.parametrize("ca_key_type", ["rsa-3072", "ecdsa-p256", "ecdsa-p384"])
 def test_signature_check_per_ca_key_type(tmp_path, ca_key_type: str) -> None:
-    authority = pki.CertificateAuthority(str(tmp_path / "ca"))
+    authority = CertificateAuthority(str(tmp_path / "ca"))
     authority.create(ca_key_type, "CA", 30)
-    cert = _issue(authority, pki.generate_private_key("ecdsa-p256"))
-    assert pki.signed_by(cert, authority.cert)
-    pki.verify_chain(cert, [authority.cert])
+    cert = _issue(authority, generate_private_key("ecdsa-p256"))
+    assert signed_by(cert, authority.cert)
+    verify_chain(cert, [authority.cert])
     # same name, different key: a re-created CA does not verify the old certificates
-    again = pki.CertificateAuthority(str(tmp_path / "ca2"))
+    again = CertificateAuthority(str(tmp_path / "ca2"))
     again.create(ca_key_type, "CA", 30)
-    assert not pki.signed_by(cert, again.cert)
+    assert not signed_by(cert, again.cert)

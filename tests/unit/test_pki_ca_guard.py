@@ -1,4 +1,4 @@
-"""The accidental-second-CA guard (plugins/module_utils/ftps_pki_store.py) and ftps_pki_ca using it.
+"""The accidental-second-CA guard (plugins/module_utils/pki/ca_guard.py) and ftps_pki_ca using it.
 
 A store without a CA is made a CA only for a fleet without one: when a server of the run already
 serves a certificate issued by a CA, ftps_pki_ca fails before it creates anything, names what it
@@ -12,34 +12,39 @@ import pathlib
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_store import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
+    CertificateAuthority,
+    issue_certificate,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca_guard import (
     SHOWN_HOSTS,
     issued_certificates,
     second_ca_refusal,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import build_csr, cert_to_pem, csr_to_pem
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import generate_private_key
 from ansible_collections.ftpskit.ftps.plugins.modules import ftps_pki_ca
 
 
 @pytest.fixture(scope="module")
-def fleet_ca(tmp_path_factory: pytest.TempPathFactory) -> pki.CertificateAuthority:
-    authority = pki.CertificateAuthority(str(tmp_path_factory.mktemp("old") / "ca"))
+def fleet_ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    authority = CertificateAuthority(str(tmp_path_factory.mktemp("old") / "ca"))
     authority.create("ecdsa-p256", "fleet CA", 3650)
     return authority
 
 
-def _issued(ca: pki.CertificateAuthority, name: str) -> str:
-    key = pki.generate_private_key("ecdsa-p256")
-    csr = pki.csr_to_pem(pki.build_csr(key, name, [name]))
+def _issued(ca: CertificateAuthority, name: str) -> str:
+    key = generate_private_key("ecdsa-p256")
+    csr = csr_to_pem(build_csr(key, name, [name]))
     return ca.sign(csr, name, [name], 90, name)
 
 
 def _self_signed(name: str) -> str:
-    key = pki.generate_private_key("ecdsa-p256")
-    cert = pki.issue_certificate(
+    key = generate_private_key("ecdsa-p256")
+    cert = issue_certificate(
         key.public_key(), name, [name], issuer_cert=None, issuer_key=key, validity_days=90
     )
-    return pki.cert_to_pem(cert)
+    return cert_to_pem(cert)
 
 
 def test_a_fleet_without_certificates_may_get_a_ca() -> None:
@@ -53,7 +58,7 @@ def test_self_signed_certificates_are_no_evidence_of_a_ca() -> None:
 
 
 def test_certificates_from_a_ca_stop_the_creation_and_say_what_was_found(
-    fleet_ca: pki.CertificateAuthority,
+    fleet_ca: CertificateAuthority,
 ) -> None:
     pem = _issued(fleet_ca, "ftp1")
     facts = issued_certificates({"ftp1": pem, "ftp2": ""})
@@ -78,7 +83,7 @@ def test_certificates_from_a_ca_stop_the_creation_and_say_what_was_found(
     assert "ftp2" not in message
 
 
-def test_the_explicit_variable_allows_a_new_ca(fleet_ca: pki.CertificateAuthority) -> None:
+def test_the_explicit_variable_allows_a_new_ca(fleet_ca: CertificateAuthority) -> None:
     assert second_ca_refusal("km1", "/x", {"ftp1": _issued(fleet_ca, "ftp1")}, True) == ""
 
 
@@ -90,7 +95,7 @@ def test_an_unreadable_deployed_certificate_counts(content: str) -> None:
     assert "ftp1 ((unreadable certificate))" in second_ca_refusal("localhost", "/x", {"ftp1": content})
 
 
-def test_a_large_fleet_is_named_in_part(fleet_ca: pki.CertificateAuthority) -> None:
+def test_a_large_fleet_is_named_in_part(fleet_ca: CertificateAuthority) -> None:
     pem = _issued(fleet_ca, "ftp")
     message = second_ca_refusal("km1", "/x", {f"ftp{n:02d}": pem for n in range(SHOWN_HOSTS + 3)})
     assert f"{SHOWN_HOSTS + 3} server(s)" in message
@@ -111,7 +116,7 @@ def _run(capsys: pytest.CaptureFixture[str], args: dict) -> dict:
 def test_module_refuses_before_creating_anything(
     tmp_path: pathlib.Path,
     capsys: pytest.CaptureFixture[str],
-    fleet_ca: pki.CertificateAuthority,
+    fleet_ca: CertificateAuthority,
     check_mode: bool,
 ) -> None:
     ca_dir = tmp_path / "store" / "pki" / "ca"
@@ -130,7 +135,7 @@ def test_module_refuses_before_creating_anything(
 
 
 def test_module_creates_the_ca_for_a_new_fleet_and_keeps_it(
-    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], fleet_ca: pki.CertificateAuthority
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], fleet_ca: CertificateAuthority
 ) -> None:
     ca_dir = tmp_path / "ca"
     first = _run(
@@ -144,7 +149,7 @@ def test_module_creates_the_ca_for_a_new_fleet_and_keeps_it(
 
 
 def test_module_creates_a_ca_for_an_existing_fleet_only_when_told(
-    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], fleet_ca: pki.CertificateAuthority
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], fleet_ca: CertificateAuthority
 ) -> None:
     ca_dir = tmp_path / "ca"
     result = _run(

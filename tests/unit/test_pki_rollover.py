@@ -1,4 +1,4 @@
-"""The CA rollover's state machine (plugins/module_utils/ftps_pki_rollover.py), crashes included."""
+"""The CA rollover's state machine (plugins/module_utils/pki/rollover.py), crashes included."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import os
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_rollover as ro
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki import rollover as ro
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError
 
 PASS = "correct horse"
 
@@ -15,12 +16,12 @@ PASS = "correct horse"
 @pytest.fixture
 def ca_dir(tmp_path):
     path = str(tmp_path / "pki" / "ca")
-    pki.CertificateAuthority(path).create("ecdsa-p256", "ftps-kit internal CA", 3650, PASS)
+    CertificateAuthority(path).create("ecdsa-p256", "ftps-kit internal CA", 3650, PASS)
     return path
 
 
 def fp(path: str) -> str:
-    return ro._ca_summary(pki.CertificateAuthority(path)).get("fingerprint_sha256", "")
+    return ro._ca_summary(CertificateAuthority(path)).get("fingerprint_sha256", "")
 
 
 def step(ca_dir: str, action: str, passphrase: str = PASS, **kw):
@@ -55,7 +56,7 @@ def test_the_whole_rollover_in_order(ca_dir):
     assert not step(ca_dir, "swap")["changed"]
     # the new CA signs now
     assert (
-        pki.CertificateAuthority(ca_dir).load(PASS).cert.subject.rfc4514_string()
+        CertificateAuthority(ca_dir).load(PASS).cert.subject.rfc4514_string()
         == swapped["state"]["new"]["subject"]
     )
 
@@ -88,19 +89,19 @@ def test_the_whole_rollover_in_order(ca_dir):
 )
 def test_a_step_before_its_stage_is_refused_and_changes_nothing(ca_dir, action, stage):
     before = sorted(os.listdir(os.path.dirname(ca_dir)))
-    with pytest.raises(pki.PKIError, match=f"at stage '{stage}'"):
+    with pytest.raises(PKIError, match=f"at stage '{stage}'"):
         step(ca_dir, action)
     assert sorted(os.listdir(os.path.dirname(ca_dir))) == before
 
 
 def test_stage_order_is_enforced(ca_dir):
     step(ca_dir, "prepare")
-    with pytest.raises(pki.PKIError, match="needs stage 'reissue'"):
+    with pytest.raises(PKIError, match="needs stage 'reissue'"):
         step(ca_dir, "swap")  # clients do not trust the new CA yet
     step(ca_dir, "trusted")
-    with pytest.raises(pki.PKIError, match="not swapped"):
+    with pytest.raises(PKIError, match="not swapped"):
         step(ca_dir, "reissued")
-    with pytest.raises(pki.PKIError, match="needs stage 'retire'"):
+    with pytest.raises(PKIError, match="needs stage 'retire'"):
         step(ca_dir, "retire")  # the old key must stay while servers may still need it
     assert fp(ca_dir + "-next")
 
@@ -120,7 +121,7 @@ def test_a_crash_between_the_two_renames_resumes_and_never_makes_a_third_ca(ca_d
 def test_a_wrong_passphrase_moves_nothing(ca_dir):
     step(ca_dir, "prepare")
     step(ca_dir, "trusted")
-    with pytest.raises(pki.PKIError, match="CA"):
+    with pytest.raises(PKIError, match="CA"):
         step(ca_dir, "swap", passphrase="wrong")
     assert fp(ca_dir + "-next") and not os.path.exists(ca_dir + "-previous")
 
@@ -128,20 +129,20 @@ def test_a_wrong_passphrase_moves_nothing(ca_dir):
 def test_an_unexpected_layout_is_described_not_guessed(ca_dir):
     step(ca_dir, "prepare")
     step(ca_dir, "trusted")
-    pki.CertificateAuthority(ca_dir + "-previous").create("ecdsa-p256", "stranger", 10, PASS)
-    with pytest.raises(pki.PKIError, match="unexpected state, unknown"):
+    CertificateAuthority(ca_dir + "-previous").create("ecdsa-p256", "stranger", 10, PASS)
+    with pytest.raises(PKIError, match="unexpected state, unknown"):
         step(ca_dir, "swap")
 
 
 def test_the_new_ca_needs_its_own_name(ca_dir):
-    with pytest.raises(pki.PKIError, match="is the current CA's"):
+    with pytest.raises(PKIError, match="is the current CA's"):
         step(ca_dir, "prepare", common_name="ftps-kit internal CA")
     assert not os.path.exists(ca_dir + "-next") and step(ca_dir, "status")["stage"] == "none"
 
 
 def test_a_stray_next_directory_is_not_adopted(ca_dir):
-    pki.CertificateAuthority(ca_dir + "-next").create("ecdsa-p256", "someone else", 10, PASS)
-    with pytest.raises(pki.PKIError, match="no rollover is in progress"):
+    CertificateAuthority(ca_dir + "-next").create("ecdsa-p256", "someone else", 10, PASS)
+    with pytest.raises(PKIError, match="no rollover is in progress"):
         step(ca_dir, "prepare")
 
 
@@ -151,7 +152,7 @@ def test_a_crash_after_archiving_still_deletes_the_old_key(ca_dir):
         step(ca_dir, action)
     os.makedirs(ca_dir + "-retired", mode=0o700)
     os.rename(ca_dir + "-previous", os.path.join(ca_dir + "-retired", old))  # died before the unlink
-    with pytest.raises(pki.PKIError, match="still there"):
+    with pytest.raises(PKIError, match="still there"):
         step(ca_dir, "retired")
     assert step(ca_dir, "retire")["changed"]
     assert not os.path.exists(os.path.join(ca_dir + "-retired", old, "ca.key"))
@@ -168,7 +169,7 @@ def test_check_mode_changes_nothing(ca_dir):
 def test_a_damaged_state_file_is_an_error(ca_dir):
     with open(ro.state_path(ca_dir), "w") as handle:
         handle.write("{not json")
-    with pytest.raises(pki.PKIError, match="unreadable"):
+    with pytest.raises(PKIError, match="unreadable"):
         step(ca_dir, "status")
 
 

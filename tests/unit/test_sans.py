@@ -9,13 +9,14 @@ import ipaddress
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.ftpskit.ftps.plugins.filter.ftps_sans import ftps_san_mismatch
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.sans import (
     canonical_san,
     intended_sans,
     read_host_identity,
     san_mismatch,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import parse_san, san_to_str
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError
 
 IDENTITY = {"hostname": "deb13", "fqdn": "ftpskit-deb13.lab.", "ipv4": "10.213.0.13", "ipv6": ""}
 
@@ -34,15 +35,15 @@ IDENTITY = {"hostname": "deb13", "fqdn": "ftpskit-deb13.lab.", "ipv4": "10.213.0
 def test_canonical_spelling(value, spelled):
     assert canonical_san(value) == spelled
     # the same spelling as the certificates ftps_pki issues
-    assert ftps_pki.san_to_str(ftps_pki.parse_san(value)) == spelled
+    assert san_to_str(parse_san(value)) == spelled
 
 
 @pytest.mark.parametrize("value", ["bad_name", "-x.example", "*.com", "IP:10.0.0.300", "a" * 64 + ".example"])
 def test_invalid_names_are_refused_with_a_sentence(value):
     with pytest.raises(ValueError, match="invalid"):
         canonical_san(value)
-    with pytest.raises(ftps_pki.PKIError, match="invalid"):
-        ftps_pki.parse_san(value)
+    with pytest.raises(PKIError, match="invalid"):
+        parse_san(value)
 
 
 def test_intended_set_from_inventory_name_identity_and_extras():

@@ -18,17 +18,17 @@ import pathlib
 import sys
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import PinStore, compare_pin
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import certificate_facts
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ftpsd import status, tls
+from ftpskit_common.client import PinStore, compare_pin
+from ftpskit_common.passwd import dump_users, hash_password
+from ftpskit_common.x509 import (
     normalize_fingerprint,
     parse_certificate,
     sha256_fingerprint,
 )
-from cryptography.hazmat.primitives import hashes, serialization
-
-from ftpsd import status, tls
-from ftpskit_common.passwd import dump_users, hash_password
 from tests.certs import TestCA, point_current, write_generation
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_every_producer_writes_the_same_fingerprint() -> None:
     assert parse_certificate(der)["fingerprint_sha256"] == one  # probe, ftps-trust, report, pins
     assert tls.fingerprint(issued.cert) == one  # the daemon's log lines and READY status
     assert status.certificate_summary(issued.cert)["fingerprint"] == one  # status files, metrics
-    assert ftps_pki.certificate_facts(issued.cert)["fingerprint_sha256"] == one  # ftps_pki facts
+    assert certificate_facts(issued.cert)["fingerprint_sha256"] == one  # ftps_pki facts
     # A fingerprint pasted from `openssl x509 -fingerprint -sha256` reads as the same.
     assert normalize_fingerprint(issued.cert.fingerprint(hashes.SHA256()).hex(":").upper()) == one
 
@@ -175,3 +175,22 @@ def test_load_reads_each_file_once(tmp_path: pathlib.Path, monkeypatch: pytest.M
     assert loaded.users == 1
     for name in ("ftpsd.toml", "cert.pem", "key.pem", "chain.pem", "users.json"):
         assert opened.count(name) == 1, (name, opened)
+
+
+def test_no_test_imports_the_shared_package_under_two_names() -> None:
+    """``ftpskit_common`` and ``ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common``
+    are the same files loaded twice: a test mixing them compares classes of two module objects
+    (an exception of one is not an instance of the other's). Each test file picks one."""
+    collection = "ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common"
+    mixed = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+            if module == "ftpskit_common" or module.startswith("ftpskit_common."):
+                names.add("ftpskit_common")
+            elif module == collection or module.startswith(collection + "."):
+                names.add(collection)
+        if len(names) > 1:
+            mixed.append(str(path.relative_to(ROOT)))
+    assert mixed == []

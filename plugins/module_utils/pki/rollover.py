@@ -35,14 +35,13 @@ import os
 import secrets
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CertificateAuthority,
-    PKIError,
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     certificate_facts,
     load_certificate,
-    utcnow,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, utcnow
 
 STAGES = ("trust", "reissue", "retire")
 ORDER = ("none", *STAGES, "complete")

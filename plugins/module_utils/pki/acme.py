@@ -1,6 +1,6 @@
 """ACME (RFC 8555) for ftps_pki, on the controller: the account, orders, challenges, ARI.
 
-The server's key and CSR are made on the server (module_utils ``ftps_pki``); this file only ever
+The server's key and CSR are made on the server (module_utils ``pki.steps``); this file only ever
 sees CSRs and certificates. It drives the ACME protocol with certbot's ``acme`` library (PyPI
 ``acme``, with ``josepy``; docs/pki.md says why) and keeps the account key on the controller.
 
