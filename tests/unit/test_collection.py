@@ -403,7 +403,7 @@ def test_facts_only_from_registered_results() -> None:
     injected ``ansible_*`` fact variables: on ansible-core 2.21 a run_once task with register in
     an earlier play makes the hosts share one fact cache entry, so one host's facts show on every
     other (ansible/ansible#87415; issue 20: rotated certificates named another server). Registered
-    results and set_fact values are kept per host. tests/unit/test_host_identity.py shows it with
+    results and set_fact values are kept per host. tests/unit/playbooks/test_host_identity.py shows it with
     the real ansible-playbook."""
     offenders = []
     for path in sorted(
@@ -427,3 +427,25 @@ def test_facts_only_from_registered_results() -> None:
             if len(bare) > len(registered) or injected:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+# tests/unit mirrors the code tree (docs/design.md, "Layout"); two folders have short names.
+TEST_HOMES = {"ftpsd": ROOT / "src" / "ftpsd", "bench": ROOT / "tests" / "bench"}
+
+
+def test_unit_tests_mirror_the_code_tree() -> None:
+    """A unit test lives in tests/unit/<path of the code it tests>/; only this file (the collection
+    as a whole) sits at the top. A test dropped flat into tests/unit, or into a folder that names
+    no code, fails here and says where it belongs."""
+    unit = ROOT / "tests" / "unit"
+    misplaced = []
+    for path in sorted(unit.rglob("test_*.py")):
+        parts = path.relative_to(unit).parent.parts
+        if not parts:
+            if path.name != "test_collection.py":
+                misplaced.append(f"{path.name}: move it to tests/unit/<path of the code it tests>/")
+            continue
+        home = TEST_HOMES.get(parts[0], ROOT / parts[0]).joinpath(*parts[1:])
+        if not home.is_dir():
+            misplaced.append(f"{path.relative_to(unit)}: no code at {home.relative_to(ROOT)}")
+    assert misplaced == []

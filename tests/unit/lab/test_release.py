@@ -17,7 +17,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 BIN = pathlib.Path(sys.executable).parent
 CHANGELOG = BIN / "antsibull-changelog"
 VENV = BIN.parent

@@ -22,7 +22,7 @@ import yaml
 
 from tests.playbook import run_playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 # SSH to a closed port: any connection attempt fails at once (unreachable).
 NOWHERE = {
     "ansible_connection": "ssh",

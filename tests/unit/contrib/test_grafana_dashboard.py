@@ -10,7 +10,7 @@ import re
 
 from ftpsd.metrics import registry_for
 
-DASHBOARD = pathlib.Path(__file__).parents[2] / "contrib/grafana/ftpsd.json"
+DASHBOARD = pathlib.Path(__file__).parents[3] / "contrib/grafana/ftpsd.json"
 _PROMQL_WORDS = {
     "by",
     "without",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-LOAD = Path(__file__).resolve().parents[2] / "molecule" / "rotation" / "files" / "rotation_load.py"
+LOAD = Path(__file__).resolve().parents[3] / "molecule" / "rotation" / "files" / "rotation_load.py"
 
 
 @pytest.fixture

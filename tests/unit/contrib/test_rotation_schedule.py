@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 UNITS = ROOT / "contrib" / "systemd"
 SCRIPT = UNITS / "ftps-kit-rotate"
 

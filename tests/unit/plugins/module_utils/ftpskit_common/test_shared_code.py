@@ -31,7 +31,7 @@ from ftpskit_common.x509 import (
 )
 from tests.certs import TestCA, point_current, write_generation
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[5]
 SHARED = ROOT / "plugins" / "module_utils" / "ftpskit_common"
 DAEMON = ROOT / "src" / "ftpsd"
 

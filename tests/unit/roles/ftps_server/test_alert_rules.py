@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 PROMTOOL = shutil.which("promtool")
-RULES = pathlib.Path(__file__).parents[2] / "roles/ftps_server/files/prometheus"
+RULES = pathlib.Path(__file__).parents[4] / "roles/ftps_server/files/prometheus"
 pytestmark = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool is not installed (apt-get install prometheus; lab/host-packages.txt)"
 )

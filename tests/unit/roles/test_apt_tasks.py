@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 APT = {"apt", "ansible.builtin.apt", "ansible.legacy.apt"}
 PLACES = ["roles", "molecule", "playbooks"]
 
