@@ -22,6 +22,10 @@ from ftpskit_common.ports import passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
+# Client certificates (docs/ftpsd.md, "Client certificates"): the field mapped to a user and
+# what each listener asks of a client.
+CLIENT_CERT_FIELDS = ("san_email", "san_uri", "cn")
+CLIENT_CERT_MODES = ("off", "request", "require")
 
 
 class ConfigError(ValueError):
@@ -72,6 +76,11 @@ class TLSConfig:
     # The PKI's renewal window in days (ftps_pki_renew_before_days, written here by ftps_server):
     # `ftpsd metrics` and `ftpsd reload --metrics-out` report NotAfter minus this as the renewal due.
     renew_before_days: int = 30
+    client_ca_file: str = ""  # "" = client certificates off
+    client_crl_file: str = ""  # required with client_ca_file; re-read on every reload
+    client_cert_field: str = "san_email"
+    client_cert_explicit: str = "request"
+    client_cert_implicit: str = "request"
 
 
 @dataclass(frozen=True)
@@ -263,6 +272,22 @@ def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
         f"must be an integer 0-36500 days, got {renew!r}",
     ):
         out["renew_before_days"] = renew
+    c.path(out, s, "tls.client_ca_file", TLSConfig.client_ca_file, off="client certificates off")
+    c.path(out, s, "tls.client_crl_file", TLSConfig.client_crl_file, off="only without client_ca_file")
+    if out.get("client_ca_file") and "client_crl_file" in out:
+        c.need(
+            out["client_crl_file"] != "",
+            "tls.client_crl_file",
+            "is required when client_ca_file is set (revocation is always checked)",
+        )
+    for key, choices in (
+        ("client_cert_field", CLIENT_CERT_FIELDS),
+        ("client_cert_explicit", CLIENT_CERT_MODES),
+        ("client_cert_implicit", CLIENT_CERT_MODES),
+    ):
+        value = s.get(key, getattr(TLSConfig, key))
+        if c.need(value in choices, f"tls.{key}", f"must be one of {', '.join(choices)}, got {value!r}"):
+            out[key] = value
     ciphers = s.get("ciphers", TLSConfig.ciphers)
     if c.need(
         isinstance(ciphers, str) and ciphers.strip() != "", "tls.ciphers", "must be a non-empty string"
