@@ -1,0 +1,308 @@
+"""plugins/module_utils/ftps_pki_client: the client CA's CSR checks, issuing, revocation and the CRL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pathlib
+import stat
+
+import pytest
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
+from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_client as client
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ALICE = "alice@example.org"
+NOW = pki.utcnow()
+
+
+@pytest.fixture
+def store(tmp_path) -> client.ClientCA:
+    ca_dir = str(tmp_path / "client-ca")
+    pki.CertificateAuthority(ca_dir).create("ecdsa-p256", "test client CA", 365)
+    return client.ClientCA(ca_dir).load()
+
+
+def _key(kind: str = "p256"):
+    if kind == "rsa1024":
+        return rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key refused
+    if kind == "rsa2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _csr(key, cn: str | None = ALICE, emails=(ALICE,), dns=(), ca: bool = False) -> str:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn is not None else [])
+    )
+    names = [x509.RFC822Name(e) for e in emails] + [x509.DNSName(d) for d in dns]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return pki.csr_to_pem(builder.sign(key, hashes.SHA256()))
+
+
+# --------------------------------------------------------------------------------------------
+# identities and CSRs
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        "",
+        "alice",
+        "alice@",
+        "@example.org",
+        "al ice@example.org",
+        "alice@exa/mple.org",
+        "a..b@example.org",
+        "alice@example..org",
+        "alice\x00@example.org",
+        "alice\n@example.org",
+        "ålice@example.org",
+        "bob@example.org,alice@example.org",
+        "../../etc@example.org",
+        "x" * 250 + "@example.org",
+    ],
+)
+def test_bad_identities_are_refused(identity: str) -> None:
+    with pytest.raises(pki.PKIError):
+        client.check_identity(identity)
+
+
+@pytest.mark.parametrize("identity", [ALICE, "bob.smith+ftp@sub.example.org", "o'neil@example.org"])
+def test_plain_email_identities_pass(identity: str) -> None:
+    assert client.check_identity(identity) == identity
+
+
+@pytest.mark.parametrize(
+    ("csr_args", "message"),
+    [
+        ({"cn": "bob@example.org", "emails": ("bob@example.org",)}, "not exactly"),
+        ({"cn": ALICE, "emails": ("bob@example.org",)}, "not exactly"),
+        ({"cn": ALICE, "emails": (ALICE, "bob@example.org")}, "not exactly"),
+        ({"cn": ALICE, "emails": (ALICE,), "dns": ("srv1.example.org",)}, "one e-mail address only"),
+        ({"cn": None, "emails": ()}, "names nobody"),
+        ({"ca": True}, "CA:TRUE"),
+    ],
+)
+def test_bad_csrs_are_refused(store, csr_args, message) -> None:
+    with pytest.raises(pki.PKIError, match=message):
+        client.check_client_csr(_csr(_key(), **csr_args), ALICE)
+
+
+def test_weak_key_is_refused(store) -> None:
+    with pytest.raises(pki.PKIError, match="too weak"):
+        client.check_client_csr(_csr(_key("rsa1024")), ALICE)
+
+
+def test_bad_csr_is_refused_before_anything_is_written(store) -> None:
+    with pytest.raises(pki.PKIError):
+        store.sign(_csr(_key(), cn="bob@example.org", emails=("bob@example.org",)), ALICE, 30, "CSR of alice")
+    assert store.issued() == []
+    assert not os.path.exists(store.issued_dir)
+
+
+def test_tampered_csr_is_refused(store) -> None:
+    pem = _csr(_key())
+    body = pem.splitlines()
+    body[5] = body[5][:-4] + ("AAAA" if body[5][-4:] != "AAAA" else "BBBB")
+    with pytest.raises(pki.PKIError):
+        client.check_client_csr("\n".join(body) + "\n", ALICE)
+
+
+# --------------------------------------------------------------------------------------------
+# issuing
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa2048"])
+def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, kind) -> None:
+    key = _key(kind)
+    pem = store.sign(_csr(key), ALICE, 30, "CSR of alice")
+    cert = pki.load_certificate(pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [type(n) for n in san] == [x509.RFC822Name]
+    assert san.get_values_for_type(x509.RFC822Name) == [ALICE]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH
+    ]
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca is False
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and not usage.key_cert_sign and not usage.crl_sign
+    assert usage.key_encipherment is (kind == "rsa2048")
+    assert pki.signed_by(cert, store.ca.cert)
+    assert pki.same_public_key(cert.public_key(), key.public_key())
+    left = pki._not_after(cert) - pki.utcnow()
+    assert dt.timedelta(days=29) < left <= dt.timedelta(days=30)
+    assert [c.serial_number for c in store.issued()] == [cert.serial_number]
+    mode = stat.S_IMODE(os.stat(store.ca.key_path).st_mode)
+    assert mode == 0o600
+
+
+def test_validity_is_bounded_by_the_client_ca(store) -> None:
+    cert = client.issue_client_certificate(store.ca, pki.load_csr(_csr(_key())), ALICE, 10_000)
+    assert pki._not_after(cert) == pki._not_after(store.ca.cert)
+
+
+# --------------------------------------------------------------------------------------------
+# revocation and the CRL
+
+
+def _crl(store: client.ClientCA):
+    with open(store.crl_path, "rb") as handle:
+        return x509.load_pem_x509_crl(handle.read())
+
+
+def test_crl_lists_exactly_the_revoked_serials_and_is_renewed_only_when_due(store) -> None:
+    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    bob_csr = _csr(_key(), cn="bob@example.org", emails=("bob@example.org",))
+    bob = pki.load_certificate(store.sign(bob_csr, "bob@example.org", 30, "bob"))
+
+    first = store.ensure_crl(next_update_days=7, renew_before_days=2, now=NOW)
+    assert first["changed"] and first["reasons"] == ["no CRL yet"]
+    crl = _crl(store)
+    assert list(crl) == []
+    assert crl.is_signature_valid(store.ca.cert.public_key())
+    assert client.crl_number(crl) == 1
+    assert client._crl_next_update(crl) == (NOW + dt.timedelta(days=7)).replace(microsecond=0)
+
+    # current: nothing changes (idempotence)
+    again = store.ensure_crl(next_update_days=7, renew_before_days=2, now=NOW + dt.timedelta(days=1))
+    assert not again["changed"]
+    assert client.crl_number(_crl(store)) == 1
+
+    # revoke alice by identity: exactly her serial, a new CRL number
+    assert store.revoke(store.select(identity=ALICE), now=NOW) == [format(alice.serial_number, "x")]
+    after = store.ensure_crl(next_update_days=7, renew_before_days=2, now=NOW)
+    assert after["changed"]
+    crl = _crl(store)
+    assert [r.serial_number for r in crl] == [alice.serial_number]
+    assert crl.get_revoked_certificate_by_serial_number(bob.serial_number) is None
+    assert client.crl_number(crl) == 2
+    # a second revoke of the same user records nothing new
+    assert store.revoke(store.select(identity=ALICE), now=NOW) == []
+
+    # renewed before it expires: inside the window a new CRL with a later nextUpdate
+    late = NOW + dt.timedelta(days=5, hours=1)
+    renewed = store.ensure_crl(next_update_days=7, renew_before_days=2, now=late)
+    assert renewed["changed"] and "next update" in renewed["reasons"][0]
+    crl = _crl(store)
+    assert client._crl_next_update(crl) == (late + dt.timedelta(days=7)).replace(microsecond=0)
+    assert [r.serial_number for r in crl] == [alice.serial_number]
+    assert client.crl_number(crl) == 3
+
+
+def test_crl_of_another_ca_is_replaced(store, tmp_path) -> None:
+    other = client.ClientCA(str(tmp_path / "other"))
+    pki.CertificateAuthority(other.directory).create("ecdsa-p256", "other", 30)
+    other.load().ensure_crl(7, 2)
+    with open(other.crl_path, "rb") as src, open(store.crl_path, "wb") as dst:
+        dst.write(src.read())
+    result = store.ensure_crl(7, 2)
+    assert result["reasons"] == ["the CRL was not signed by this client CA"]
+    assert _crl(store).is_signature_valid(store.ca.cert.public_key())
+
+
+def test_crl_window_must_be_shorter_than_validity(store) -> None:
+    with pytest.raises(pki.PKIError, match="shorter"):
+        store.ensure_crl(next_update_days=2, renew_before_days=2)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"identity": "mallory@example.org"},
+        {"serial": "abc123"},
+        {"fingerprint": "00" * 32},
+        {"fingerprint": "nope"},
+        {},
+        {"identity": ALICE, "serial": "1"},
+    ],
+)
+def test_unknown_or_ambiguous_revocation_is_refused_before_any_change(store, selector) -> None:
+    store.sign(_csr(_key()), ALICE, 30, "alice")
+    store.ensure_crl(7, 2)
+    before = pathlib.Path(store.crl_path).read_bytes()
+    with pytest.raises(pki.PKIError):
+        store.revoke(store.select(**selector))
+    assert not os.path.exists(store.revoked_path)
+    assert pathlib.Path(store.crl_path).read_bytes() == before
+
+
+def test_revoke_by_serial_and_fingerprint(store) -> None:
+    one = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    two = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    serial = format(one.serial_number, "x")
+    assert store.revoke(store.select(serial=serial.upper()), now=NOW) == [serial]
+    fp = pki.certificate_facts(two)["fingerprint_sha256"]
+    colons = ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert store.revoke(store.select(fingerprint=colons), now=NOW) == [format(two.serial_number, "x")]
+    records = json.loads(pathlib.Path(store.revoked_path).read_text())
+    assert set(records) == {serial, format(two.serial_number, "x")}
+    assert records[serial]["identity"] == ALICE
+    assert stat.S_IMODE(os.stat(store.revoked_path).st_mode) == 0o600
+
+
+def test_inventory_rows(store) -> None:
+    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    store.sign(_csr(_key(), cn="bob@example.org", emails=("bob@example.org",)), "bob@example.org", 30, "bob")
+    store.revoke([alice], now=NOW)
+    rows = store.inventory()
+    assert [(r["identity"], r["revoked"]) for r in rows] == [(ALICE, True), ("bob@example.org", False)]
+    assert rows[0]["serial"] == format(alice.serial_number, "x")
+    assert rows[1]["days_remaining"] in (29, 30)
+
+
+# --------------------------------------------------------------------------------------------
+# the client host's request and install
+
+
+def test_client_request_install_renew(store, tmp_path) -> None:
+    home = str(tmp_path / "home")
+    first = client.client_request(
+        home, ALICE, key_type="ecdsa-p256", renew_before_days=10, issuer=store.ca.cert
+    )
+    assert first["reissue"] and first["reasons"] == ["no certificate yet"]
+    # an unsigned request stays the same across runs (same pending key)
+    again = client.client_request(
+        home, ALICE, key_type="ecdsa-p256", renew_before_days=10, issuer=store.ca.cert
+    )
+    assert not again["changed"]
+    assert pki.load_csr(again["csr"]).public_key() == pki.load_csr(first["csr"]).public_key()
+    assert stat.S_IMODE(os.stat(os.path.join(home, client.PENDING_KEY_FILE)).st_mode) == 0o600
+
+    # a certificate for someone else is refused, nothing installed
+    bob_key = _key()
+    bob = store.sign(
+        _csr(bob_key, cn="bob@example.org", emails=("bob@example.org",)), "bob@example.org", 30, "bob"
+    )
+    with pytest.raises(pki.PKIError, match="refused"):
+        client.client_install(home, ALICE, bob, issuer=store.ca.cert)
+    assert not os.path.exists(os.path.join(home, client.CERT_FILE))
+
+    cert = store.sign(first["csr"], ALICE, 30, "alice")
+    client.client_install(home, ALICE, cert, issuer=store.ca.cert)
+    assert not os.path.exists(os.path.join(home, client.PENDING_KEY_FILE))
+    assert stat.S_IMODE(os.stat(os.path.join(home, client.KEY_FILE)).st_mode) == 0o600
+    done = client.client_request(
+        home, ALICE, key_type="ecdsa-p256", renew_before_days=10, issuer=store.ca.cert
+    )
+    assert done == {"changed": False, "reissue": False, "reasons": [], "csr": ""}
+    # inside the renewal window: a new key and CSR
+    due = client.client_request(
+        home,
+        ALICE,
+        key_type="ecdsa-p256",
+        renew_before_days=10,
+        issuer=store.ca.cert,
+        now=pki.utcnow() + dt.timedelta(days=25),
+    )
+    assert due["reissue"] and due["reasons"][0].startswith("expiring")
+    installed = pki.load_certificate(pathlib.Path(home, client.CERT_FILE).read_text())
+    assert pki.load_csr(due["csr"]).public_key() != installed.public_key()
