@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
@@ -47,6 +46,9 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
     utcnow,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.certreq import (
+    check_identity as _check_identity,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import normalize_fingerprint
 
 if HAS_CRYPTOGRAPHY:
@@ -56,26 +58,17 @@ if HAS_CRYPTOGRAPHY:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ISSUED_DIR, REVOKED_FILE, CRL_FILE = "issued", "revoked.json", "crl.pem"
-IDENTITY_MAX = 255
-# An e-mail address as the certificate's SAN carries it (rfc822Name, IA5String): ASCII, one "@",
-# no "..", nothing a path or a shell could read differently. Exactly the identity users.json maps.
-_IDENTITY_RE = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+=?^_`{|}~-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
-)
 
 
 def check_identity(identity: str) -> str:
-    """The identity a client certificate names (its SAN e-mail), or PKIError saying what is wrong."""
-    if not isinstance(identity, str) or not identity:
-        raise PKIError("the identity is empty: give the user's e-mail address, e.g. alice@example.org")
-    if len(identity) > IDENTITY_MAX:
-        raise PKIError(f"the identity is {len(identity)} characters long, more than {IDENTITY_MAX}")
-    if not _IDENTITY_RE.match(identity):
-        raise PKIError(
-            f"the identity {identity!r} is not a plain e-mail address (ASCII, one '@', no spaces, "
-            "control characters, '/' or '..')"
-        )
-    return identity
+    """The identity a client certificate names (its SAN e-mail), or PKIError saying what is wrong.
+
+    The one rule, shared with ``ftps-cert`` (ftpskit_common.certreq).
+    """
+    try:
+        return _check_identity(identity if isinstance(identity, str) else "")
+    except ValueError as exc:
+        raise PKIError(str(exc)) from exc
 
 
 def check_client_csr(csr_pem: str, identity: str, what: str = "CSR") -> Any:

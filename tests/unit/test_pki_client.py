@@ -11,6 +11,7 @@ import stat
 import pytest
 from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
 from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_client as client
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common import certreq
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -67,6 +68,7 @@ def _csr(key, cn: str | None = ALICE, emails=(ALICE,), dns=(), ca: bool = False)
         "ålice@example.org",
         "bob@example.org,alice@example.org",
         "../../etc@example.org",
+        "alice@example.org\n",
         "x" * 250 + "@example.org",
     ],
 )
@@ -306,3 +308,56 @@ def test_client_request_install_renew(store, tmp_path) -> None:
     assert due["reissue"] and due["reasons"][0].startswith("expiring")
     installed = pki.load_certificate(pathlib.Path(home, client.CERT_FILE).read_text())
     assert pki.load_csr(due["csr"]).public_key() != installed.public_key()
+
+
+# --------------------------------------------------------------------------------------------
+# ftps-cert: a person's key and CSR (openssl), signed by the client CA, installed after checks
+
+
+def test_ftps_cert_request_sign_install(store, tmp_path, capsys) -> None:
+    home = str(tmp_path / "person")
+    assert certreq.main(["--dir", home, "request", "--identity", ALICE]) == 0
+    pending = pathlib.Path(home, certreq.PENDING_KEY_FILE)
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    csr = pathlib.Path(home, certreq.CSR_FILE).read_text()
+    # the CSR openssl made passes the client CA's checks; a certificate for someone else does not install
+    bob = store.sign(
+        _csr(_key(), cn="bob@example.org", emails=("bob@example.org",)), "bob@example.org", 30, "bob"
+    )
+    pathlib.Path(tmp_path, "bob.pem").write_text(bob)
+    assert certreq.main(["--dir", home, "install", str(tmp_path / "bob.pem")]) == 1
+    err = capsys.readouterr().err
+    assert "not the certificate for the key" in err and "'bob@example.org', not 'alice@example.org'" in err
+    assert not pathlib.Path(home, certreq.CERT_FILE).exists()
+    # a server certificate (serverAuth) for the same key is refused too
+    server = pki.issue_certificate(
+        pki.load_csr(csr).public_key(),
+        ALICE,
+        ["srv1"],
+        issuer_cert=store.ca.cert,
+        issuer_key=store.ca.key,
+        validity_days=30,
+    )
+    pathlib.Path(tmp_path, "server.pem").write_text(pki.cert_to_pem(server))
+    assert certreq.main(["--dir", home, "install", str(tmp_path / "server.pem")]) == 1
+    assert "not a client certificate" in capsys.readouterr().err
+
+    signed = store.sign(csr, ALICE, 30, "alice")
+    pathlib.Path(tmp_path, "alice.pem").write_text(signed)
+    assert certreq.main(["--dir", home, "install", str(tmp_path / "alice.pem")]) == 0
+    assert not pending.exists()
+    assert stat.S_IMODE(pathlib.Path(home, certreq.KEY_FILE).stat().st_mode) == 0o600
+    assert pathlib.Path(home, certreq.CERT_FILE).read_text() == signed
+    cert = pki.load_certificate(signed)
+    shown = certreq.certificate_summary(signed.encode())
+    assert shown["identity"] == ALICE
+    assert shown["serial"] == format(cert.serial_number, "x")
+    assert shown["not_after"] == pki._iso(pki._not_after(cert))
+
+
+@pytest.mark.parametrize("identity", ["alice", "a/b@example.org", "alice@example.org\n"])
+def test_ftps_cert_refuses_bad_identity_before_making_a_key(tmp_path, identity) -> None:
+    home = tmp_path / "person"
+    assert certreq.main(["--dir", str(home), "request", "--identity", identity]) == 1
+    assert not home.exists()
