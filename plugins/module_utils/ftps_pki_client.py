@@ -539,3 +539,55 @@ def client_install(
         os.unlink(files["pending_key"])
     atomic_write(files["cert"], cert_to_pem(cert).encode(), 0o644)
     return {"changed": True, "certificate": certificate_facts(cert)}
+
+
+# --------------------------------------------------------------------------------------------
+# the report's Prometheus textfile (node_exporter's textfile collector on the key manager)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _epoch(stamp: str) -> int:
+    return int(_dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC).timestamp())
+
+
+def render_prometheus(rows: list[dict[str, Any]], crl_next_update: str) -> str:
+    """Expiry of every unexpired client certificate the client CA issued, and the CRL's nextUpdate."""
+    lines = [
+        "# HELP ftpskit_client_cert_not_after_timestamp_seconds Expiry of a client certificate the client CA"
+        " issued (unexpired ones), seconds since the epoch.",
+        "# TYPE ftpskit_client_cert_not_after_timestamp_seconds gauge",
+    ]
+    live = [r for r in rows if not r["expired"]]
+    for row in live:
+        revoked = str(row["revoked"]).lower()
+        labels = f'identity="{_label(row["identity"])}",serial="{row["serial"]}",revoked="{revoked}"'
+        lines.append(
+            f"ftpskit_client_cert_not_after_timestamp_seconds{{{labels}}} {_epoch(row['not_after'])}"
+        )
+    lines += [
+        "# HELP ftpskit_client_crl_next_update_timestamp_seconds The client CA's CRL nextUpdate: servers"
+        " refuse every client certificate after it, seconds since the epoch.",
+        "# TYPE ftpskit_client_crl_next_update_timestamp_seconds gauge",
+    ]
+    if crl_next_update:
+        lines.append(f"ftpskit_client_crl_next_update_timestamp_seconds {_epoch(crl_next_update)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_lines(rows: list[dict[str, Any]], warn_days: int) -> list[str]:
+    """The report's table of client certificates, one line each, with what needs attention."""
+    out = []
+    for row in rows:
+        if row["revoked"]:
+            state = f"REVOKED {row['revoked_at']}"
+        elif row["expired"]:
+            state = "expired"
+        elif row["days_remaining"] < warn_days:
+            state = f"EXPIRING in {row['days_remaining']} days"
+        else:
+            state = f"ok, {row['days_remaining']} days left"
+        out.append(f"  {row['identity']:<32} serial {row['serial']:<32} until {row['not_after']}  {state}")
+    return out

@@ -361,3 +361,43 @@ def test_ftps_cert_refuses_bad_identity_before_making_a_key(tmp_path, identity) 
     home = tmp_path / "person"
     assert certreq.main(["--dir", str(home), "request", "--identity", identity]) == 1
     assert not home.exists()
+
+
+def test_prometheus_textfile_lists_unexpired_certificates_and_the_crl(store) -> None:
+    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    store.revoke([alice], now=NOW)
+    old = client.issue_client_certificate(
+        store.ca, pki.load_csr(_csr(_key())), ALICE, 1, now=NOW - dt.timedelta(days=5)
+    )
+    store.record_issued(old)
+    store.ensure_crl(7, 2)
+    rows = store.inventory()
+    assert [r["expired"] for r in rows] == [True, False]
+    text = client.render_prometheus(rows, store.ensure_crl(7, 2)["next_update"])
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    serial = format(alice.serial_number, "x")
+    expiry = int(pki._not_after(alice).timestamp())
+    assert samples[0] == (
+        "ftpskit_client_cert_not_after_timestamp_seconds"
+        f'{{identity="{ALICE}",serial="{serial}",revoked="true"}} {expiry}'
+    )
+    assert len(samples) == 2 and samples[1].startswith("ftpskit_client_crl_next_update_timestamp_seconds ")
+    assert client._label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_report_lines_say_what_needs_attention() -> None:
+    base = {"identity": ALICE, "serial": "ab", "not_after": "2027-01-01T00:00:00Z", "revoked_at": ""}
+    rows = [
+        {
+            **base,
+            "revoked": True,
+            "expired": False,
+            "days_remaining": 20,
+            "revoked_at": "2026-12-01T00:00:00Z",
+        },
+        {**base, "revoked": False, "expired": True, "days_remaining": -1},
+        {**base, "revoked": False, "expired": False, "days_remaining": 5},
+        {**base, "revoked": False, "expired": False, "days_remaining": 25},
+    ]
+    ends = [line.split("  ")[-1] for line in client.render_lines(rows, 10)]
+    assert ends == ["REVOKED 2026-12-01T00:00:00Z", "expired", "EXPIRING in 5 days", "ok, 25 days left"]
