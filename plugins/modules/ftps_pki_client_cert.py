@@ -17,7 +17,7 @@ description:
     issued by O(issuer), clientAuth only) and only then installs it - C(key.pem) (0600) and
     C(cert.pem) (0644), each replaced atomically. A refused certificate changes nothing.
 extends_documentation_fragment:
-  - ftpskit.ftps.attributes.NO_DIFF
+  - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography.managed_host
 options:
   path:

@@ -18,7 +18,7 @@ description:
     is valid for O(next_update_days) and carries the next CRL number.
   - Run it on the host of the kit's store (C(delegate_to) the key manager, C(run_once=true)).
 extends_documentation_fragment:
-  - ftpskit.ftps.attributes.NO_DIFF
+  - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
 options:
   path:
@@ -55,8 +55,8 @@ options:
         type: str
 attributes:
   check_mode:
-    description:
-      - Checks the selector and reports what would be revoked and whether the CRL would be regenerated.
+    description: >-
+      Checks the selector and reports what would be revoked and whether the CRL would be regenerated.
 author:
   - ftps-kit contributors (@ftps-kit)
 """

@@ -14,7 +14,6 @@ description:
     as a Prometheus textfile (node_exporter's textfile collector), atomically.
   - Reads only the store; never needs the CA key. Run it on the store's host.
 extends_documentation_fragment:
-  - ftpskit.ftps.attributes.NO_DIFF
   - ftpskit.ftps.cryptography
 options:
   path:
@@ -31,8 +30,12 @@ options:
     default: 30
 attributes:
   check_mode:
-    description:
-      - Reads and returns the rows; writes the textfile also in check mode (the report's output, not state).
+    support: none
+    description: >-
+      Reads and returns the rows; writes the textfile also in check mode (the report's output, not state).
+  diff_mode:
+    support: none
+    description: Returns no diff.
 author:
   - ftps-kit contributors (@ftps-kit)
 """

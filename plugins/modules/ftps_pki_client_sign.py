@@ -19,7 +19,7 @@ description:
     fleet report can find it.
   - Run it on the host of the kit's store (C(delegate_to) the key manager, C(run_once=true)).
 extends_documentation_fragment:
-  - ftpskit.ftps.attributes.NO_DIFF
+  - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
 options:
   path:
