@@ -241,8 +241,10 @@ class ClientTrust:
         store = crypto.X509Store()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            for ca in self.cas:
-                store.add_cert(crypto.X509.from_cryptography(ca))
+            # Converted once per load: every context names them in its CertificateRequest.
+            self._ca_objects = tuple(crypto.X509.from_cryptography(ca) for ca in self.cas)
+            for ca in self._ca_objects:
+                store.add_cert(ca)
             for crl in self.crls:
                 store.add_crl(crl)
         # The leaf's revocation is always checked (a CA without a CRL refuses its certificates).
@@ -275,10 +277,8 @@ class ClientTrust:
         _lib.SSL_CTX_set_cert_store(raw, self.store._store)
         _lib.SSL_CTX_set_verify(raw, _lib.SSL_VERIFY_PEER, _accept_in_handshake)
         _lib.SSL_CTX_set_verify_depth(raw, MAX_DEPTH)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            for ca in self.cas:
-                ctx.add_client_ca(crypto.X509.from_cryptography(ca))
+        for ca in self._ca_objects:
+            ctx.add_client_ca(ca)
 
     def verify(self, conn: SSL.Connection) -> Verdict:
         """The verdict on the certificate the peer of ``conn`` presented (after its handshake)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import io
 import json
 import pathlib
 import shutil
@@ -22,7 +23,9 @@ import threading
 import time
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 
+from ftpskit_common import trust
 from ftpskit_common.client import FTPSClient, make_context, probe
 from tests.integration.conftest import PASSWORDS, Server
 from tests.person_certs import ClientCA, Person
@@ -393,6 +396,20 @@ def test_kit_probe_logs_in_with_a_client_certificate(lab: Lab) -> None:
     ftp = FTPSClient("127.0.0.1", lab.server.port, context=ctx, server_hostname="localhost", timeout=20)
     assert ftp.login("alice").startswith("232")
     ftp.quit()
+
+
+def test_ftps_trust_presents_the_client_certificate(lab: Lab, capsys) -> None:
+    alice = lab.ca.issue(email=("alice@example.org",))
+    cert, key = lab.files(alice)
+    common = [f"127.0.0.1:{lab.server.port}", "--ca", str(lab.server.cafile), "--servername", "localhost"]
+    common += ["--pin-file", str(lab.tmp / "pins.json"), "--system-pin-file", ""]
+    code = trust.main([*common, "--client-cert", str(cert), "--client-key", str(key)], stdin=io.StringIO(""))
+    assert code == trust.EXIT_TRUSTED
+    fingerprint = alice.cert.fingerprint(hashes.SHA256()).hex()
+    lab.server.wait_log(f"client certificate ok sha256={fingerprint}")
+    code = trust.main([*common, "--client-cert", str(lab.tmp / "missing.crt")], stdin=io.StringIO(""))
+    assert code == trust.EXIT_UNREACHABLE
+    assert "cannot load the client certificate" in capsys.readouterr().err
 
 
 def test_concurrent_certificate_logins_stay_apart(lab: Lab) -> None:
