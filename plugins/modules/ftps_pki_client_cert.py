@@ -93,14 +93,18 @@ csr:
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    KEY_TYPES,
-    PKIError,
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     load_certificate,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
+    KEY_TYPES,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    CRYPTOGRAPHY_IMP_ERR,
+    HAS_CRYPTOGRAPHY,
+    PKIError,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
     client_install,
     client_request,
 )

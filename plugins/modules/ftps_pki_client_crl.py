@@ -103,13 +103,15 @@ revoked:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    certificate_facts,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
     PKIError,
-    certificate_facts,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_client import ClientCA, client_identity
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, client_identity
 
 
 def main() -> None:

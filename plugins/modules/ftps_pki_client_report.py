@@ -78,13 +78,13 @@ crl_next_update:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
-    PKIError,
     _iso,
+    PKIError,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_client import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
     ClientCA,
     _crl_next_update,
     render_lines,

@@ -96,13 +96,15 @@ chain:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    cert_to_pem,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     CRYPTOGRAPHY_IMP_ERR,
     HAS_CRYPTOGRAPHY,
     PKIError,
-    cert_to_pem,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_client import ClientCA, check_client_csr
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, check_client_csr
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ the ``openssl`` command every Debian and macOS has. The key never leaves the mac
 
 Renewing is the same two steps: ``request`` makes a new key and CSR beside the current ones (which
 keep working), ``install`` swaps both. The identity rule (:func:`check_identity`) is the one the
-client CA applies (``ftps_pki_client``): a plain e-mail address.
+client CA applies (``plugins/module_utils/pki/client.py``): a plain e-mail address.
 
 Exit codes: 0 done, 1 refused (a bad identity, a certificate that does not fit), 2 usage.
 """

@@ -1,4 +1,4 @@
-"""plugins/module_utils/ftps_pki_client: the client CA's CSR checks, issuing, revocation and the CRL."""
+"""plugins/module_utils/pki/client: the client CA's CSR checks, issuing, revocation and the CRL."""
 
 from __future__ import annotations
 
@@ -9,22 +9,21 @@ import pathlib
 import stat
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_client as client
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common import certreq
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki import ca, certs, client, keys, support
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ALICE = "alice@example.org"
-NOW = pki.utcnow()
+NOW = support.utcnow()
 
 
 @pytest.fixture
 def store(tmp_path) -> client.ClientCA:
     ca_dir = str(tmp_path / "client-ca")
-    pki.CertificateAuthority(ca_dir).create("ecdsa-p256", "test client CA", 365)
+    ca.CertificateAuthority(ca_dir).create("ecdsa-p256", "test client CA", 365)
     return client.ClientCA(ca_dir).load()
 
 
@@ -45,7 +44,7 @@ def _csr(key, cn: str | None = ALICE, emails=(ALICE,), dns=(), ca: bool = False)
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    return pki.csr_to_pem(builder.sign(key, hashes.SHA256()))
+    return certs.csr_to_pem(builder.sign(key, hashes.SHA256()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def _csr(key, cn: str | None = ALICE, emails=(ALICE,), dns=(), ca: bool = False)
     ],
 )
 def test_bad_identities_are_refused(identity: str) -> None:
-    with pytest.raises(pki.PKIError):
+    with pytest.raises(support.PKIError):
         client.check_identity(identity)
 
 
@@ -94,17 +93,17 @@ def test_plain_email_identities_pass(identity: str) -> None:
     ],
 )
 def test_bad_csrs_are_refused(store, csr_args, message) -> None:
-    with pytest.raises(pki.PKIError, match=message):
+    with pytest.raises(support.PKIError, match=message):
         client.check_client_csr(_csr(_key(), **csr_args), ALICE)
 
 
 def test_weak_key_is_refused(store) -> None:
-    with pytest.raises(pki.PKIError, match="too weak"):
+    with pytest.raises(support.PKIError, match="too weak"):
         client.check_client_csr(_csr(_key("rsa1024")), ALICE)
 
 
 def test_bad_csr_is_refused_before_anything_is_written(store) -> None:
-    with pytest.raises(pki.PKIError):
+    with pytest.raises(support.PKIError):
         store.sign(_csr(_key(), cn="bob@example.org", emails=("bob@example.org",)), ALICE, 30, "CSR of alice")
     assert store.issued() == []
     assert not os.path.exists(store.issued_dir)
@@ -114,7 +113,7 @@ def test_tampered_csr_is_refused(store) -> None:
     pem = _csr(_key())
     body = pem.splitlines()
     body[5] = body[5][:-4] + ("AAAA" if body[5][-4:] != "AAAA" else "BBBB")
-    with pytest.raises(pki.PKIError):
+    with pytest.raises(support.PKIError):
         client.check_client_csr("\n".join(body) + "\n", ALICE)
 
 
@@ -126,7 +125,7 @@ def test_tampered_csr_is_refused(store) -> None:
 def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, kind) -> None:
     key = _key(kind)
     pem = store.sign(_csr(key), ALICE, 30, "CSR of alice")
-    cert = pki.load_certificate(pem)
+    cert = certs.load_certificate(pem)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [type(n) for n in san] == [x509.RFC822Name]
     assert san.get_values_for_type(x509.RFC822Name) == [ALICE]
@@ -138,9 +137,9 @@ def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, 
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.digital_signature and not usage.key_cert_sign and not usage.crl_sign
     assert usage.key_encipherment is (kind == "rsa2048")
-    assert pki.signed_by(cert, store.ca.cert)
-    assert pki.same_public_key(cert.public_key(), key.public_key())
-    left = pki._not_after(cert) - pki.utcnow()
+    assert certs.signed_by(cert, store.ca.cert)
+    assert keys.same_public_key(cert.public_key(), key.public_key())
+    left = support._not_after(cert) - support.utcnow()
     assert dt.timedelta(days=29) < left <= dt.timedelta(days=30)
     assert [c.serial_number for c in store.issued()] == [cert.serial_number]
     mode = stat.S_IMODE(os.stat(store.ca.key_path).st_mode)
@@ -148,8 +147,8 @@ def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, 
 
 
 def test_validity_is_bounded_by_the_client_ca(store) -> None:
-    cert = client.issue_client_certificate(store.ca, pki.load_csr(_csr(_key())), ALICE, 10_000)
-    assert pki._not_after(cert) == pki._not_after(store.ca.cert)
+    cert = client.issue_client_certificate(store.ca, certs.load_csr(_csr(_key())), ALICE, 10_000)
+    assert support._not_after(cert) == support._not_after(store.ca.cert)
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,9 +161,9 @@ def _crl(store: client.ClientCA):
 
 
 def test_crl_lists_exactly_the_revoked_serials_and_is_renewed_only_when_due(store) -> None:
-    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    alice = certs.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
     bob_csr = _csr(_key(), cn="bob@example.org", emails=("bob@example.org",))
-    bob = pki.load_certificate(store.sign(bob_csr, "bob@example.org", 30, "bob"))
+    bob = certs.load_certificate(store.sign(bob_csr, "bob@example.org", 30, "bob"))
 
     first = store.ensure_crl(next_update_days=7, renew_before_days=2, now=NOW)
     assert first["changed"] and first["reasons"] == ["no CRL yet"]
@@ -202,7 +201,7 @@ def test_crl_lists_exactly_the_revoked_serials_and_is_renewed_only_when_due(stor
 
 def test_crl_of_another_ca_is_replaced(store, tmp_path) -> None:
     other = client.ClientCA(str(tmp_path / "other"))
-    pki.CertificateAuthority(other.directory).create("ecdsa-p256", "other", 30)
+    ca.CertificateAuthority(other.directory).create("ecdsa-p256", "other", 30)
     other.load().ensure_crl(7, 2)
     with open(other.crl_path, "rb") as src, open(store.crl_path, "wb") as dst:
         dst.write(src.read())
@@ -212,7 +211,7 @@ def test_crl_of_another_ca_is_replaced(store, tmp_path) -> None:
 
 
 def test_crl_window_must_be_shorter_than_validity(store) -> None:
-    with pytest.raises(pki.PKIError, match="shorter"):
+    with pytest.raises(support.PKIError, match="shorter"):
         store.ensure_crl(next_update_days=2, renew_before_days=2)
 
 
@@ -231,18 +230,18 @@ def test_unknown_or_ambiguous_revocation_is_refused_before_any_change(store, sel
     store.sign(_csr(_key()), ALICE, 30, "alice")
     store.ensure_crl(7, 2)
     before = pathlib.Path(store.crl_path).read_bytes()
-    with pytest.raises(pki.PKIError):
+    with pytest.raises(support.PKIError):
         store.revoke(store.select(**selector))
     assert not os.path.exists(store.revoked_path)
     assert pathlib.Path(store.crl_path).read_bytes() == before
 
 
 def test_revoke_by_serial_and_fingerprint(store) -> None:
-    one = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
-    two = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    one = certs.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    two = certs.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
     serial = format(one.serial_number, "x")
     assert store.revoke(store.select(serial=serial.upper()), now=NOW) == [serial]
-    fp = pki.certificate_facts(two)["fingerprint_sha256"]
+    fp = certs.certificate_facts(two)["fingerprint_sha256"]
     colons = ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()
     assert store.revoke(store.select(fingerprint=colons), now=NOW) == [format(two.serial_number, "x")]
     records = json.loads(pathlib.Path(store.revoked_path).read_text())
@@ -252,7 +251,7 @@ def test_revoke_by_serial_and_fingerprint(store) -> None:
 
 
 def test_inventory_rows(store) -> None:
-    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    alice = certs.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
     store.sign(_csr(_key(), cn="bob@example.org", emails=("bob@example.org",)), "bob@example.org", 30, "bob")
     store.revoke([alice], now=NOW)
     rows = store.inventory()
@@ -276,7 +275,7 @@ def test_client_request_install_renew(store, tmp_path) -> None:
         home, ALICE, key_type="ecdsa-p256", renew_before_days=10, issuer=store.ca.cert
     )
     assert not again["changed"]
-    assert pki.load_csr(again["csr"]).public_key() == pki.load_csr(first["csr"]).public_key()
+    assert certs.load_csr(again["csr"]).public_key() == certs.load_csr(first["csr"]).public_key()
     assert stat.S_IMODE(os.stat(os.path.join(home, client.PENDING_KEY_FILE)).st_mode) == 0o600
 
     # a certificate for someone else is refused, nothing installed
@@ -284,7 +283,7 @@ def test_client_request_install_renew(store, tmp_path) -> None:
     bob = store.sign(
         _csr(bob_key, cn="bob@example.org", emails=("bob@example.org",)), "bob@example.org", 30, "bob"
     )
-    with pytest.raises(pki.PKIError, match="refused"):
+    with pytest.raises(support.PKIError, match="refused"):
         client.client_install(home, ALICE, bob, issuer=store.ca.cert)
     assert not os.path.exists(os.path.join(home, client.CERT_FILE))
 
@@ -303,11 +302,11 @@ def test_client_request_install_renew(store, tmp_path) -> None:
         key_type="ecdsa-p256",
         renew_before_days=10,
         issuer=store.ca.cert,
-        now=pki.utcnow() + dt.timedelta(days=25),
+        now=support.utcnow() + dt.timedelta(days=25),
     )
     assert due["reissue"] and due["reasons"][0].startswith("expiring")
-    installed = pki.load_certificate(pathlib.Path(home, client.CERT_FILE).read_text())
-    assert pki.load_csr(due["csr"]).public_key() != installed.public_key()
+    installed = certs.load_certificate(pathlib.Path(home, client.CERT_FILE).read_text())
+    assert certs.load_csr(due["csr"]).public_key() != installed.public_key()
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,15 +330,15 @@ def test_ftps_cert_request_sign_install(store, tmp_path, capsys) -> None:
     assert "not the certificate for the key" in err and "'bob@example.org', not 'alice@example.org'" in err
     assert not pathlib.Path(home, certreq.CERT_FILE).exists()
     # a server certificate (serverAuth) for the same key is refused too
-    server = pki.issue_certificate(
-        pki.load_csr(csr).public_key(),
+    server = ca.issue_certificate(
+        certs.load_csr(csr).public_key(),
         ALICE,
         ["srv1"],
         issuer_cert=store.ca.cert,
         issuer_key=store.ca.key,
         validity_days=30,
     )
-    pathlib.Path(tmp_path, "server.pem").write_text(pki.cert_to_pem(server))
+    pathlib.Path(tmp_path, "server.pem").write_text(certs.cert_to_pem(server))
     assert certreq.main(["--dir", home, "install", str(tmp_path / "server.pem")]) == 1
     assert "not a client certificate" in capsys.readouterr().err
 
@@ -349,11 +348,11 @@ def test_ftps_cert_request_sign_install(store, tmp_path, capsys) -> None:
     assert not pending.exists()
     assert stat.S_IMODE(pathlib.Path(home, certreq.KEY_FILE).stat().st_mode) == 0o600
     assert pathlib.Path(home, certreq.CERT_FILE).read_text() == signed
-    cert = pki.load_certificate(signed)
+    cert = certs.load_certificate(signed)
     shown = certreq.certificate_summary(signed.encode())
     assert shown["identity"] == ALICE
     assert shown["serial"] == format(cert.serial_number, "x")
-    assert shown["not_after"] == pki._iso(pki._not_after(cert))
+    assert shown["not_after"] == support._iso(support._not_after(cert))
 
 
 @pytest.mark.parametrize("identity", ["alice", "a/b@example.org", "alice@example.org\n"])
@@ -364,10 +363,10 @@ def test_ftps_cert_refuses_bad_identity_before_making_a_key(tmp_path, identity) 
 
 
 def test_prometheus_textfile_lists_unexpired_certificates_and_the_crl(store) -> None:
-    alice = pki.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
+    alice = certs.load_certificate(store.sign(_csr(_key()), ALICE, 30, "alice"))
     store.revoke([alice], now=NOW)
     old = client.issue_client_certificate(
-        store.ca, pki.load_csr(_csr(_key())), ALICE, 1, now=NOW - dt.timedelta(days=5)
+        store.ca, certs.load_csr(_csr(_key())), ALICE, 1, now=NOW - dt.timedelta(days=5)
     )
     store.record_issued(old)
     store.ensure_crl(7, 2)
@@ -376,7 +375,7 @@ def test_prometheus_textfile_lists_unexpired_certificates_and_the_crl(store) -> 
     text = client.render_prometheus(rows, store.ensure_crl(7, 2)["next_update"])
     samples = [line for line in text.splitlines() if not line.startswith("#")]
     serial = format(alice.serial_number, "x")
-    expiry = int(pki._not_after(alice).timestamp())
+    expiry = int(support._not_after(alice).timestamp())
     assert samples[0] == (
         "ftpskit_client_cert_not_after_timestamp_seconds"
         f'{{identity="{ALICE}",serial="{serial}",revoked="true"}} {expiry}'

@@ -22,34 +22,42 @@ import json
 import os
 from typing import Any
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    HAS_CRYPTOGRAPHY,
-    CertificateAuthority,
-    PKIError,
-    _iso,
-    _not_after,
-    _read_parsed,
-    _signing_hash,
-    cert_to_pem,
-    certificate_facts,
-    check_key_type,
-    csr_to_pem,
-    generate_private_key,
-    key_to_pem,
-    key_type_of,
-    load_certificate,
-    load_csr,
-    load_private_key,
-    random_serial,
-    same_public_key,
-    signed_by,
-    utcnow,
-)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.certreq import (
     check_identity as _check_identity,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import normalize_fingerprint
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
+    CertificateAuthority,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    cert_to_pem,
+    certificate_facts,
+    csr_to_pem,
+    load_certificate,
+    load_csr,
+    signed_by,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
+    _signing_hash,
+    check_key_type,
+    generate_private_key,
+    key_to_pem,
+    key_type_of,
+    load_private_key,
+    same_public_key,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import (
+    _read_parsed,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    HAS_CRYPTOGRAPHY,
+    PKIError,
+    _iso,
+    _not_after,
+    random_serial,
+    utcnow,
+)
 
 if HAS_CRYPTOGRAPHY:
     from cryptography import x509
