@@ -9,9 +9,14 @@ the daemon holds: per-session figures swung from 230 to 559 KiB between runs (is
 
 Setting ``M_MMAP_THRESHOLD`` fixes the threshold (glibc then stops adjusting it): every block of
 at least :data:`MMAP_THRESHOLD` bytes, in any thread, is its own mapping and is unmapped by
-``free``. The cost is the page faults of mapping the buffer again on each check (measured about
-4 ms of CPU per scrypt login on the 2-core test VM, next to ~33 ms for the check itself; see
-docs/benchmark.md). Smaller allocations, and so everything a session holds, are unaffected.
+``free``. Smaller allocations, and so everything a session holds, are unaffected.
+
+The cost is mapping the buffer again on each check: 4,096 page faults of 4 KiB, about 7 ms of
+CPU per scrypt check on the 2-core test VM (30 -> 37 ms). With the glibc tunable
+:data:`TUNABLES` (transparent huge pages for malloc's mappings; glibc 2.35+, the kernel's THP mode
+``madvise`` or ``always``) the buffer is eight 2 MiB pages and the cost is within the noise (29.9
+-> 29.7 ms). It must be in the environment when the process starts: the systemd unit of the
+ftps_server role sets ``GLIBC_TUNABLES`` to it, and so does the benchmark (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ M_MMAP_THRESHOLD = -3  # <malloc.h>
 # Above every buffer the daemon keeps per session or per transfer (at most a few hundred KiB)
 # and below scrypt's 128 * r * N (16 MiB at ln=14, r=8; 1 MiB even at ln=10).
 MMAP_THRESHOLD = 1 << 20
+# GLIBC_TUNABLES for the daemon's environment (roles/ftps_server/templates/ftpsd.service.j2).
+TUNABLES = "glibc.malloc.hugetlb=1"
 
 
 def return_large_buffers(threshold: int = MMAP_THRESHOLD) -> bool:

@@ -244,6 +244,11 @@ class Ftpsd(Server):
         argv = [str(ftpsd)] if ftpsd.exists() else [sys.executable, "-m", "ftpsd"]
         return [*argv, "--config", str(conf)]
 
+    def environ(self) -> dict[str, str]:
+        from ftpsd.heap import TUNABLES
+
+        return dict(os.environ, GLIBC_TUNABLES=TUNABLES)  # as the ftps_server role's unit sets it
+
     def _scrypt(self, ln: int) -> str:
         """A users-file scrypt hash with another cost (same format ftpsd.passwd writes)."""
         salt = os.urandom(16)
@@ -283,7 +288,7 @@ class FtpsdBaseline(Ftpsd):
         return [sys.executable, "-m", "ftpsd", *argv[argv.index("--config") :]]
 
     def environ(self) -> dict[str, str]:
-        return dict(os.environ, PYTHONPATH=str(self.source))
+        return dict(super().environ(), PYTHONPATH=str(self.source))
 
 
 SERVERS: dict[str, type[Server]] = {
