@@ -56,3 +56,16 @@ def test_the_probe_sees_the_retention_it_guards_against() -> None:
     if retained < 16384:
         pytest.skip(f"this libc returned the buffers by itself ({retained} KiB retained)")
     assert retained >= 16384
+
+
+def test_the_daemon_fixes_the_threshold_before_anything_else(monkeypatch, tmp_path) -> None:
+    """ftpsd.daemon.run() calls it first, even for a configuration it then refuses (before any
+    pool thread or worker exists, so every arena and every worker follows it)."""
+    from ftpsd import daemon
+
+    calls = []
+    monkeypatch.setattr(daemon, "return_large_buffers", lambda: calls.append("mallopt") or True)
+    monkeypatch.setattr(daemon, "load_everything", lambda path: calls.append("load") or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        daemon.run(str(tmp_path / "ftpsd.toml"))
+    assert calls == ["mallopt", "load"]
