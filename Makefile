@@ -123,7 +123,7 @@ molecule-faults: lab-images ## Issue 20's fault scenario alone (`make molecule` 
 	$(call step,molecule faults)
 	VENV=$(VENV) bash lab/molecule-all.sh faults || { echo "make: step 'molecule-faults' failed" >&2; exit 1; }
 
-bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd vs pyftpdlib, PKI signing at scale, fleet scale
+bench: venv ## Benchmarks (not tests): ftpsd vs vsftpd, ProFTPD and pyftpdlib with floor rows, PKI signing at scale, fleet scale
 	$(call step,benchmarks)
 	$(BIN)/python -m tests.bench.bench_pki --hosts 1000
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -1,10 +1,12 @@
-"""``python -m tests.bench`` (``make bench``): ftpsd vs vsftpd vs stock pyftpdlib, FTPS on loopback.
+"""``python -m tests.bench`` (``make bench``): ftpsd vs vsftpd vs ProFTPD vs stock pyftpdlib (FTPS).
 
-A benchmark, not a test: nothing asserts a time. One run starts all three servers (each in its
-own cpuacct cgroup, data on a private tmpfs), interleaves them rep by rep so background noise
-hits each alike, takes medians, and writes a Markdown table with the exact command to
-docs/benchmark.md. ``--quick`` is a smoke run (small sizes, one rep, prints only).
-Needs root (tmpfs, cgroups, a local user for vsftpd's PAM login).
+A benchmark, not a test: nothing asserts a time. One run measures the floors on this machine
+(``tests/bench/floor.py``), starts all four servers on loopback (each in its own cpuacct cgroup,
+data on a private tmpfs), interleaves them rep by rep so background noise hits each alike, takes
+medians, and writes a Markdown table with the exact command to docs/benchmark.md. ``--quick`` is
+a smoke run (small sizes, one rep, prints only). Needs root (tmpfs, cgroups, a local user for
+vsftpd's PAM login and ProFTPD). ProFTPD is fetched with apt-get on first use; when it cannot be
+(offline), its column is skipped and the reason printed and recorded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from tests.bench import clients as C
-from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, make_random_file, openssl_speed
+from tests.bench import floor
+from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, make_random_file
 from tests.bench.env import sha256_file as sha
 from tests.bench.report import keep_sections, render
 from tests.bench.servers import SERVERS, Ftpsd, FtpsdBaseline, Server
@@ -43,7 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, help="concurrent sessions (default 50)")
     p.add_argument("--session-mib", type=int, help="MiB each concurrent session downloads (default 32)")
     p.add_argument("--idle", type=int, help="idle sessions for the memory measure (default 50)")
-    p.add_argument("--servers", default="ftpsd,vsftpd,pyftpdlib", help="comma list (default all three)")
+    p.add_argument(
+        "--servers", default="ftpsd,vsftpd,proftpd,pyftpdlib", help="comma list (default all four)"
+    )
     p.add_argument("--clients", default="py,curl", help="comma list of py,curl (default both)")
     p.add_argument("--only", default="", help="comma list of measures: dl,ul,small,conc,idle (default all)")
     p.add_argument("--output", help="Markdown file to write (default docs/benchmark.md; none with --quick)")
@@ -262,9 +267,25 @@ class Bench:
         facts = machine_facts()
         facts["load average at start"] = load_average()
         self.make_data()
-        self.log("openssl speed -evp aes-256-gcm (16 KiB blocks, one core)")
-        ceiling = openssl_speed()
-        servers: list[Server] = [SERVERS[name](self.env) for name in a.servers]
+        self.log("floors: resumed TLS 1.3 handshakes against openssl s_server; openssl speed (one core)")
+        floors = floor.measure(self.env.pki)
+        self.log(
+            f"floors: {floors.handshake_ms:.3f} ms s_server CPU per resumed connection "
+            f"({floors.resumed}/{floors.connections} resumed); "
+            + ", ".join(f"{c} {v:.0f} MB/s" for c, v in floors.ceilings.items())
+        )
+        servers: list[Server] = []
+        skipped: dict[str, str] = {}
+        for name in a.servers:
+            server = SERVERS[name](self.env)
+            try:
+                server.obtain()
+            except Server.Unavailable as exc:
+                self.log(f"skip {name}: {exc}")
+                skipped[name] = str(exc)
+                continue
+            servers.append(server)
+        a.servers = [s.name for s in servers]
         for s in servers:
             if isinstance(s, Ftpsd) and a.ftpsd_scrypt_ln:
                 s.scrypt_ln = a.ftpsd_scrypt_ln
@@ -306,8 +327,12 @@ class Bench:
             "values": self.values,
             "errors": self.errors,
             "facts": facts,
-            "ceiling": ceiling,
-            "servers": {s.name: {"hash": s.hash_scheme, "login_cost": s.login_cost} for s in servers},
+            "floors": floors,
+            "skipped": skipped,
+            "servers": {
+                s.name: {"hash": s.hash_scheme, "login_cost": s.login_cost, "version": s.version}
+                for s in servers
+            },
             "reps": reps_done,
             "elapsed": time.monotonic() - started,
             "args": a,

@@ -249,7 +249,10 @@ class BenchEnv:
         return self.mountpoint / "home" / server
 
     def ensure_user(self) -> None:
-        """A local user for vsftpd (PAM), password hashed with yescrypt at Debian's default cost."""
+        """A local user for vsftpd (PAM) and ProFTPD, password hashed with yescrypt at Debian's
+        default cost; once per run (both servers get the same hash)."""
+        if self.shadow_hash:
+            return
         try:
             run(["id", self.user])
         except subprocess.CalledProcessError:
@@ -333,14 +336,3 @@ def load_average() -> str:
     with contextlib.suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return "?"
-
-
-def openssl_speed(seconds: int = 2) -> float:
-    """`openssl speed -evp aes-256-gcm` at 16 KiB blocks (a TLS record), MB/s, one core."""
-    out = run(["openssl", "speed", "-evp", "aes-256-gcm", "-seconds", str(seconds), "-bytes", "16384"],
-              timeout=60).stdout  # fmt: skip
-    for line in out.splitlines():
-        if line.lower().startswith("aes-256-gcm"):
-            value = line.split()[-1]
-            return float(value.rstrip("k")) * 1000 / 1e6
-    raise BenchError("cannot parse openssl speed output")

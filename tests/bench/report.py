@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import statistics
 
+from tests.bench.floor import distances
+
 # docs/benchmark.md has two writers: this report (the whole file) and tests/bench/bench_fleet.py
 # (only the section between these markers). Each keeps the other's part.
 FLEET_BEGIN = "<!-- fleet-bench:begin -->"
@@ -118,19 +120,19 @@ shutdown, errors, ASCII and throttled transfers stay on pyftpdlib's code path.
 
 What is left, and why three throughput targets stay out of reach on this machine:
 
-- **Small files** are bound by round trips, not by server CPU (ftpsd's CPU per file is at or
-  below vsftpd's). Each file costs the client five waits on the server: PASV, RETR until 150, the
+- **Small files** are bound by round trips, not by server CPU (ftpsd's CPU per file is at or below
+  vsftpd's). Each file costs the client five waits on the server: PASV, RETR until 150, the
   resumed TLS 1.3 handshake, the data, the 226 (the "small file step" rows). The handshake step is
   the largest for every server: the client's own TLS work plus the server's (about 0.2-0.3 ms of
   OpenSSL per resumed TLS 1.3 handshake on either side, measured for pyOpenSSL/OpenSSL 4.0 and for
-  the stdlib's OpenSSL 3.0 alike), and each wait also pays a cross-CPU wake-up, which is slow on
-  this VM. The client's own CPU per file (~0.8 ms, the same client for every server) plus the
-  server's share of one resumed handshake (~0.25 ms) already take about 85 % of the ~1.3 ms per
-  file that 1.5x vsftpd allows (vsftpd: 1.9 ms per file in the final run), before any of the five
-  wake-ups or any FTP command is handled. Stock pyftpdlib is a little faster per file still: it
-  sends the file before the client's Finished (no session-reuse check, which ftpsd must make
-  first), writes no per-transfer logs and checks no jail; it also keeps pyftpdlib's busy-wait
-  during the handshake (see its server CPU per file).
+  the stdlib's OpenSSL 3.0 alike; "Floors" below has this run's figure), and each wait also pays a
+  cross-CPU wake-up, which is slow on this VM. The client's own CPU per file (~0.8 ms, the same
+  client for every server) plus the server's share of one resumed handshake (~0.25 ms) already
+  take about 85 % of the ~1.3 ms per file that 1.5x vsftpd allows (vsftpd: 1.9 ms per file in the
+  2026-11-24 run), before any of the five wake-ups or any FTP command is handled. Stock pyftpdlib
+  is a little faster per file still: it sends the file before the client's Finished (no
+  session-reuse check, which ftpsd must make first), writes no per-transfer logs and checks no
+  jail; it also keeps pyftpdlib's busy-wait during the handshake (see its server CPU per file).
 - **50 concurrent sessions**: server and clients share two cores and the run is CPU-bound. The
   clients alone (50 TLS handshakes and 1.6 GiB decrypted and written) use about 3 CPU-seconds,
   and 50 logins at Debian's hash cost about 0.7-1.1 more, whichever server; 2x vsftpd's aggregate
@@ -138,8 +140,8 @@ What is left, and why three throughput targets stay out of reach on this machine
   CPU per GiB here is below vsftpd's, logins included.
 - **Downloads** are bound by the clients: each is one thread that decrypts every record and
   reads one TLS record (16 KiB) per call, and each topped out near 1 GB/s against every server in
-  the final run (Python 0.98-1.03, curl 0.90-1.04 GB/s), with the server on the other core. A
-  server faster than that cannot show it; ftpsd's server CPU per GiB (a third of vsftpd's) is
+  the 2026-11-24 run (Python 0.98-1.03, curl 0.90-1.04 GB/s), with the server on the other core. A
+  server faster than that cannot show it; ftpsd's server CPU per GiB (see the ratios) is
   the figure the server controls. Earlier runs on a loaded machine showed 1.35x: a busy machine
   slows vsftpd (a core per transfer) more than ftpsd.
 - **Login cost**: ftpsd's default scrypt ln=14 (16 MiB, the memory of Debian's yescrypt
@@ -183,6 +185,96 @@ def _target_text(key: str, ratio_v: float | None, value: float | None) -> str:
     return f"{want}: **{'met' if ok else 'NOT met'}**"
 
 
+# Rows of the compact "ratios to vsftpd" table (the Python client; curl's figures are in Results).
+VS_VSFTPD_ROWS = ("dl", "ul", "dl_cpu", "ul_cpu", "small", "small_cpu", "conc", "conc_cpu", "idle", "setup")
+
+PROFTPD_METHOD = [
+    "",
+    "### ProFTPD's settings",
+    "",
+    "Debian's `proftpd-core` conflicts with `vsftpd` (both provide `ftp-server`), so it is not",
+    "installed: `tests/bench/proftpd.py` runs `apt-get download` for `proftpd-core`,",
+    "`proftpd-mod-crypto` (it holds `mod_tls.so`) and the library packages among their dependencies",
+    "that the machine lacks, keeps the .debs in `.cache/bench/debs/` of the checkout, and unpacks",
+    "them with `dpkg -x` into the run's work directory on the tmpfs (`LD_LIBRARY_PATH` and",
+    "`ModulePath` point there). Without network and without cached .debs the ProFTPD column is",
+    "skipped and the report says why. The generated configuration (`PROFTPD_CONF`):",
+    "",
+    "- `ServerType standalone`, run in the foreground (`-n`) as root like vsftpd, so that",
+    "  `DefaultRoot ~` can chroot each session and the session can switch to the user; `User nobody`",
+    "  between sessions. `DefaultAddress 127.0.0.1`, `SocketBindTight on`, `PassivePorts` on loopback",
+    "  (30000-31999), `MaxInstances`/`MaxClients`/`MaxClientsPerHost none` (as vsftpd's `max_per_ip=0`).",
+    "- TLS: `LoadModule mod_tls.c`, `TLSEngine on`, `TLSRequired on` (control and data),",
+    "  `TLSProtocol TLSv1.2 TLSv1.3`, the same ECDSA certificate, key and chain (`TLSECCertificateFile`,",
+    "  `TLSECCertificateKeyFile`, `TLSCertificateChainFile`), the same ECDSA AEAD list as vsftpd for",
+    "  TLS 1.2. `TLSOptions` without `NoSessionReuseRequired`: a data connection that does not resume",
+    "  the control session is refused (`425 Unable to build data connection`), as in ftpsd and vsftpd.",
+    "- Login: `AuthPAM off`, `AuthOrder mod_auth_file.c`, `AuthUserFile` holding the same user with",
+    "  the same yescrypt hash as vsftpd's /etc/shadow entry (checked with crypt(3), the same cost),",
+    "  `RequireValidShell off`.",
+    "- Off, as in the vsftpd configuration or because they only add waits or files: `TransferLog none`",
+    "  (vsftpd: `xferlog_enable=NO`), `WtmpLog off`, `UseReverseDNS off`, `DelayEngine off` (mod_delay",
+    "  would delay every login to hide timing, which adds wall time, not work). `SystemLog`,",
+    "  `PidFile` and `ScoreboardFile` live in the work directory.",
+]
+
+
+def vs_vsftpd_table(a, med: dict, servers: list[str]) -> list[str]:
+    """Each server's median divided by vsftpd's, side by side (the Python client)."""
+    if "vsftpd" not in servers:
+        return []
+    others = [s for s in servers if s != "vsftpd"]
+    lines = ["## Ratios to vsftpd (same run, Python client)", ""]
+    lines.append("| Measure | vsftpd | unit | " + " | ".join(others) + " |")
+    lines.append("|" + "---|" * (len(others) + 3))
+    for key in VS_VSFTPD_ROWS:
+        _, unit, higher, fmt = MEASURES[key]
+        base = med.get((key, "py", "vsftpd"))
+        if base is None:
+            continue
+        cells = []
+        for s in others:
+            v = med.get((key, "py", s))
+            cells.append(f"{v / base:.2f}x" if v is not None and base else "—")
+        label = _label(a, key) + (" ↑" if higher else " ↓")
+        lines.append(f"| {label} | {fmt.format(base)} | {unit} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def floors_section(result: dict, med: dict, servers: list[str]) -> list[str]:
+    """The floors measured in this run, each server's distance to them, and the login costs."""
+    fl = result["floors"]
+    lo, hi = fl.handshake_spread
+    lines = ["## Floors and login cost", ""]
+    lines.append(
+        f"- Resumed TLS 1.3 handshake with TCP accept, close_notify and close, served by `openssl s_server`"
+        f" to a Python `ssl` client resuming the previous session: **{fl.handshake_ms:.3f} ms** of"
+        f" s_server CPU per connection (median of 3 batches, {lo:.3f}-{hi:.3f};"
+        f" {fl.resumed} of {fl.connections} resumed). No server can serve a small file over a new"
+        " TLS data connection for less."
+    )
+    for cipher, mbps in fl.ceilings.items():
+        lines.append(
+            f"- `openssl speed -evp {cipher} -bytes 16384`: **{mbps:.0f} MB/s** on one core (every byte"
+            " is encrypted once by the server and decrypted once by the client, on the same 2 cores)."
+        )
+    lines += [
+        "",
+        "| Server | server CPU per small file ÷ handshake floor ↓ | download MB/s ÷ AES-256-GCM ceiling ↑ "
+        "| server CPU per GiB down ÷ AES-256-GCM's per GiB ↓ |",
+        "|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in distances(med, servers, fl)]
+    lines += ["", "(Python client; TLS 1.3 negotiates TLS_AES_256_GCM_SHA384 with every server here.)", ""]
+    for name, info in result["servers"].items():
+        cost = info["login_cost"] * 1000
+        version = f" ({info['version']})" if info.get("version") else ""
+        lines.append(
+            f"- {name}{version}: password hash {info['hash']}; **{cost:.1f} ms** per login (median of 5)"
+        )
+    return lines
+
+
 def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, top to bottom
     a = result["args"]
     values = result["values"]
@@ -194,7 +286,7 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
     title = (
         f"ftpsd before/after: this ftpsd vs the one of {a.baseline} (FTPS on loopback)"
         if getattr(a, "baseline", None)
-        else "ftpsd benchmark: ftpsd vs vsftpd vs stock pyftpdlib (FTPS on loopback)"
+        else "ftpsd benchmark: ftpsd vs vsftpd vs ProFTPD vs stock pyftpdlib (FTPS on loopback)"
     )
     lines = [
         f"# {title}",
@@ -211,8 +303,12 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
     ]
     if a.note:
         lines += ["", f"Note: {a.note}"]
+    for name, reason in result.get("skipped", {}).items():
+        lines += ["", f"**{name} not measured in this run**: {reason}"]
     lines += ["", "## Results", ""]
-    ratio_cols = [s for s in ("ftpsd-base", "vsftpd", "pyftpdlib") if s in servers and "ftpsd" in servers]
+    ratio_cols = [
+        s for s in ("ftpsd-base", "vsftpd", "proftpd", "pyftpdlib") if s in servers and "ftpsd" in servers
+    ]
     head = ["Measure", "Client", *servers, "unit"] + [f"ftpsd/{s}" for s in ratio_cols]
     if "ftpsd" in servers:
         head.append("ftpsd target")
@@ -254,14 +350,9 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
     lines += ["", "↑ higher is better, ↓ lower is better. MB = 10^6 bytes. Ratios are ftpsd divided by the "
               "other server, from the same run.", ""]  # fmt: skip
 
-    lines += [FINDINGS, "## Ceiling and login cost", ""]
-    lines.append(
-        f"- `openssl speed -evp aes-256-gcm -bytes 16384`: **{result['ceiling']:.0f} MB/s** on one core "
-        "(every byte is encrypted once by the server and decrypted once by the client, on the same 2 cores)."
-    )
-    for name, info in result["servers"].items():
-        cost = info["login_cost"] * 1000
-        lines.append(f"- {name}: password hash {info['hash']}; **{cost:.1f} ms** per login (median of 5)")
+    lines += vs_vsftpd_table(a, med, servers)
+    lines += [FINDINGS]
+    lines += floors_section(result, med, servers)
     lines += ["", "## Spread (min-max over repetitions)", ""]
     lines.append("| Measure | Client | " + " | ".join(servers) + " |")
     lines.append("|" + "---|" * (len(servers) + 2))
@@ -298,9 +389,11 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
         "- vsftpd (Debian package, run by hand): `force_local_logins_ssl`, `force_local_data_ssl`,",
         "  `require_ssl_reuse=YES`, `max_per_ip=0`, ECDSA-capable `ssl_ciphers`, PAM login of a local user",
         "  whose password is a yescrypt hash at libxcrypt's default cost; other settings at their defaults.",
+        "- ProFTPD (Debian's 1.3.8 packages, unpacked; see below): mod_tls with `TLSRequired on`,",
+        "  session reuse required, the vsftpd user's yescrypt hash in an `AuthUserFile`, `DefaultRoot ~`.",
         "- stock pyftpdlib: `TLS_FTPHandler` with `tls_control_required`/`tls_data_required`, one process,",
         "  `DummyAuthorizer`; it cannot require session reuse (the clients reuse anyway).",
-        "- Same ECDSA P-256 certificate for all; TLS 1.3 is negotiated by all three.",
+        "- Same ECDSA P-256 certificate for all; TLS 1.3 is negotiated by all of them.",
         "- Large transfers: throughput = bytes / transfer time (data connection to the 226 reply). Python",
         "  client: server CPU over the same span (login outside); curl: server CPU over the whole run,",
         "  one login included (curl cannot be split), and transfer time from curl's own",
@@ -310,6 +403,7 @@ def render(result: dict, command: str) -> str:  # noqa: PLR0912 - one report, to
         "- The machine is shared (2 vCPUs, other jobs running): see the load averages below and the",
         "  spread table; CPU seconds per GiB are steadier than MB/s.",
     ]
+    lines += PROFTPD_METHOD
     if result.get("logs"):
         lines += ["", "## Server log tails (a measure failed)", ""]
         for name, tail in result["logs"].items():

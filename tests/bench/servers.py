@@ -6,6 +6,9 @@
 * Debian's vsftpd configured the same way: ``force_local_*_ssl``, ``require_ssl_reuse``,
   ``max_per_ip=0``, ECDSA-capable ciphers, PAM login of a local user (yescrypt).
 * stock pyftpdlib ``TLS_FTPHandler`` (``tests/bench/stock_pyftpdlib.py``).
+* Debian's ProFTPD 1.3.8 with mod_tls, unpacked from its packages (``tests/bench/proftpd.py``),
+  configured the same way: TLS required, session reuse required, the same local user and
+  yescrypt hash (in an ``AuthUserFile``), chrooted to its home.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -23,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench import proftpd
 from tests.bench.env import BenchEnv, BenchError, CpuCgroup, crypt_cost, ensure_vsftpd, median_seconds
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +38,7 @@ PORTS = {
     "vsftpd": (20221, (63000, 64999)),
     "pyftpdlib": (20321, None),
     "ftpsd-base": (20421, (65000, 65499)),
+    "proftpd": (20521, (30000, 31999)),
 }
 
 VSFTPD_CONF = """\
@@ -122,6 +128,13 @@ class Server:
         self.password = env.password
         self.hash_scheme = ""
         self.login_cost = 0.0
+        self.version = ""
+
+    class Unavailable(BenchError):
+        """This server cannot be obtained here; the benchmark runs without it (the message says why)."""
+
+    def obtain(self) -> None:
+        """Get what the server needs before anything starts; :class:`Unavailable` skips the server."""
 
     # -- subclass API -------------------------------------------------------------------------
     def prepare(self) -> list[str]:
@@ -291,9 +304,59 @@ class FtpsdBaseline(Ftpsd):
         return dict(super().environ(), PYTHONPATH=str(self.source))
 
 
+class Proftpd(Server):
+    """ProFTPD from Debian's packages, unpacked into the work directory (see tests/bench/proftpd.py).
+
+    The master runs as root like vsftpd (so that ``DefaultRoot`` can chroot and each session can
+    switch to the user), in the foreground (``-n``), and runs as ``nobody`` between sessions.
+    """
+
+    name = "proftpd"
+
+    def obtain(self) -> None:
+        try:
+            self.paths, self.version = proftpd.obtain(self.workdir / "root")
+        except proftpd.ProftpdUnavailable as exc:
+            raise Server.Unavailable(f"ProFTPD column skipped: {exc}") from exc
+
+    def prepare(self) -> list[str]:
+        self.env.ensure_user()
+        account = pwd.getpwnam(self.env.user)
+        shutil.chown(self.home, self.env.user, account.pw_gid)
+        self.hash_scheme = "yescrypt in AuthUserFile (the vsftpd user's hash, crypt(3))"
+        self.login_cost = crypt_cost(self.password, self.env.shadow_hash)
+        passwd, group = self.workdir / "ftpd.passwd", self.workdir / "ftpd.group"
+        passwd.write_text(
+            proftpd.passwd_line(self.user, self.env.shadow_hash, account.pw_uid, account.pw_gid, self.home)
+        )
+        group.write_text(proftpd.group_line(self.user, account.pw_gid, [self.user]))
+        passwd.chmod(0o600)
+        conf = self.workdir / "proftpd.conf"
+        conf.write_text(
+            proftpd.proftpd_conf(
+                host=HOST, port=self.port, pasv_lo=self.pasv[0], pasv_hi=self.pasv[1],
+                run_user="nobody", run_group="nogroup", workdir=self.workdir,
+                modules=self.paths["modules"], passwd=passwd, group=group,
+                cert=self.env.pki["cert"], key=self.env.pki["key"], chain=self.env.pki["chain"],
+            )
+        )  # fmt: skip
+        conf.chmod(0o600)
+        return [str(self.paths["binary"]), "-n", "-c", str(conf)]
+
+    def environ(self) -> dict[str, str]:
+        return proftpd.library_env(self.paths)
+
+    def log_tail(self, lines: int = 15) -> str:
+        own = ""
+        with contextlib.suppress(OSError):
+            own = "\n".join((self.workdir / "proftpd.log").read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(filter(None, [super().log_tail(lines), own]))
+
+
 SERVERS: dict[str, type[Server]] = {
     "ftpsd": Ftpsd,
     "vsftpd": Vsftpd,
     "pyftpdlib": StockPyftpdlib,
     "ftpsd-base": FtpsdBaseline,
+    "proftpd": Proftpd,
 }
