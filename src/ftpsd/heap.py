@@ -15,7 +15,8 @@ The cost is mapping the buffer again on each check: 4,096 page faults of 4 KiB, 
 CPU per scrypt check on the 2-core test VM (30 -> 37 ms). With the glibc tunable
 :data:`TUNABLES` (transparent huge pages for malloc's mappings; glibc 2.35+, the kernel's THP mode
 ``madvise`` or ``always``) the buffer is eight 2 MiB pages and the cost is within the noise (29.9
--> 29.7 ms). It must be in the environment when the process starts: the systemd unit of the
+-> 29.7 ms), for 1-2 MiB more PSS of the whole daemon (its heap grows in huge-page steps). It
+must be in the environment when the process starts: the systemd unit of the
 ftps_server role sets ``GLIBC_TUNABLES`` to it, and so does the benchmark (docs/benchmark.md).
 """
 
