@@ -5,8 +5,7 @@ tests/conftest.py makes this checkout importable as the collection ``ftpskit.ftp
 
 from __future__ import annotations
 
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_acme as acme
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki_acme_http01 as http01
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki import acme
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki import acme_http01 as http01
 
-__all__ = ["acme", "http01", "pki"]
+__all__ = ["acme", "http01"]

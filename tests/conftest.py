@@ -10,7 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # `make collection-link` makes .cache/collections/ansible_collections/ftpskit/ftps a link to the
 # checkout; the same link here (relative, so a moved checkout keeps it) lets `pytest` run without
 # make. With .cache/collections on sys.path, `from ansible_collections.ftpskit.ftps.plugins.
-# module_utils.ftps_pki import ...` resolves to plugins/module_utils/ftps_pki.py, the name the
+# module_utils.pki.keys import ...` resolves to plugins/module_utils/pki/keys.py, the name the
 # modules use on a host. `ansible_collections` is a namespace package: the `ansible` package's
 # collections in site-packages stay importable beside it.
 COLLECTIONS = ROOT / ".cache" / "collections"

@@ -13,7 +13,8 @@ Inputs per server, all gathered read-only by the playbook:
 
 :func:`build_row` turns them into a flat dict, :func:`finish` sorts rows by days left and
 :func:`render_table`, :func:`render_json` and :func:`render_html` render them. Pure Python
-(standard library only), so the logic is tested without Ansible (tests/unit/test_report.py).
+(standard library only), so the logic is tested without Ansible
+(tests/unit/plugins/module_utils/test_report.py).
 Every value that reaches the HTML page goes through :func:`html.escape`.
 """
 

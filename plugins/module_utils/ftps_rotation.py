@@ -10,7 +10,7 @@ playbooks/rotate.yml appends one *step* per thing it did on a server, in order::
 :func:`host_result` turns a server's steps into its one result (the state machine below) and
 :func:`host_problems` into every error, in order; :func:`build_record` makes the run's record,
 the JSON file the playbook writes after every batch. Pure Python (standard library only): tested
-without Ansible in tests/unit/test_rotation_record.py.
+without Ansible in tests/unit/plugins/module_utils/test_rotation_record.py.
 
 Results, from the steps:
 

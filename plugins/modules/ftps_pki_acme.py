@@ -173,7 +173,7 @@ account:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_acme import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.acme import (
     ACME_IMP_ERR,
     HAS_ACME,
     Account,

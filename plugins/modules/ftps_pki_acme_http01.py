@@ -87,7 +87,7 @@ window_rules_removed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_acme_http01 import (
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.acme_http01 import (
     RUN_DIR,
     Http01Error,
     absent,

@@ -100,23 +100,13 @@ not_after:
   sample: "2036-11-22T08:00:00Z"
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CA_KEY_TYPES,
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    CertificateAuthority,
-    PKIError,
-    cert_to_pem,
-    certificate_facts,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_rollover import rollover_in_progress
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_store import second_ca_refusal
-
-
-def _require_cryptography(module: AnsibleModule) -> None:
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca_guard import second_ca_refusal
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem, certificate_facts
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.rollover import rollover_in_progress
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
@@ -160,11 +150,11 @@ def main() -> None:
                     cert_path=ca.cert_path,
                     diff={"before": {"ca": ""}, "after": {"ca": f"new {params['key_type']} CA"}},
                 )
-            _require_cryptography(module)
+            require_cryptography(module)
             ca.create(
                 params["key_type"], params["common_name"], params["validity_days"], params["passphrase"]
             )
-        _require_cryptography(module)
+        require_cryptography(module)
         ca.load(params["passphrase"])
     except PKIError as exc:
         module.fail_json(msg=f"internal CA in {params['path']}: {exc}")

@@ -122,14 +122,10 @@ trust:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CA_KEY_TYPES,
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    PKIError,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki_rollover import ACTIONS, run
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.rollover import ACTIONS, run
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
@@ -144,8 +140,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module)
     params = module.params
     if params["validity_days"] < 1:
         module.fail_json(msg="validity_days must be at least 1")

@@ -87,30 +87,26 @@ certificate:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    PKIError,
-    Store,
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import (
     current_problems,
     ensure_next_key,
     rollback,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC, Store
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
-            "group": {"type": "str", "default": "ftpsd"},
+            **STORE_ARGUMENT_SPEC,
             "rollback_from": {"type": "str", "default": ""},
             "next_key_type": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module, "python3-cryptography")
     params = module.params
     store = Store(params["pki_dir"], params["group"])
     try:

@@ -112,22 +112,17 @@ ansible_facts:
       sample: {"fingerprint_sha256": "9c1f...", "serial": "5e3a...", "key_type": "ecdsa-p256"}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    PKIError,
-    Store,
-    install,
-    load_trust_anchors,
-)
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import load_trust_anchors
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import install
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC, Store
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
-            "group": {"type": "str", "default": "ftpsd"},
+            **STORE_ARGUMENT_SPEC,
             "certificate": {"type": "str", "default": ""},
             "chain": {"type": "str", "default": ""},
             "private_key": {"type": "str", "default": "", "no_log": True},
@@ -141,8 +136,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module, "python3-cryptography")
     params = module.params
     if params["refused"]:
         module.fail_json(msg=f"the CA refused this host's request, nothing changed: {params['refused']}")

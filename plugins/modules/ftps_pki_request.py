@@ -99,23 +99,18 @@ csr:
   sample: "-----BEGIN CERTIFICATE REQUEST-----\n..."
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    KEY_TYPES,
-    PKIError,
-    Store,
-    load_certificate,
-    request,
-)
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import load_certificate
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import KEY_TYPES
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import request
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC, Store
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
-            "group": {"type": "str", "default": "ftpsd"},
+            **STORE_ARGUMENT_SPEC,
             "common_name": {"type": "str", "required": True},
             "sans": {"type": "list", "elements": "str", "required": True},
             "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
@@ -128,8 +123,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module, "python3-cryptography")
     params = module.params
     try:
         issuer = load_certificate(params["issuer"], "the issuer certificate") if params["issuer"] else None

@@ -95,15 +95,10 @@ signed:
   sample: 1000
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_pki import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
-    CertificateAuthority,
-    PKIError,
-    cert_to_pem,
-    sign_batch,
-)
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, sign_batch
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
@@ -127,8 +122,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module)
     params = module.params
     todo = [r for r in params["requests"] if r.get("csr")]
     if not todo:

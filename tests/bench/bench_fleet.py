@@ -68,7 +68,7 @@ class FleetBenchError(RuntimeError):
     """The benchmark cannot go on; the message says why in one line."""
 
 
-# -- pure helpers (tests/unit/test_bench_fleet.py) --------------------------------------------------
+# -- pure helpers (tests/unit/bench/test_bench_fleet.py) --------------------------------------------------
 def parse_sizes(text: str) -> list[int]:
     """``"1,5,10,20"`` -> [1, 5, 10, 20]: positive, unique, in the order given."""
     sizes: list[int] = []

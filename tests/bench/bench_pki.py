@@ -29,7 +29,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 # The collection's module_utils under the name the modules use (the link `make collection-link`
 # makes, as in tests/conftest.py).
 sys.path.insert(0, str(REPO / ".cache" / "collections"))
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki  # noqa: E402
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, sign_batch  # noqa: E402
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import build_csr, csr_to_pem  # noqa: E402
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES, generate_private_key  # noqa: E402
 
 PLAYBOOK = """\
 - name: Sign every host's CSR in one call (the role's sign step)
@@ -52,15 +54,15 @@ def make_requests(count: int) -> list[dict]:
     requests = []
     for i in range(count):
         name = f"srv{i:04d}.bench.test"
-        key = pki.generate_private_key("ecdsa-p256")
+        key = generate_private_key("ecdsa-p256")
         sans = [name, f"10.213.{i // 250}.{i % 250 + 1}"]
-        requests.append({"host": name, "csr": pki.csr_to_pem(pki.build_csr(key, name, sans)), "sans": sans})
+        requests.append({"host": name, "csr": csr_to_pem(build_csr(key, name, sans)), "sans": sans})
     return requests
 
 
-def bench_in_process(ca: pki.CertificateAuthority, requests: list[dict]) -> float:
+def bench_in_process(ca: CertificateAuthority, requests: list[dict]) -> float:
     start = time.perf_counter()
-    result = pki.sign_batch(ca, requests, 90)
+    result = sign_batch(ca, requests, 90)
     elapsed = time.perf_counter() - start
     if len(result["certificates"]) != len(requests) or result["errors"]:
         raise SystemExit(f"bench_pki: signing failed: {list(result['errors'].items())[:3]}")
@@ -106,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tests.bench.bench_pki", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--hosts", type=int, default=1000, help="inventory size (default 1000)")
-    parser.add_argument("--ca-key-type", default="ecdsa-p384", choices=pki.CA_KEY_TYPES)
+    parser.add_argument("--ca-key-type", default="ecdsa-p384", choices=CA_KEY_TYPES)
     parser.add_argument("--no-playbook", action="store_true", help="only the in-process measure")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-pki-") as tmp:
         work = pathlib.Path(tmp)
-        ca = pki.CertificateAuthority(str(work / "ca"))
+        ca = CertificateAuthority(str(work / "ca"))
         ca.create(args.ca_key_type, "bench CA", 365)
         start = time.perf_counter()
         requests = make_requests(args.hosts)

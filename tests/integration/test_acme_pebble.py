@@ -2,7 +2,7 @@
 
 pebble (Debian package `pebble`) runs with its own TLS certificate from a test CA; its
 validation authority connects to 127.0.0.1:<httpPort>, where the kit's own http-01 responder
-script (module_utils ftps_pki_acme_http01.RESPONDER_SOURCE) serves the tokens. Identifiers are
+script (module_utils pki/acme_http01.RESPONDER_SOURCE) serves the tokens. Identifiers are
 IP addresses (127.0.0.1), so no DNS is involved except in the wrong-name case.
 """
 
@@ -22,13 +22,21 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    csr_to_pem,
+    load_certificate,
+    load_certificates,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import same_public_key
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import cert_sans, parse_san
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import validate_server_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.certs import TestCA
-from tests.collection import acme, http01, pki
+from tests.collection import acme, http01
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 pytestmark = pytest.mark.skipif(
@@ -240,10 +248,10 @@ def _csr(names: list[str]) -> tuple[ec.EllipticCurvePrivateKey, str]:
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject)
-        .add_extension(x509.SubjectAlternativeName([pki.parse_san(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([parse_san(n) for n in names]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return key, pki.csr_to_pem(csr)
+    return key, csr_to_pem(csr)
 
 
 def _connection(pebble: Pebble, account_dir: pathlib.Path, passphrase: str = "") -> acme.Connection:
@@ -303,11 +311,11 @@ def test_http01_issuance_chain_verifies_against_pebble_root(
     orders = json.loads(json.dumps(out["orders"]))
     done = acme.phase_certificates(conn, orders, challenge_type="http-01", timeout=60)
     assert done["errors"] == {}
-    cert = pki.load_certificate(done["certificates"]["h1"])
-    chain = pki.load_certificates(done["chains"]["h1"])
-    assert pki.same_public_key(cert.public_key(), key.public_key())
-    assert pki.cert_sans(cert) == ["IP:127.0.0.1"]
-    pki.validate_server_certificate(cert, chain, ["127.0.0.1"], [pebble.root()])
+    cert = load_certificate(done["certificates"]["h1"])
+    chain = load_certificates(done["chains"]["h1"])
+    assert same_public_key(cert.public_key(), key.public_key())
+    assert cert_sans(cert) == ["IP:127.0.0.1"]
+    validate_server_certificate(cert, chain, ["127.0.0.1"], [pebble.root()])
 
 
 def test_unreachable_challenge_is_one_sentence_for_the_host(pebble: Pebble, tmp_path: pathlib.Path) -> None:
@@ -409,9 +417,9 @@ def test_dns01_through_the_hook(dns_pebble: tuple[Pebble, ChallTestSrv], tmp_pat
         run=_run,
     )
     assert done["errors"] == {}, done["errors"]
-    cert = pki.load_certificate(done["certificates"]["h1"])
-    assert pki.same_public_key(cert.public_key(), key.public_key())
-    assert pki.cert_sans(cert) == ["DNS:ftp.dns01.test"]
+    cert = load_certificate(done["certificates"]["h1"])
+    assert same_public_key(cert.public_key(), key.public_key())
+    assert cert_sans(cert) == ["DNS:ftp.dns01.test"]
     assert dns.log.read_text().splitlines() == [
         "add _acme-challenge.ftp.dns01.test.",
         "remove _acme-challenge.ftp.dns01.test.",

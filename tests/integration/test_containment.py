@@ -402,7 +402,7 @@ def test_rename_race_never_reaches_outside(make_server, workers: int) -> None:
     )
     # No session was dropped: no exception reached pyftpdlib's error handler, and no client
     # operation failed with an error (a lost passive-port race between workers is retried on
-    # another port of the range: tests/unit/test_passive_dtp.py).
+    # another port of the range: tests/unit/ftpsd/test_passive_dtp.py).
     log = server.log()
     assert re.findall(r"^(\w+Error\b.*)$", log, re.MULTILINE) == []
     assert errors == []

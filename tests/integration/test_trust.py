@@ -13,11 +13,11 @@ import time
 import uuid
 
 import pytest
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
-    parse_certificate,
-)
 
 from ftpskit_common import trust
+from ftpskit_common.x509 import (
+    parse_certificate,
+)
 from tests.client_certs import make_ca, make_leaf
 from tests.client_servers import serving
 
@@ -104,7 +104,7 @@ def test_scripted_accept_remember_and_refuse_a_change(certs, tmp_path, implicit:
 def test_fleet_pins_are_honoured_and_never_overridden(certs, tmp_path) -> None:
     """The role's read-only pin file: a match is trusted; a change is refused, even with
     --accept-changed, because only the fleet's administrators may rotate that pin."""
-    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client import (
+    from ftpskit_common.client import (
         PinStore,
     )
 

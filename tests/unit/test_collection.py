@@ -241,6 +241,27 @@ def test_installed_modules_run_with_the_shared_package(
     assert "users[0] (name '../x'): 'name' must not contain '/'" in bad.get("msg", ""), bad
 
 
+def test_installed_pki_modules_run_with_the_pki_package(
+    installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """AnsiballZ ships the module_utils package pki (one file per concern, importing each other)
+    with the ftps_pki modules: ftps_pki_ca makes a CA (ca, keys, certs, sans, support, rollover,
+    ca_guard), ftps_pki_request plans a CSR in check mode (steps, store, renewal)."""
+    _, coll = installed
+    ca = run_module(coll, tmp_path, "ftps_pki_ca", {"path": str(tmp_path / "ca"), "common_name": "Test CA"})
+    assert ca.get("changed") is True and ca.get("subject") == "CN=Test CA", ca
+    assert (tmp_path / "ca" / "ca.pem").is_file()
+    plan = run_module(
+        coll,
+        tmp_path,
+        "ftps_pki_request",
+        {"pki_dir": str(tmp_path / "pki"), "common_name": "ftp1.example.test", "sans": ["ftp1.example.test"]},
+        "--check",
+    )
+    assert plan.get("changed") is True and "failed" not in plan, plan
+    assert not (tmp_path / "pki").exists()
+
+
 def test_wheels_build_from_the_installed_collection(
     installed: tuple[pathlib.Path, pathlib.Path], tmp_path: pathlib.Path
 ) -> None:
@@ -382,7 +403,7 @@ def test_facts_only_from_registered_results() -> None:
     injected ``ansible_*`` fact variables: on ansible-core 2.21 a run_once task with register in
     an earlier play makes the hosts share one fact cache entry, so one host's facts show on every
     other (ansible/ansible#87415; issue 20: rotated certificates named another server). Registered
-    results and set_fact values are kept per host. tests/unit/test_host_identity.py shows it with
+    results and set_fact values are kept per host. tests/unit/playbooks/test_host_identity.py shows it with
     the real ansible-playbook."""
     offenders = []
     for path in sorted(
@@ -406,3 +427,25 @@ def test_facts_only_from_registered_results() -> None:
             if len(bare) > len(registered) or injected:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+# tests/unit mirrors the code tree (docs/design.md, "Layout"); two folders have short names.
+TEST_HOMES = {"ftpsd": ROOT / "src" / "ftpsd", "bench": ROOT / "tests" / "bench"}
+
+
+def test_unit_tests_mirror_the_code_tree() -> None:
+    """A unit test lives in tests/unit/<path of the code it tests>/; only this file (the collection
+    as a whole) sits at the top. A test dropped flat into tests/unit, or into a folder that names
+    no code, fails here and says where it belongs."""
+    unit = ROOT / "tests" / "unit"
+    misplaced = []
+    for path in sorted(unit.rglob("test_*.py")):
+        parts = path.relative_to(unit).parent.parts
+        if not parts:
+            if path.name != "test_collection.py":
+                misplaced.append(f"{path.name}: move it to tests/unit/<path of the code it tests>/")
+            continue
+        home = TEST_HOMES.get(parts[0], ROOT / parts[0]).joinpath(*parts[1:])
+        if not home.is_dir():
+            misplaced.append(f"{path.relative_to(unit)}: no code at {home.relative_to(ROOT)}")
+    assert misplaced == []

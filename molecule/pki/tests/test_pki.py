@@ -14,7 +14,14 @@ import pytest
 # makes; tests/conftest.py does the same for the unit tests, which Molecule's pytest run does not
 # see).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / ".cache" / "collections"))
-from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_pki as pki
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
+    load_certificate,
+    load_certificates,
+    verify_chain,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import load_private_key, same_public_key
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import cert_sans
+from cryptography.hazmat.primitives import serialization
 
 PKI = "/etc/ftps-kit/pki"
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
@@ -31,7 +38,7 @@ def facts(host) -> dict:
 
 @pytest.fixture(scope="module")
 def ca_cert():
-    return pki.load_certificate((EPHEMERAL / "ca" / "ca.pem").read_bytes())
+    return load_certificate((EPHEMERAL / "ca" / "ca.pem").read_bytes())
 
 
 def test_ca_key_is_private_on_the_controller() -> None:
@@ -60,32 +67,32 @@ def test_layout_and_modes(host) -> None:
 
 
 def test_certificate_matches_key_and_chains_to_the_ca(host, ca_cert) -> None:
-    cert = pki.load_certificate(host.file(f"{PKI}/current/cert.pem").content)
-    key = pki.load_private_key(host.file(f"{PKI}/current/key.pem").content)
-    chain = pki.load_certificates(host.file(f"{PKI}/current/chain.pem").content_string)
-    assert pki.same_public_key(cert.public_key(), key.public_key())
+    cert = load_certificate(host.file(f"{PKI}/current/cert.pem").content)
+    key = load_private_key(host.file(f"{PKI}/current/key.pem").content)
+    chain = load_certificates(host.file(f"{PKI}/current/chain.pem").content_string)
+    assert same_public_key(cert.public_key(), key.public_key())
     assert chain == [ca_cert]
-    pki.verify_chain(cert, chain)
+    verify_chain(cert, chain)
     fullchain = host.file(f"{PKI}/current/fullchain.pem").content_string
-    assert pki.load_certificates(fullchain) == [cert, ca_cert]
+    assert load_certificates(fullchain) == [cert, ca_cert]
     name = _name(host)
-    sans = pki.cert_sans(cert)
+    sans = cert_sans(cert)
     assert f"DNS:{name}" in sans and "DNS:ftp.pki.test" in sans
     assert any(s.startswith("IP:10.213.8.") for s in sans), sans
 
 
 def test_facts_describe_the_certificate_on_disk(host, facts) -> None:
-    cert = pki.load_certificate(host.file(f"{PKI}/current/cert.pem").content)
-    der = cert.public_bytes(pki.serialization.Encoding.DER)
+    cert = load_certificate(host.file(f"{PKI}/current/cert.pem").content)
+    der = cert.public_bytes(serialization.Encoding.DER)
     assert facts["fingerprint_sha256"] == hashlib.sha256(der).hexdigest()
     assert facts["serial"] == format(cert.serial_number, "x")
-    assert facts["sans"] == pki.cert_sans(cert)
+    assert facts["sans"] == cert_sans(cert)
     assert facts["key_type"] == "ecdsa-p256" and facts["key_size"] == 256
     assert facts["paths"]["generation"] == host.file(f"{PKI}/current").linked_to
     assert facts["issuer"] == "CN=ftps-kit internal CA"
 
 
 def test_previous_generation_is_a_complete_pair(host) -> None:
-    cert = pki.load_certificate(host.file(f"{PKI}/previous/cert.pem").content)
-    key = pki.load_private_key(host.file(f"{PKI}/previous/key.pem").content)
-    assert pki.same_public_key(cert.public_key(), key.public_key())
+    cert = load_certificate(host.file(f"{PKI}/previous/cert.pem").content)
+    key = load_private_key(host.file(f"{PKI}/previous/key.pem").content)
+    assert same_public_key(cert.public_key(), key.public_key())

@@ -1,0 +1,139 @@
+"""The modules' shared documentation has one home, plugins/doc_fragments/ (community.crypto
+style): each module extends the fragments and keeps only what is its own. Rendered the way
+ansible-doc renders it (ansible's own add_fragments), every module still documents its check
+and diff mode completely."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import pathlib
+import runpy
+
+import pytest
+import yaml
+from ansible.plugins.loader import fragment_loader
+from ansible.utils.plugin_docs import add_fragments
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+MODULES = sorted((ROOT / "plugins" / "modules").glob("*.py"))
+FRAGMENTS = ROOT / "plugins" / "doc_fragments"
+PREFIX = "ftpskit.ftps."
+ATTRIBUTES = {f"{PREFIX}attributes", f"{PREFIX}attributes.no_diff"}
+
+
+def module_doc(path: pathlib.Path) -> dict:
+    """The module's own DOCUMENTATION, read without importing it."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == [
+            "DOCUMENTATION"
+        ]:
+            return yaml.safe_load(node.value.value)
+    raise AssertionError(f"{path.name}: no DOCUMENTATION")
+
+
+def fragment(name: str) -> dict:
+    """The YAML of ``ftpskit.ftps.<file>[.<variable>]``."""
+    file, _, var = name.removeprefix(PREFIX).partition(".")
+    cls = runpy.run_path(str(FRAGMENTS / f"{file}.py"))["ModuleDocFragment"]
+    return yaml.safe_load(getattr(cls, (var or "documentation").upper()))
+
+
+class Loader:
+    """ansible's fragment loader for ansible.builtin.*, this checkout for ftpskit.ftps.*."""
+
+    def get(self, name: str) -> type | None:
+        if not name.startswith(PREFIX):
+            # Without a collection finder the loader knows ansible-core's own by short name.
+            return fragment_loader.get(name.removeprefix("ansible.builtin."))
+        path = FRAGMENTS / f"{name.removeprefix(PREFIX)}.py"
+        if not path.is_file():
+            return None
+        cls = runpy.run_path(str(path))["ModuleDocFragment"]
+        cls.ansible_name = name
+        return cls
+
+
+def rendered(path: pathlib.Path) -> dict:
+    doc = copy.deepcopy(module_doc(path))
+    add_fragments(doc, str(path), Loader(), is_module=True)
+    return doc
+
+
+def own_fragments(doc: dict) -> list[str]:
+    return [f for f in doc.get("extends_documentation_fragment", []) if f.startswith(PREFIX)]
+
+
+def test_every_fragment_is_used() -> None:
+    used = {f for path in MODULES for f in own_fragments(module_doc(path))}
+    files = {f"{PREFIX}{p.stem}" for p in FRAGMENTS.glob("*.py")}
+    assert {u.split(".")[2] for u in used} == {f.split(".")[2] for f in files}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_check_and_diff_mode_come_from_the_attributes_fragment(path: pathlib.Path) -> None:
+    """Full check-mode support is stated by the fragment; a module without it (a report's
+    output written in check mode too) states its own support and extends none."""
+    own = module_doc(path)
+    extends = len(ATTRIBUTES & set(own_fragments(own)))
+    if own.get("attributes", {}).get("check_mode", {}).get("support") not in (None, "full"):
+        assert extends == 0
+    else:
+        assert extends == 1, "extend exactly one attributes fragment"
+        for name, attribute in own.get("attributes", {}).items():
+            assert "support" not in attribute, f"attributes.{name}.support is the fragment's"
+    attributes = rendered(path)["attributes"]
+    assert set(attributes) == {"check_mode", "diff_mode"}
+    for attribute in attributes.values():
+        assert attribute["support"] in {"full", "partial", "none"}
+    for attribute in attributes.values():
+        assert attribute["description"].strip(), "each module says what its check mode does"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_no_module_restates_a_fragment(path: pathlib.Path) -> None:
+    """An option a fragment documents is only refined (its description) by a module that extends
+    the fragment, and no module documents the same option (name, type, default, choices) on its
+    own; a requirement a fragment states is not written again."""
+    own = module_doc(path)
+    extended = own_fragments(own)
+    for name in sorted(f"{PREFIX}{p.stem}" for p in FRAGMENTS.glob("*.py")):
+        for option, spec in fragment(name).get("options", {}).items():
+            mine = own.get("options", {}).get(option)
+            if mine is None:
+                continue
+            if name in extended:
+                assert set(mine) == {"description"}, f"{option}: only its description may differ"
+            else:
+                same = {k: mine.get(k) for k in ("type", "default", "choices")}
+                assert same != {k: spec.get(k) for k in ("type", "default", "choices")}, (
+                    f"{option} is documented by {name}: extend it"
+                )
+    stated = {r for name in extended for r in fragment(name).get("requirements", [])}
+    assert not stated & set(own.get("requirements", []))
+
+
+def test_the_rendered_options_keep_their_types_and_defaults() -> None:
+    """What the fragments add: the generations and CA options, whole, in the modules that use them."""
+    for module in ("ftps_pki_generation", "ftps_pki_install", "ftps_pki_request"):
+        options = rendered(ROOT / "plugins" / "modules" / f"{module}.py")["options"]
+        assert options["pki_dir"] == fragment(f"{PREFIX}generations")["options"]["pki_dir"]
+        assert options["group"]["type"] == "str" and options["group"]["default"] == "ftpsd"
+    for module in ("ftps_pki_ca", "ftps_pki_ca_rollover"):
+        options = rendered(ROOT / "plugins" / "modules" / f"{module}.py")["options"]
+        assert options["key_type"]["choices"] == ["ecdsa-p384", "ecdsa-p256", "rsa-4096", "rsa-3072"]
+        assert options["key_type"]["default"] == "ecdsa-p384"
+        assert (options["validity_days"]["type"], options["validity_days"]["default"]) == ("int", 3650)
+
+
+def test_the_fragments_document_the_argument_specs_they_stand_for() -> None:
+    """The generations fragment documents the options the store modules take from
+    STORE_ARGUMENT_SPEC, the CA fragment the key types CA_KEY_TYPES: one spec, one documentation."""
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
+
+    documented = fragment(f"{PREFIX}generations")["options"]
+    assert set(documented) == set(STORE_ARGUMENT_SPEC)
+    for name, spec in STORE_ARGUMENT_SPEC.items():
+        assert (documented[name]["type"], documented[name]["default"]) == (spec["type"], spec["default"])
+    assert fragment(f"{PREFIX}ca")["options"]["key_type"]["choices"] == list(CA_KEY_TYPES)
