@@ -34,7 +34,8 @@ def probe_many(
     **common: Any,
 ) -> list[dict[str, Any]]:
     """Probe each target (``host``, ``port``, ``implicit``, ``server_hostname``, ``pin``) with
-    ``common`` (``verify``, ``ca_file``, ``username``, ``password``, ``round_trip``...).
+    ``common`` (``verify``, ``ca_file``, ``username``, ``password``, ``client_cert``,
+    ``client_key``, ``round_trip``...).
 
     A target's own ``round_trip`` (not None) overrides the common one.
     Returns one dict per target, in the targets' order: ``target`` (the target as given), ``ok``,

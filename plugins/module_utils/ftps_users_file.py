@@ -67,16 +67,7 @@ def plan_users(
             if old is not None:
                 plan.removed.append(name)
             continue
-        if account.get("hash"):
-            encoded = account["hash"]
-        elif (
-            old is not None
-            and not needs_rehash(old.hash, scheme)
-            and verify_password(account["password"], old.hash)
-        ):
-            encoded = old.hash  # unchanged password: keep the stored hash (and its salt)
-        else:
-            encoded = hash_password(account["password"], scheme)
+        encoded = _encoded(account, old, scheme)
         new = User(
             name=name,
             hash=encoded,
@@ -84,6 +75,8 @@ def plan_users(
             perm=account.get("perm") or "rw",
             max_rate=account.get("max_rate") or 0,
             max_connections=account.get("max_connections") or 0,
+            auth=account.get("auth") or "password",
+            certificate_identity=account.get("certificate_identity") or "",
         )
         result[name] = new
         if old is None:
@@ -91,17 +84,42 @@ def plan_users(
         else:
             if old.hash != new.hash:
                 plan.password_changed.append(name)
-            if (old.home, old.perm, old.max_rate, old.max_connections) != (
+            if (
+                old.home,
+                old.perm,
+                old.max_rate,
+                old.max_connections,
+                old.auth,
+                old.certificate_identity,
+            ) != (
                 new.home,
                 new.perm,
                 new.max_rate,
                 new.max_connections,
+                new.auth,
+                new.certificate_identity,
             ):
                 plan.updated.append(name)
     if exclusive:
         plan.removed.extend(sorted(name for name in by_name if name not in listed))
     plan.users = sorted(result.values(), key=lambda user: user.name)
     return plan
+
+
+def _encoded(account: dict[str, Any], old: User | None, scheme: str) -> str:
+    """The hash to store for ``account`` (checked), given its current entry ``old``."""
+    if account.get("hash"):
+        return account["hash"]
+    if not account.get("password"):
+        return ""  # an auth = certificate account without a password
+    if (
+        old is not None
+        and old.hash
+        and not needs_rehash(old.hash, scheme)
+        and verify_password(account["password"], old.hash)
+    ):
+        return old.hash  # unchanged password: keep the stored hash (and its salt)
+    return hash_password(account["password"], scheme)
 
 
 def parse_current(text: str | None) -> list[User]:
@@ -122,6 +140,7 @@ def masked(users: list[User], changed_hashes: list[str] | None = None) -> str:
     entries = []
     for user in users:
         entry = user.to_dict()
-        entry["hash"] = f"{MASK} (changed)" if user.name in changed_hashes else MASK
+        if user.hash:
+            entry["hash"] = f"{MASK} (changed)" if user.name in changed_hashes else MASK
         entries.append(entry)
     return json.dumps({"version": 1, "users": entries}, indent=2) + "\n"

@@ -103,6 +103,16 @@ options:
   password:
     description: Password for O(username).
     type: str
+  client_cert:
+    description:
+      - A client certificate (PEM; the certificate, then any intermediates) presented to servers
+        that ask for one. A user whose C(auth) is C(certificate) logs in with it and no O(password);
+        C(certificate+password) needs both.
+      - Read on the host the module runs on.
+    type: path
+  client_key:
+    description: The private key of O(client_cert) (PEM, unencrypted); default, in O(client_cert).
+    type: path
   remote_dir:
     description: Directory to change to before the listing and the round trip.
     type: str
@@ -235,7 +245,8 @@ error_kind:
   description:
     - On failure, the case; one of connect, implicit_port (O(implicit=false) against a port
       that speaks TLS from the first byte), no_tls, tls, unknown_ca, hostname_mismatch,
-      expired, not_yet_valid, verify, pin_mismatch, login, transfer.
+      expired, not_yet_valid, verify, client_cert (O(client_cert) or O(client_key) cannot be
+      loaded), pin_mismatch, login, transfer.
   returned: failure
   type: str
   sample: pin_mismatch
@@ -284,6 +295,8 @@ def main() -> None:
             "pin_file": {"type": "path"},
             "username": {"type": "str"},
             "password": {"type": "str", "no_log": True},
+            "client_cert": {"type": "path"},
+            "client_key": {"type": "path", "no_log": False},
             "remote_dir": {"type": "str", "default": ""},
             "check_data_channel": {"type": "bool", "default": True},
             "round_trip": {"type": "bool", "default": False},
@@ -292,7 +305,7 @@ def main() -> None:
         },
         mutually_exclusive=[("pin", "pin_file"), ("host", "targets"), ("pin", "targets")],
         required_one_of=[("host", "targets")],
-        required_by={"password": "username"},
+        required_by={"password": "username", "client_key": "client_cert"},
         supports_check_mode=True,
     )
     p = module.params
@@ -321,6 +334,8 @@ def main() -> None:
             pin=pin,
             username=p["username"],
             password=p["password"],
+            client_cert=p["client_cert"],
+            client_key=p["client_key"],
             check_data_channel=p["check_data_channel"],
             round_trip=round_trip,
             remote_dir=p["remote_dir"],
@@ -365,6 +380,8 @@ def _probe_targets(module: AnsibleModule) -> None:
             ca_file=p["ca_path"],
             username=p["username"],
             password=p["password"],
+            client_cert=p["client_cert"],
+            client_key=p["client_key"],
             check_data_channel=p["check_data_channel"],
             round_trip=p["round_trip"] and not module.check_mode,
             remote_dir=p["remote_dir"],

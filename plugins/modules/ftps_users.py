@@ -34,7 +34,9 @@ options:
         type: str
         required: true
       password:
-        description: The password (from vault). Give this or O(users[].hash).
+        description:
+          - The password (from vault). Give this or O(users[].hash).
+          - Not needed when O(users[].auth=certificate).
         type: str
       hash:
         description: A pre-computed C($scrypt$...) or C($pbkdf2-sha256$...) hash.
@@ -55,6 +57,23 @@ options:
         description: Simultaneous sessions, 0 = unlimited.
         type: int
         default: 0
+      auth:
+        description:
+          - How the user logs in. V(password); V(certificate), a client certificate whose
+            configured field equals O(users[].certificate_identity) and no password; or
+            V(certificate+password), both.
+          - The daemon's C(tls.client_ca_file) must be set for the certificate modes to work.
+        type: str
+        choices: [password, certificate, certificate+password]
+        default: password
+      certificate_identity:
+        description:
+          - The exact string the configured field of the user's client certificate must equal, for
+            example V(alice@example.org); the field is the daemon's C(tls.client_cert_field) (SAN
+            email, SAN URI or subject CN).
+          - Required unless O(users[].auth=password); unique across users; printable, at most 255
+            characters. Compared exactly (case-sensitive); the user name is never taken from a certificate.
+        type: str
       state:
         description: Whether the user exists.
         type: str
@@ -164,6 +183,12 @@ def main() -> None:
                     "max_rate": {"type": "int", "default": 0},
                     "max_connections": {"type": "int", "default": 0},
                     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+                    "auth": {
+                        "type": "str",
+                        "choices": ["password", "certificate", "certificate+password"],
+                        "default": "password",
+                    },
+                    "certificate_identity": {"type": "str"},
                 },
             },
             "exclusive": {"type": "bool", "default": False},

@@ -65,14 +65,20 @@ class FtpsdAuthorizer(DummyAuthorizer):
         # order. Every check verifies one hash of each class: the user's own hash for its class,
         # stand-ins for the others (all of them for an unknown name). So a check costs the same
         # for every name, known or not, whatever mix of schemes and costs the file holds.
+        # certificate_identity -> user name (unique: validate_users refuses duplicates).
+        self.by_identity: dict[str, str] = {
+            u.certificate_identity: u.name for u in self.users.values() if u.certificate_identity
+        }
         self.stand_ins: dict[str, str] = {}
         for user in sorted(users, key=lambda u: u.name):
+            if not user.hash:
+                continue  # an auth = certificate account has no password to check
             cost = cost_class(user.hash)
             if cost not in self.stand_ins:
                 self.stand_ins[cost] = stand_in_hash(user.hash)
         if not self.stand_ins:
             self.stand_ins[cost_class(_DUMMY_HASH)] = _DUMMY_HASH
-        self._cost = {user.name: cost_class(user.hash) for user in self.users.values()}
+        self._cost = {user.name: cost_class(user.hash) for user in self.users.values() if user.hash}
         if len(self.stand_ins) > 1:
             log.warning(
                 "the users file mixes %d hash schemes/costs: every login pays all of them (no user "
@@ -82,7 +88,8 @@ class FtpsdAuthorizer(DummyAuthorizer):
             )
 
     def check_password(self, username: str, password: str) -> bool:
-        """Slow hash check; safe to run in a worker thread (hashlib releases the GIL)."""
+        """Slow hash check; safe to run in a worker thread (hashlib releases the GIL). An account
+        without a hash (auth = certificate) pays the same and never matches."""
         user = self.users.get(username)
         own = self._cost.get(username)
         matches = False

@@ -20,6 +20,10 @@ from typing import Any
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
+# Client certificates (docs/ftpsd.md, "Client certificates"): the field mapped to a user and
+# what each listener asks of a client.
+CLIENT_CERT_FIELDS = ("san_email", "san_uri", "cn")
+CLIENT_CERT_MODES = ("off", "request", "require")
 
 
 class ConfigError(ValueError):
@@ -67,6 +71,11 @@ class TLSConfig:
     tls13: bool = True
     ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
     require_session_reuse: bool = True
+    client_ca_file: str = ""  # "" = client certificates off
+    client_crl_file: str = ""  # required with client_ca_file; re-read on every reload
+    client_cert_field: str = "san_email"
+    client_cert_explicit: str = "request"
+    client_cert_implicit: str = "request"
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,22 @@ def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     if out.get("min_version") == "TLSv1.3" and out.get("tls13") is False:
         c.need(False, "tls.tls13", "is false but min_version is TLSv1.3: no protocol version left")
+    c.path(out, s, "tls.client_ca_file", TLSConfig.client_ca_file, off="client certificates off")
+    c.path(out, s, "tls.client_crl_file", TLSConfig.client_crl_file, off="only without client_ca_file")
+    if out.get("client_ca_file") and "client_crl_file" in out:
+        c.need(
+            out["client_crl_file"] != "",
+            "tls.client_crl_file",
+            "is required when client_ca_file is set (revocation is always checked)",
+        )
+    for key, choices in (
+        ("client_cert_field", CLIENT_CERT_FIELDS),
+        ("client_cert_explicit", CLIENT_CERT_MODES),
+        ("client_cert_implicit", CLIENT_CERT_MODES),
+    ):
+        value = s.get(key, getattr(TLSConfig, key))
+        if c.need(value in choices, f"tls.{key}", f"must be one of {', '.join(choices)}, got {value!r}"):
+            out[key] = value
     ciphers = s.get("ciphers", TLSConfig.ciphers)
     if c.need(
         isinstance(ciphers, str) and ciphers.strip() != "", "tls.ciphers", "must be a non-empty string"

@@ -22,6 +22,23 @@ LOGIN_RESULTS = ("ok", "failed", "banned", "refused")
 # no slot in the shared limits table.
 SESSION_REFUSALS = ("banned", "total", "per_ip", "untracked")
 RELOAD_RESULTS = ("ok", "failed")
+# Logins decided with a client certificate involved (ftpsd.clientcert.REFUSALS has the texts):
+# ok, or why the certificate logged nobody in.
+CLIENT_CERT_RESULTS = (
+    "ok",
+    "none",
+    "untrusted",
+    "revoked",
+    "expired",
+    "crl",
+    "no_client_auth",
+    "chain_too_long",
+    "no_user",
+    "ambiguous",
+    "not_allowed",
+    "mismatch",
+    "data_mismatch",
+)
 
 
 def empty() -> dict[str, int]:
@@ -32,6 +49,7 @@ def empty() -> dict[str, int]:
     keys += ["bans"]
     keys += [f"sessions_refused/{r}" for r in SESSION_REFUSALS]
     keys += [f"reloads/{r}" for r in RELOAD_RESULTS]
+    keys += [f"client_certs/{r}" for r in CLIENT_CERT_RESULTS]
     return dict.fromkeys(keys, 0)
 
 

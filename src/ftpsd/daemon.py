@@ -218,6 +218,19 @@ class Worker:
             config.tls.tls13,
             config.tls.require_session_reuse,
         )
+        client = loaded.context.client
+        if client is not None:
+            log.info(
+                "client certificates: CA %s, CRL %s (%d revoked), field %s, explicit %s, implicit %s",
+                client.ca_file,
+                client.crl_file,
+                sum(len(crl) for crl in client.crls),
+                client.field,
+                client.mode("explicit"),
+                client.mode("implicit"),
+            )
+            for line in client.stale():
+                log.warning("%s", line)
         return warnings
 
     def _apply_limits(self, config: Config) -> None:

@@ -39,6 +39,7 @@ import errno
 import logging
 import os
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
@@ -50,6 +51,7 @@ from pyftpdlib.log import logger
 
 from ftpsd.partials import final_name
 from ftpsd.tls import ResumptionGate, session_reused
+from ftpskit_common.x509 import sha256_fingerprint
 
 _tls_log = logging.getLogger("ftpsd.tls")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -61,6 +63,7 @@ _WANT_READ = _lib.SSL_ERROR_WANT_READ
 _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 # Modes cleared on data connections (see module docstring).
 _CLEAR_MODES = _lib.SSL_MODE_RELEASE_BUFFERS | _lib.SSL_MODE_ENABLE_PARTIAL_WRITE
+_CERT_MISMATCH = "425 Data connection refused: its client certificate is not the control connection's."
 _REUSE_REQUIRED = (
     "522 TLS session reuse required on the data connection; resume the control connection's session."
 )
@@ -413,6 +416,8 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             self._resp = (_REUSE_REQUIRED, logger.warning)
             self.close()
             return
+        if not self._same_client_certificate(conn):
+            return
         # The handshake may finish in the call that sent our flight (the client's Finished
         # already waiting), before the mixin ever widened the events again: restore them here.
         self.modify_ioloop_events(self._wanted_io_events)
@@ -421,6 +426,31 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             # complete, and its 226 sent, before this returns). Logged after, off that path.
             self.initiate_send()
         self.cmd_channel.log_data_tls(*facts)
+
+    def _same_client_certificate(self, conn: SSL.Connection) -> bool:
+        """A data connection presents the control connection's client certificate (or, like it,
+        none); else it is closed with 425. A resumed session carries its certificate along, so
+        only a full handshake (``require_session_reuse = false``) can present another."""
+        ch = self.cmd_channel
+        verdict = getattr(ch, "client_verdict", None)
+        if verdict is None:
+            return True  # this listener asks for no client certificate
+        peer = conn.get_peer_certificate(as_cryptography=True)
+        der = peer.public_bytes(Encoding.DER) if peer is not None else None
+        if der == verdict.der:
+            return True
+        ch.runtime.counters.add("client_certs/data_mismatch")
+        _tls_log.warning(
+            "%s:%s user=%s data connection refused: client certificate %s differs from the control"
+            " connection's",
+            ch.remote_ip,
+            ch.remote_port,
+            ch.username or "-",
+            sha256_fingerprint(der) if der else "(none)",
+        )
+        self._resp = (_CERT_MISMATCH, logger.warning)
+        self.close()
+        return False
 
     def handle_failed_ssl_handshake(self) -> None:
         if self._gate is not None and self._gate.refused:

@@ -41,6 +41,7 @@ from pyftpdlib.log import logger
 from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
+from ftpsd.clientcert import REFUSALS, Verdict, decide
 from ftpsd.counters import Counters
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.homefs import HomeFS
@@ -300,6 +301,9 @@ class FtpsdHandler(TLS_FTPHandler):
     tls_contexts: ContextFactory | None = None
     # This session's own SSL context, made when it starts TLS; its data connections use it too.
     ssl_context: SSL.Context | None = None
+    # The verdict on the client certificate of the control connection (ftpsd.clientcert), or
+    # None where this listener asks for none; decided once, right after the TLS handshake.
+    client_verdict: Verdict | None = None
     require_session_reuse = True
     tls_control_required = True
     tls_data_required = True
@@ -354,7 +358,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if self.ssl_context is None:
             assert self.tls_contexts is not None
             try:
-                self.ssl_context = self.tls_contexts.new_context()
+                self.ssl_context = self.tls_contexts.new_context("implicit" if self.implicit else "explicit")
             except SSL.Error as exc:
                 tls_log.error("%s: cannot create a TLS context: %s", self.remote_ip, exc)
                 self.respond("421 TLS unavailable; try again later.")
@@ -389,9 +393,49 @@ class FtpsdHandler(TLS_FTPHandler):
             conn.get_cipher_name(),
             "yes" if session_reused(conn) else "no",
         )
+        self._judge_client_certificate(conn)
         if self.implicit and not self._greeted:
             self._greeted = True
             self.respond(f"220 {self.banner}")
+
+    def _judge_client_certificate(self, conn: SSL.Connection) -> None:
+        """Verify the control connection's client certificate once (ftpsd.clientcert); every
+        login of the session decides with this verdict."""
+        client = self.tls_contexts.client if self.tls_contexts is not None else None
+        listener = "implicit" if self.implicit else "explicit"
+        if client is None or client.mode(listener) == "off":
+            return
+        try:
+            self.client_verdict = verdict = client.verify(conn)
+        except Exception:
+            log.exception("client certificate check failed")
+            self.client_verdict = verdict = Verdict("untrusted")
+        if verdict.fingerprint:
+            tls_log.info(
+                "%s:%s client certificate %s sha256=%s subject=%s",
+                self.remote_ip,
+                self.remote_port,
+                verdict.status,
+                verdict.fingerprint,
+                verdict.subject,
+            )
+
+    def _certificate_required(self) -> bool:
+        client = self.tls_contexts.client if self.tls_contexts is not None else None
+        return client is not None and client.mode("implicit" if self.implicit else "explicit") == "require"
+
+    def _certificate_decision(self, username: str, password_ok: bool) -> tuple[bool, str | None]:
+        """(ok, reason) of a login as ``username`` (ftpsd.clientcert.decide) with this session's
+        client certificate and users snapshot."""
+        authorizer = self.authorizer
+        return decide(
+            required=self._certificate_required(),
+            verdict=self.client_verdict,
+            account=authorizer.get_user(username),
+            name=username,
+            by_identity=authorizer.by_identity,
+            password_ok=password_ok,
+        )
 
     def log_data_tls(self, version: str, cipher: str, reused: bool) -> None:
         tls_log.info(
@@ -675,6 +719,20 @@ class FtpsdHandler(TLS_FTPHandler):
             # its reply must not be made under another user's name or filesystem.
             self.respond(_TRANSFER_BUSY)
             return
+        if self.client_verdict is not None and self.client_verdict.ok:
+            # An auth = certificate account whose certificate this is logs in now: 232 (RFC 4217,
+            # "User logged in, authorized by security data exchange"), no PASS.
+            self.authorizer = type(self).authorizer  # the users snapshot of this login
+            ok, _reason = self._certificate_decision(line, password_ok=False)
+            if ok:
+                if self.authenticated:
+                    self.flush_account()
+                self.username = line
+                if self.runtime.banned(self.remote_ip):
+                    self._refuse_banned(line)
+                    return
+                self._settle_login(line, "", True, False, reason="ok")
+                return
         super().ftp_USER(line)
 
     def ftp_REIN(self, line: str) -> None:
@@ -758,6 +816,7 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def _password_checked(self, username: str, password: str, ok: bool, reserved: bool = True) -> None:
         self._checking_password = False
+        ok, reason = self._certificate_decision(username, ok)
         banned = (
             self.runtime.finish_attempt(self.remote_ip, ok)
             if reserved
@@ -767,11 +826,15 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         self.add_channel()
         try:
-            self._settle_login(username, password, ok, banned)
+            self._settle_login(username, password, ok, banned, reason)
         finally:
             self._resume()
 
-    def _settle_login(self, username: str, password: str, ok: bool, banned: bool) -> None:
+    def _settle_login(
+        self, username: str, password: str, ok: bool, banned: bool, reason: str | None = None
+    ) -> None:
+        """``reason``: "ok" for a login a client certificate took part in, a key of
+        ftpsd.clientcert.REFUSALS for one it refused, None when no certificate mattered."""
         if banned and ok:
             self._refuse_banned(username)  # banned while the check ran (another session failed)
             return
@@ -791,14 +854,41 @@ class FtpsdHandler(TLS_FTPHandler):
                 self.close_when_done()
                 return
             self.runtime.counters.add("logins/ok")
-            auth_log.info("login ok user=%s ip=%s", username, self.remote_ip)
+            with_cert = reason == "ok"
+            if with_cert:
+                self.runtime.counters.add("client_certs/ok")
+            verdict = self.client_verdict
+            auth_log.info(
+                "login ok user=%s ip=%s%s",
+                username,
+                self.remote_ip,
+                f" client certificate sha256={verdict.fingerprint}" if with_cert and verdict else "",
+            )
             self._user_counted = username
             self.user_max_rate = user.max_rate if user else 0
             self._stop_login_timer()
-            self.handle_auth_success(self.authorizer.get_home_dir(username), password, "Login successful.")
+            home = self.authorizer.get_home_dir(username)
+            if with_cert and user is not None and user.auth == "certificate":
+                self._auth_success(home, "232 Login successful (client certificate).")
+            else:
+                self.handle_auth_success(home, password, "Login successful.")
             return
         self.runtime.counters.add("logins/failed")
-        auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
+        refusal = REFUSALS.get(reason or "")
+        if refusal:
+            self.runtime.counters.add(f"client_certs/{reason}")
+            verdict = self.client_verdict
+            auth_log.warning(
+                "login failed user=%s ip=%s: client certificate %s%s",
+                username,
+                self.remote_ip,
+                reason,
+                f" sha256={verdict.fingerprint} subject={verdict.subject}"
+                if verdict and verdict.fingerprint
+                else "",
+            )
+        else:
+            auth_log.warning("login failed user=%s ip=%s", username, self.remote_ip)
         if banned:
             self.runtime.counters.add("bans")
             auth_log.warning(
@@ -811,7 +901,17 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond("421 Too many failed logins; your address is banned for a while.")
             self.close_when_done()
             return
-        self.handle_auth_failed("Authentication failed.", password)
+        self.handle_auth_failed(refusal or "Authentication failed.", password)
+
+    def _auth_success(self, home: str, reply: str) -> None:
+        """pyftpdlib's handle_auth_success with another reply (232 for a certificate login)."""
+        self.respond(reply)
+        self.log(f"USER '{self.username}' logged in.")
+        self.authenticated = True
+        self.password = ""
+        self.attempted_logins = 0
+        self.fs = self.abstracted_fs(home, self)
+        self.on_login(self.username)
 
     def _release_user(self) -> None:
         if self._user_counted:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ftpsd.clientcert import ClientTrust, ClientTrustError, load_client_trust
 from ftpsd.config import Config, ConfigError, LoggingConfig, TLSConfig, UsersConfig, load_config
 from ftpsd.tls import ContextFactory, TLSMaterial, TLSMaterialError, load_material
 from ftpskit_common.passwd import User, UsersFileError, load_users
@@ -55,9 +56,14 @@ def _read_files(
             material = load_material(tls)
         except TLSMaterialError as exc:
             problems.extend(exc.problems)
-        else:
+        client: ClientTrust | None = None
+        try:
+            client = load_client_trust(tls)
+        except ClientTrustError as exc:
+            problems.extend(exc.problems)
+        if material is not None and not problems:
             try:
-                context = ContextFactory(tls, material)
+                context = ContextFactory(tls, material, client)
             except TLSMaterialError as exc:
                 problems.extend(exc.problems)
     if users_config is not None:

@@ -171,6 +171,14 @@ _COUNTERS = (
         ("result",),
         [(f"reloads/{r}", (r,)) for r in vocab.RELOAD_RESULTS],
     ),
+    (
+        "ftpsd_client_certificate_logins",
+        "Logins decided with a client certificate: ok, or why it was refused (none, untrusted,"
+        " revoked, expired, crl, no_client_auth, chain_too_long, no_user, ambiguous, not_allowed,"
+        " mismatch); data_mismatch: data connections refused for another certificate.",
+        ("result",),
+        [(f"client_certs/{r}", (r,)) for r in vocab.CLIENT_CERT_RESULTS],
+    ),
 )
 
 

@@ -254,7 +254,17 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
         implicit_port = outside_passive()
         while implicit_port == port:
             implicit_port = outside_passive()
-    tls_keys = {"min_version", "tls13", "ciphers", "require_session_reuse"}
+    tls_keys = {
+        "min_version",
+        "tls13",
+        "ciphers",
+        "require_session_reuse",
+        "client_ca_file",
+        "client_crl_file",
+        "client_cert_field",
+        "client_cert_explicit",
+        "client_cert_implicit",
+    }
     server = {
         "listen": ["127.0.0.1"],
         "control_port": port,

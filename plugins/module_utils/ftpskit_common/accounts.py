@@ -15,6 +15,7 @@ from typing import Any
 
 from .passwd import (
     UsersFileError,
+    check_auth,
     parse_hash,
     validate_home,
     validate_limit,
@@ -35,6 +36,7 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
         return [f"{variable} must be a list of accounts"]
     problems: list[str] = []
     seen: dict[str, int] = {}
+    present: list[tuple[str, str]] = []  # (label, certificate_identity) of accounts to exist
     for index, account in enumerate(accounts):
         where = f"{variable}[{index}]"
         if not isinstance(account, dict):
@@ -58,6 +60,13 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
         if home_root is not None and not account.get("home"):
             wanted = {**account, "home": f"{home_root.rstrip('/')}/{name}"}
         problems.extend(_check_present(label, wanted))
+        present.append((label, account.get("certificate_identity") or ""))
+    owner: dict[str, str] = {}
+    for label, identity in present:
+        if identity and identity in owner:
+            problems.append(f"{label}: 'certificate_identity' {identity!r} is also {owner[identity]}'s")
+        if identity:
+            owner.setdefault(identity, label)
     return problems
 
 
@@ -65,10 +74,18 @@ def _check_present(label: str, account: dict[str, Any]) -> list[str]:
     """Problems with an account that should exist."""
     problems: list[str] = []
     password, encoded = account.get("password"), account.get("hash")
+    auth = account.get("auth") or "password"
+    problems.extend(
+        f"{label}: {line}"
+        for line in check_auth(
+            auth,
+            account.get("certificate_identity"),
+            bool(password or encoded),
+            "'password' (or a pre-computed 'hash') is empty or missing",
+        )
+    )
     if password and encoded:
         problems.append(f"{label}: give 'password' or 'hash', not both")
-    elif not password and not encoded:
-        problems.append(f"{label}: 'password' (or a pre-computed 'hash') is empty or missing")
     elif encoded:
         try:
             parse_hash(encoded)

@@ -423,6 +423,7 @@ ERROR_KINDS = (
     "expired",  # the certificate's notAfter has passed
     "not_yet_valid",  # the certificate's notBefore is in the future
     "verify",  # another verification failure (revoked, bad signature, ...)
+    "client_cert",  # the client certificate or its key cannot be loaded
     "pin_mismatch",  # the certificate differs from the pinned one
     "login",  # credentials refused
     "transfer",  # a data connection or the round trip failed
@@ -443,9 +444,17 @@ _VERIFY_KINDS = {
 
 
 def make_context(
-    *, verify: bool = True, ca_file: str | None = None, check_hostname: bool = True
+    *,
+    verify: bool = True,
+    ca_file: str | None = None,
+    check_hostname: bool = True,
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ) -> ssl.SSLContext:
-    """A client context: the system store (or ``ca_file``), TLS 1.2+, hostname check."""
+    """A client context: the system store (or ``ca_file``), TLS 1.2+, hostname check; with
+    ``client_cert`` (PEM: the certificate, then any intermediates) and ``client_key`` (PEM,
+    unencrypted; default: in ``client_cert``) it presents that client certificate when the
+    server asks (docs/client.md, "Client certificates")."""
     if not verify:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -454,6 +463,10 @@ def make_context(
         ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         ctx.check_hostname = check_hostname
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert:
+        ctx.load_cert_chain(client_cert, client_key or None)
+    elif client_key:
+        raise ValueError("client_key needs client_cert")
     return ctx
 
 
@@ -657,8 +670,13 @@ def probe(
     remote_dir: str = "",
     payload_size: int = 65536,
     timeout: float = 15.0,
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ) -> dict[str, Any]:
     """Connect, verify, compare with ``pin``, and (with credentials) prove the data channel.
+
+    ``client_cert``/``client_key``: a client certificate to present (an ``auth = certificate``
+    user logs in with it and no password; see :func:`make_context`).
 
     Returns a dict: ``certificate`` (the fields of :func:`parse_certificate`), ``chain``,
     ``tls_version``, ``cipher``, ``verified`` (chain and hostname checked), ``pin_matched``,
@@ -681,6 +699,15 @@ def probe(
         context = make_context(verify=verify, ca_file=ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise ProbeError("verify", f"cannot load the CA file {ca_file}: {exc}", result) from exc
+    if client_cert or client_key:
+        try:
+            context.load_cert_chain(client_cert or "", client_key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ProbeError(
+                "client_cert",
+                f"cannot load the client certificate {client_cert} / key {client_key}: {exc}",
+                result,
+            ) from exc
     try:
         client = _tls_or_raise(
             host, port, implicit=implicit, context=context, timeout=timeout, server_hostname=server_hostname

@@ -22,7 +22,13 @@ Base64 is standard alphabet without padding. Users file::
 
     {"version": 1,
      "users": [{"name": "alice", "hash": "$scrypt$...", "home": "/srv/ftps/alice",
-                "perm": "rw", "max_rate": 0, "max_connections": 0}]}
+                "perm": "rw", "max_rate": 0, "max_connections": 0,
+                "auth": "certificate+password", "certificate_identity": "alice@example.org"}]}
+
+``auth`` (default ``password``) says how the account logs in: ``password``, ``certificate`` (a
+client certificate whose configured field equals ``certificate_identity`` exactly, no password;
+no ``hash`` needed) or ``certificate+password`` (both). ``auth`` and ``certificate_identity`` are
+written only when they differ from their defaults, so files of password accounts stay as they were.
 """
 
 from __future__ import annotations
@@ -52,7 +58,20 @@ SCHEMES = ("scrypt", "pbkdf2-sha256")
 # login allocate gigabytes or spin for minutes.
 _MAX_SCRYPT_LN = 20
 _MAX_PBKDF2_ITERATIONS = 10_000_000
-_USER_FIELDS = ("name", "hash", "home", "perm", "max_rate", "max_connections")
+_USER_FIELDS = (
+    "name",
+    "hash",
+    "home",
+    "perm",
+    "max_rate",
+    "max_connections",
+    "auth",
+    "certificate_identity",
+)
+# How an account logs in (docs/ftpsd.md, "Client certificates"); password is the default.
+AUTH_MODES = ("password", "certificate", "certificate+password")
+CERTIFICATE_MODES = ("certificate", "certificate+password")
+MAX_IDENTITY = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
 
 
@@ -208,17 +227,83 @@ def validate_limit(value: Any) -> str | None:
     return None
 
 
+def validate_auth(auth: Any) -> str | None:
+    """None if ``auth`` is one of :data:`AUTH_MODES`, else the reason."""
+    if auth not in AUTH_MODES:
+        return f"must be one of {', '.join(AUTH_MODES)}, got {auth!r}"
+    return None
+
+
+def validate_certificate_identity(identity: Any) -> str | None:
+    """None if ``identity`` can be a certificate identity (the exact string a client certificate's
+    configured field must carry), else the reason: a non-empty printable string (no NUL, no control
+    characters, no line breaks), without surrounding blanks, at most 255 characters."""
+    if not isinstance(identity, str) or identity == "":
+        return "must be a non-empty string"
+    if len(identity) > MAX_IDENTITY:
+        return f"must be at most {MAX_IDENTITY} characters"
+    if not identity.isprintable():
+        return "must be printable (no NUL, control characters or line breaks)"
+    if identity != identity.strip():
+        return "must not begin or end with blanks"
+    return None
+
+
+def check_auth(auth: Any, identity: Any, has_secret: bool, missing: str) -> list[str]:
+    """Problems (phrases, without the account's label) of an account's ``auth`` and
+    ``certificate_identity``; ``has_secret``: the account has a password or a hash, ``missing``:
+    the phrase when it needs one and has none."""
+    reason = validate_auth(auth)
+    if reason:
+        return [f"'auth' {reason}"]
+    problems = []
+    if auth in CERTIFICATE_MODES or identity not in (None, ""):
+        reason = validate_certificate_identity(identity)
+        if reason:
+            why = f"is required with auth {auth}" if identity in (None, "") else reason
+            problems.append(f"'certificate_identity' {why}")
+    if auth != "certificate" and not has_secret:
+        problems.append(missing)
+    return problems
+
+
+def duplicate_identities(accounts: list[tuple[str, str]]) -> list[str]:
+    """Problems for every certificate identity that two accounts share (``(name, identity)``
+    pairs; empty identities ignored): a certificate must map to exactly one user."""
+    owner: dict[str, str] = {}
+    problems = []
+    for name, identity in accounts:
+        if not identity:
+            continue
+        if identity in owner:
+            problems.append(
+                f"user {name!r}: 'certificate_identity' {identity!r} is already user {owner[identity]!r}'s"
+            )
+        owner.setdefault(identity, name)
+    return problems
+
+
 @dataclass(frozen=True)
 class User:
     name: str
-    hash: str
+    hash: str  # "" only for an auth = certificate account
     home: str
     perm: str = "rw"
     max_rate: int = 0
     max_connections: int = 0
+    auth: str = "password"
+    certificate_identity: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        entry = asdict(self)
+        # Defaults are left out: a password account's entry is what it was before these keys.
+        if self.auth == "password":
+            del entry["auth"]
+        if not self.certificate_identity:
+            del entry["certificate_identity"]
+        if not self.hash:
+            del entry["hash"]
+        return entry
 
 
 def _check_user(index: int, entry: Any) -> tuple[User | None, list[str]]:
@@ -234,9 +319,13 @@ def _check_user(index: int, entry: Any) -> tuple[User | None, list[str]]:
     reason = validate_user_name(name)
     if reason:
         problems.append(f"{label}: field 'name' {reason}")
-    for field in ("hash", "home"):
-        if field not in entry:
-            problems.append(f"{label}: field {field!r} is required")
+    if "home" not in entry:
+        problems.append(f"{label}: field 'home' is required")
+    auth = entry.get("auth", "password")
+    identity = entry.get("certificate_identity", "")
+    problems.extend(
+        f"{label}: {line}" for line in check_auth(auth, identity, "hash" in entry, "field 'hash' is required")
+    )
     if "hash" in entry:
         try:
             parse_hash(entry["hash"])
@@ -259,7 +348,15 @@ def _check_user(index: int, entry: Any) -> tuple[User | None, list[str]]:
         numbers[field] = value
     if problems:
         return None, problems
-    return User(name=name, hash=entry["hash"], home=os.path.normpath(home), perm=perm, **numbers), []
+    return User(
+        name=name,
+        hash=entry.get("hash", ""),
+        home=os.path.normpath(home),
+        perm=perm,
+        auth=auth,
+        certificate_identity=identity,
+        **numbers,
+    ), []
 
 
 def validate_users(data: Any) -> list[User]:
@@ -287,6 +384,7 @@ def validate_users(data: Any) -> list[User]:
             problems.append(f"user {user.name!r}: duplicate name")
         seen.add(user.name)
         users.append(user)
+    problems.extend(duplicate_identities([(u.name, u.certificate_identity) for u in users]))
     if problems:
         raise UsersFileError(problems)
     return users

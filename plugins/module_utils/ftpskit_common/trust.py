@@ -149,6 +149,8 @@ def assess(
     timeout: float,
     store: PinStore,
     system: PinStore | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ) -> Assessment:
     """Connect (verifying against the CAs), capture the certificate, compare with the pin files.
 
@@ -157,7 +159,14 @@ def assess(
     """
     try:
         result = probe(
-            host, port, implicit=implicit, ca_file=ca_file, server_hostname=server_hostname, timeout=timeout
+            host,
+            port,
+            implicit=implicit,
+            ca_file=ca_file,
+            server_hostname=server_hostname,
+            timeout=timeout,
+            client_cert=client_cert,
+            client_key=client_key,
         )
         ca_verified, problem = True, None
     except ProbeError as exc:
@@ -336,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a saved pin whose certificate changed without asking (--yes never does that)",
     )
+    parser.add_argument(
+        "--client-cert",
+        metavar="FILE",
+        help="present this client certificate (PEM, then any intermediates) to a server that asks for one",
+    )
+    parser.add_argument(
+        "--client-key", metavar="FILE", help="the key of --client-cert (PEM; default: in --client-cert)"
+    )
     parser.add_argument("--forget", action="store_true", help="remove the saved pin for HOST[:PORT] and exit")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds (default: %(default)s)")
     return parser
@@ -434,6 +451,8 @@ def main(  # noqa: PLR0911 - one return per documented exit code
                 timeout=args.timeout,
                 store=store,
                 system=system,
+                client_cert=args.client_cert,
+                client_key=args.client_key,
             )
         except ProbeError as exc:
             hint = ": use --implicit" if exc.kind == "implicit_port" else ""
