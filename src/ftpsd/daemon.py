@@ -36,6 +36,7 @@ from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.config import Config, ConfigError
 from ftpsd.dtp import FtpsdDTPHandler
 from ftpsd.handlers import FtpsdHandler, FtpsdImplicitHandler, RangedPassiveDTP, Runtime, Waker
+from ftpsd.heap import return_large_buffers
 from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
@@ -544,6 +545,9 @@ def _child(
 def run(config_path: str) -> int:
     start_time = time.time()  # partial uploads older than this are leftovers of an earlier run
     setup_logging("info")
+    # Before any thread or fork: each password check's 16 MiB scrypt buffer is unmapped when
+    # freed instead of staying in its pool thread's arena (ftpsd.heap).
+    return_large_buffers()
     try:
         loaded = load_everything(config_path)
     except ConfigError as exc:

@@ -26,7 +26,7 @@ from tests.bench import clients as C
 from tests.bench import floor
 from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, make_random_file
 from tests.bench.env import sha256_file as sha
-from tests.bench.report import fleet_section, render, with_fleet_section
+from tests.bench.report import keep_sections, render
 from tests.bench.servers import SERVERS, Ftpsd, FtpsdBaseline, Server
 
 GIB = 1 << 30
@@ -361,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.output:
         out = Path(args.output)
-        # the fleet benchmark's section (tests/bench/bench_fleet.py) stays where it is
-        out.write_text(with_fleet_section(text, fleet_section(out.read_text()) if out.exists() else ""))
+        out.write_text(keep_sections(text, out.read_text() if out.exists() else ""))
         print(f"bench: wrote {args.output}")
     return 0
 

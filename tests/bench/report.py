@@ -11,26 +11,38 @@ from tests.bench.floor import distances
 # (only the section between these markers). Each keeps the other's part.
 FLEET_BEGIN = "<!-- fleet-bench:begin -->"
 FLEET_END = "<!-- fleet-bench:end -->"
+# Daemon changes measured alone (--baseline runs, written by hand): kept like the fleet section.
+CHANGES_BEGIN = "<!-- changes-alone:begin -->"
+CHANGES_END = "<!-- changes-alone:end -->"
 
 
-def fleet_section(doc: str) -> str:
-    """The fleet benchmark's section of a document, markers included ("" when there is none)."""
-    start = doc.find(FLEET_BEGIN)
-    end = doc.find(FLEET_END, start)
+def fleet_section(doc: str, begin: str = FLEET_BEGIN, end_marker: str = FLEET_END) -> str:
+    """The fleet benchmark's section of a document (or the one between other markers), markers
+    included ("" when there is none)."""
+    start = doc.find(begin)
+    end = doc.find(end_marker, start)
     if start < 0 or end < 0:
         return ""
-    return doc[start : end + len(FLEET_END)] + "\n"
+    return doc[start : end + len(end_marker)] + "\n"
 
 
-def with_fleet_section(doc: str, section: str) -> str:
-    """doc with its fleet section replaced by section (appended when doc has none); section ""
-    leaves doc as it is."""
+def with_fleet_section(doc: str, section: str, begin: str = FLEET_BEGIN, end_marker: str = FLEET_END) -> str:
+    """doc with its fleet section (or the one between other markers) replaced by section (appended
+    when doc has none); section "" leaves doc as it is."""
     if not section:
         return doc
-    old = fleet_section(doc)
+    old = fleet_section(doc, begin, end_marker)
     if old:
         return doc.replace(old.rstrip("\n"), section.rstrip("\n"), 1)
     return (doc.rstrip("\n") + "\n\n" if doc.strip() else "") + section
+
+
+def keep_sections(report: str, old: str) -> str:
+    """A new report with the old document's hand-kept sections: the changes measured alone, then
+    the fleet benchmark's (tests/bench/bench_fleet.py)."""
+    changes = fleet_section(old, CHANGES_BEGIN, CHANGES_END)
+    report = with_fleet_section(report, changes, CHANGES_BEGIN, CHANGES_END)
+    return with_fleet_section(report, fleet_section(old))
 
 
 # measure key -> (label, unit, higher is better, format)

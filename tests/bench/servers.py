@@ -257,6 +257,11 @@ class Ftpsd(Server):
         argv = [str(ftpsd)] if ftpsd.exists() else [sys.executable, "-m", "ftpsd"]
         return [*argv, "--config", str(conf)]
 
+    def environ(self) -> dict[str, str]:
+        from ftpsd.heap import TUNABLES
+
+        return dict(os.environ, GLIBC_TUNABLES=TUNABLES)  # as the ftps_server role's unit sets it
+
     def _scrypt(self, ln: int) -> str:
         """A users-file scrypt hash with another cost (same format ftpsd.passwd writes)."""
         salt = os.urandom(16)
@@ -276,10 +281,8 @@ class FtpsdBaseline(Ftpsd):
 
     name = "ftpsd-base"
     ref = ""  # set by tests.bench from --baseline
-    server_extra = ""  # an ftpsd from before allow_hard_links serves linked files and refuses the key
 
     def prepare(self) -> list[str]:
-        argv = super().prepare()
         if not self.ref:
             raise BenchError("ftpsd-base needs --baseline REF (a git commit of this repository)")
         tree = self.workdir / "baseline"
@@ -290,10 +293,15 @@ class FtpsdBaseline(Ftpsd):
         ).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         self.source = tree / "src"
+        # An ftpsd from before allow_hard_links serves linked files and refuses the key; a later
+        # one refuses the hard-linked data files without it (every transfer: 550).
+        knows_links = "allow_hard_links" in (self.source / "ftpsd" / "config.py").read_text()
+        self.server_extra = Ftpsd.server_extra if knows_links else ""
+        argv = super().prepare()
         return [sys.executable, "-m", "ftpsd", *argv[argv.index("--config") :]]
 
     def environ(self) -> dict[str, str]:
-        return dict(os.environ, PYTHONPATH=str(self.source))
+        return dict(super().environ(), PYTHONPATH=str(self.source))
 
 
 class Proftpd(Server):

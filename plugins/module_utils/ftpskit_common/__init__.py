@@ -15,6 +15,7 @@ wheel for ``ftps-trust``.
 - :mod:`.passwd`: password hashing and the daemon's users file.
 - :mod:`.client`: the session-reusing FTPS client, the probe, the pin store.
 - :mod:`.trust`: the ``ftps-trust`` command.
+- :mod:`.certreq`: the ``ftps-cert`` command (a person's client-certificate key, CSR, install).
 """
 
 __version__ = "0.1.0"

@@ -187,3 +187,16 @@ def test_render_section_rows_trend_and_an_interrupted_run():
     assert "**Incomplete**" in text
     assert "- N=1: changed=0 on all 1 hosts" in text
     assert "- N=5: no re-run (interrupted during site-rerun)" in text
+
+
+def test_a_new_report_keeps_the_changes_measured_alone_and_the_fleet_section():
+    from tests.bench.report import CHANGES_BEGIN, CHANGES_END, keep_sections
+
+    changes = f"{CHANGES_BEGIN}\n## Changes measured alone\n\nheap: 0.12x\n{CHANGES_END}\n"
+    old = "# old report\n\nold rows\n\n" + changes + "\n" + SECTION
+    doc = keep_sections("# new report\n\nnew rows\n", old)
+    assert doc.startswith("# new report\n\nnew rows\n")
+    assert "old rows" not in doc
+    assert fleet_section(doc) == SECTION
+    assert fleet_section(doc, CHANGES_BEGIN, CHANGES_END) == changes
+    assert doc.index(CHANGES_BEGIN) < doc.index(FLEET_BEGIN)

@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# Copyright: ftps-kit contributors
+# MIT License (see pyproject.toml)
+"""Ansible module: the client certificates the client CA issued, for the fleet report and metrics."""
+
+DOCUMENTATION = r"""
+---
+module: ftps_pki_client_report
+short_description: List the client certificates of the ftps-kit client CA, with expiry and revocation
+description:
+  - Reads the client CA's records in the kit's store (C(<path>/issued/), C(revoked.json), C(crl.pem))
+    and returns one row per certificate - who, serial, fingerprint, expiry, days left, revoked.
+  - With O(metrics_file), writes the expiry of every unexpired certificate and the CRL's nextUpdate
+    as a Prometheus textfile (node_exporter's textfile collector), atomically.
+  - Reads only the store; never needs the CA key. Run it on the store's host.
+extends_documentation_fragment:
+  - ftpskit.ftps.cryptography
+options:
+  path:
+    description: Directory of the client CA.
+    type: path
+    required: true
+  metrics_file:
+    description: Where to write the Prometheus textfile ("" = none).
+    type: path
+    default: ""
+  warn_days:
+    description: RV(table) flags certificates with fewer days left than this.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: none
+    description: >-
+      Reads and returns the rows; writes the textfile also in check mode (the report's output, not state).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+author:
+  - ftps-kit contributors (@ftps-kit)
+"""
+
+EXAMPLES = r"""
+- name: List the client certificates
+  ftpskit.ftps.ftps_pki_client_report:
+    path: /var/lib/ftps-kit/client-ca
+    metrics_file: /var/lib/ftps-kit/reports/client-certificates.prom
+  delegate_to: "{{ groups['ftps_ca'] | first }}"
+  run_once: true
+"""
+
+RETURN = r"""
+present:
+  description: Whether the store holds a client CA.
+  returned: always
+  type: bool
+  sample: true
+certificates:
+  description: One row per issued certificate, sorted by identity and expiry.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"identity": "alice@example.org", "serial": "5f3a...", "not_after": "2027-01-05T00:00:00Z",
+            "days_remaining": 29, "expired": false, "revoked": true, "revoked_at": "2026-12-06T23:00:00Z"}]
+table:
+  description: One line per certificate - identity, serial, expiry, and ok / EXPIRING / expired / REVOKED.
+  returned: always
+  type: list
+  elements: str
+  sample: ["  alice@example.org   serial 5f3a...   until 2027-01-05T00:00:00Z  REVOKED 2026-12-06T23:00:00Z"]
+crl_next_update:
+  description: The CRL's nextUpdate ("" when there is no CRL).
+  returned: always
+  type: str
+  sample: "2026-12-13T00:00:00Z"
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    CRYPTOGRAPHY_IMP_ERR,
+    HAS_CRYPTOGRAPHY,
+    _iso,
+    PKIError,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
+    ClientCA,
+    _crl_next_update,
+    render_lines,
+    render_prometheus,
+)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "metrics_file": {"type": "path", "default": ""},
+            "warn_days": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    params = module.params
+    store = ClientCA(params["path"])
+    if not store.ca.exists():
+        module.exit_json(changed=False, present=False, certificates=[], table=[], crl_next_update="")
+    try:
+        rows = store.inventory()
+    except PKIError as exc:
+        module.fail_json(msg=f"client CA in {params['path']}: {exc}")
+    crl = store.current_crl()
+    next_update = _crl_next_update(crl) if crl is not None else None
+    next_update_text = _iso(next_update) if next_update else ""
+    if params["metrics_file"]:
+        os.makedirs(os.path.dirname(params["metrics_file"]) or ".", exist_ok=True)
+        atomic_write(params["metrics_file"], render_prometheus(rows, next_update_text).encode(), 0o644)
+    module.exit_json(
+        changed=False,
+        present=True,
+        certificates=rows,
+        table=render_lines(rows, params["warn_days"]),
+        crl_next_update=next_update_text,
+    )
+
+
+if __name__ == "__main__":
+    main()
