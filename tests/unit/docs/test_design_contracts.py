@@ -74,6 +74,9 @@ KNOWN_PLAYBOOK_DEFAULTS = {
     "ftps_users_accounts",
     "ftps_client_pins_enabled",
     "ftps_client_probe_concurrency",
+    # client certificates (merged from main at the end of issue 24's session; not yet published)
+    "ftps_pki_client_ca",
+    "ftps_pki_client_certificates",
 }
 # The walks issue 24 fixed: never restated in a playbook again.
 FIXED = {
