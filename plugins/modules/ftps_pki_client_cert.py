@@ -92,7 +92,7 @@ csr:
 
 import pwd
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     load_certificate,
 )
@@ -100,8 +100,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
     KEY_TYPES,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
     PKIError,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
@@ -125,8 +124,7 @@ def main() -> None:
         required_if=[("state", "install", ["certificate"])],
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("python3-cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module, "python3-cryptography")
     params = module.params
     uid = gid = -1
     if params["owner"]:

@@ -102,13 +102,12 @@ revoked:
   sample: ["5f3a..."]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     certificate_facts,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
     PKIError,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, client_identity
@@ -133,8 +132,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module)
     params = module.params
     selector = {k: v for k, v in (params["revoke"] or {}).items() if v}
     try:

@@ -77,10 +77,9 @@ crl_next_update:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
     _iso,
     PKIError,
 )
@@ -102,8 +101,7 @@ def main() -> None:
         },
         supports_check_mode=False,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module)
     params = module.params
     store = ClientCA(params["path"])
     if not store.ca.exists():

@@ -95,13 +95,12 @@ chain:
   sample: "-----BEGIN CERTIFICATE-----\n..."
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     cert_to_pem,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    CRYPTOGRAPHY_IMP_ERR,
-    HAS_CRYPTOGRAPHY,
+    require_cryptography,
     PKIError,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, check_client_csr
@@ -127,8 +126,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMP_ERR)
+    require_cryptography(module)
     params = module.params
     todo = [r for r in params["requests"] if r.get("csr")]
     if not todo:
