@@ -33,9 +33,8 @@ def _env() -> dict[str, str]:
 
 
 def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
-    """report.yml's __report_dir, rendered by Ansible for a server of ``inventory`` (controller store)."""
-    plays = yaml.safe_load((ROOT / "playbooks" / "report.yml").read_text())
-    (expression,) = [p["vars"]["__report_dir"] for p in plays if "__report_dir" in p.get("vars", {})]
+    """report.yml's __report_dir (ftps_fleet's internal), rendered by Ansible for a server of ``inventory``."""
+    expression = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "vars" / "main.yml").read_text())["__report_dir"]
     done = subprocess.run(
         [
             str(BIN / "ansible"),
