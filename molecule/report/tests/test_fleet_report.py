@@ -77,7 +77,7 @@ def report(step: str, *extra: str, into: str = "") -> Run:
     out = OUT / (into or step)
     if not into:
         shutil.rmtree(out, ignore_errors=True)
-    done = ansible_playbook(ROOT / "playbooks" / "report.yml", "-e", f"ftps_report_dir={out}", *extra)
+    done = ansible_playbook(ROOT / "playbooks" / "report.yml", "-e", f"ftps_fleet_report_dir={out}", *extra)
     output = done.stdout + done.stderr
     (OUT / f"{step}.log").write_text(output)
     fields = ("ok", "changed", "unreachable", "failed")

@@ -69,8 +69,6 @@ KNOWN_PLAYBOOK_DEFAULTS = {
     "ftps_server_config_dir",
     "ftps_pki_mode",
     "ftps_pki_ca_passphrase",
-    "ftps_pki_ca_key_type",
-    "ftps_pki_ca_validity_days",
     "ftps_users_accounts",
     "ftps_client_pins_enabled",
     "ftps_client_probe_concurrency",
@@ -119,12 +117,17 @@ def test_no_role_restates_another_roles_default() -> None:
 DEFAULT_OF = re.compile(r"\b(ftps_[a-z0-9_]+)\s*\|\s*default\(")
 
 
+# The fleet workflows moved from the playbooks into roles/ftps_fleet: a restatement moved with them
+# is still one (of another role's default).
+FLEET_FILES = sorted((ROOT / "roles" / "ftps_fleet").rglob("*.yml"))
+
+
 def _playbook_restatements() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for path in PLAYBOOK_FILES:
+    for path in PLAYBOOK_FILES + FLEET_FILES:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for match in DEFAULT_OF.finditer(line):
-                if match.group(1) in ROLE_OF:
+                if match.group(1) in ROLE_OF and ROLE_OF[match.group(1)] != "ftps_fleet":
                     found.setdefault(match.group(1), []).append(f"{path.relative_to(ROOT)}:{number}")
     return found
 
@@ -205,7 +208,7 @@ def test_renewal_window_one_name_one_default() -> None:
     ("variable", "preflight"),
     [
         ("ftps_rotate_expiring_within_days", "playbooks/tasks/rotate_settings.yml"),
-        ("ftps_report_warn_days", "playbooks/report.yml"),
+        ("ftps_report_warn_days", "roles/ftps_fleet/tasks/report_read.yml"),
         ("ftps_server_metrics_renew_before_days", "roles/ftps_server/tasks/preflight.yml"),
     ],
 )
@@ -235,3 +238,42 @@ def test_layout_is_published_from_the_owners_variables() -> None:
     assert set(layout) == {"dir", "current", "cert", "key", "chain", "group", "key_type", "renew_before_days"}
     for key, value in layout.items():
         assert "default(" not in value and re.search(r"\{\{ ftps_pki_[a-z_]+", value), (key, value)
+
+
+# ---- issue 24 item 2: the fleet playbooks are wiring around roles/ftps_fleet (h24fleet2's part) ----
+WIRED_PLAYBOOKS = ["ca_rollover.yml", "report.yml", "revoke.yml", "migrate_store.yml", "client_cert.yml"]
+# inventory groups and role names, not variables
+_NOT_VARIABLES = {"ftps_servers", "ftps_clients", "ftps_ca", "ftps_rotate_selected", "ftps_rotate_skipped"} | {
+    p.name for p in (ROOT / "roles").iterdir()
+}
+_PLAY_KEYS = {"name", "hosts", "gather_facts", "become", "any_errors_fatal", "tags", "tasks", "connection"}
+_IMPORT_KEYS = {"name", "ansible.builtin.import_playbook", "when", "vars"}
+
+
+def _declared_options() -> set[str]:
+    """Every option of every entry point of every role's argument specs."""
+    found: set[str] = set()
+    for spec in (ROOT / "roles").glob("*/meta/argument_specs.yml"):
+        for entry in (yaml.safe_load(spec.read_text())["argument_specs"] or {}).values():
+            found |= set((entry or {}).get("options") or {})
+    return found
+
+
+@pytest.mark.parametrize("name", WIRED_PLAYBOOKS)
+def test_fleet_playbook_is_wiring_of_declared_inputs(name: str) -> None:
+    path = ROOT / "playbooks" / name
+    text = path.read_text()
+    assert len(text.splitlines()) <= 40, f"{name}: {len(text.splitlines())} lines, more than 40"
+    for play in yaml.safe_load(text):
+        if "ansible.builtin.import_playbook" in play:
+            assert set(play) <= _IMPORT_KEYS, (name, sorted(set(play) - _IMPORT_KEYS))
+            continue
+        assert set(play) <= _PLAY_KEYS, (name, play["name"], sorted(set(play) - _PLAY_KEYS))
+        for task in play["tasks"]:
+            include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role")
+            assert include and set(task) == {"name", *(k for k in task if k.endswith("_role"))}, (name, task)
+            assert include["name"].startswith("ftpskit.ftps.") and include.get("tasks_from"), (name, task)
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    used = set(re.findall(r"\bftps_[a-z0-9_]+", code)) - _NOT_VARIABLES
+    assert used <= _declared_options(), f"{name}: not in any role's argument specs: {sorted(used - _declared_options())}"
+    assert "default(" not in code, f"{name}: a playbook restates no default (the role's defaults hold them)"
