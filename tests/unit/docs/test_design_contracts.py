@@ -224,7 +224,7 @@ def test_walk_inputs_are_checked_before_use(variable: str, preflight: str) -> No
 
 
 def _reads(task: dict, variable: str) -> bool:
-    """The assert reads a play variable whose value is the input (``__report_warn_days``)."""
+    """The assert reads a play variable whose value is the input (``__ftps_fleet_report_warn_days``)."""
     text = yaml.safe_dump(task)
     return any(name in text for name in re.findall(r"(__[a-z_]+):[^\n]*" + variable, _PLAY_VARS))
 
@@ -243,9 +243,8 @@ def test_layout_is_published_from_the_owners_variables() -> None:
 # ---- issue 24 item 2: the fleet playbooks are wiring around roles/ftps_fleet (h24fleet2's part) ----
 WIRED_PLAYBOOKS = ["ca_rollover.yml", "report.yml", "revoke.yml", "migrate_store.yml", "client_cert.yml"]
 # inventory groups and role names, not variables
-_NOT_VARIABLES = {"ftps_servers", "ftps_clients", "ftps_ca", "ftps_rotate_selected", "ftps_rotate_skipped"} | {
-    p.name for p in (ROOT / "roles").iterdir()
-}
+_GROUPS = {"ftps_servers", "ftps_clients", "ftps_ca", "ftps_rotate_selected", "ftps_rotate_skipped"}
+_NOT_VARIABLES = _GROUPS | {p.name for p in (ROOT / "roles").iterdir()}
 _PLAY_KEYS = {"name", "hosts", "gather_facts", "become", "any_errors_fatal", "tags", "tasks", "connection"}
 _IMPORT_KEYS = {"name", "ansible.builtin.import_playbook", "when", "vars"}
 
@@ -274,6 +273,6 @@ def test_fleet_playbook_is_wiring_of_declared_inputs(name: str) -> None:
             assert include and set(task) == {"name", *(k for k in task if k.endswith("_role"))}, (name, task)
             assert include["name"].startswith("ftpskit.ftps.") and include.get("tasks_from"), (name, task)
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    used = set(re.findall(r"\bftps_[a-z0-9_]+", code)) - _NOT_VARIABLES
-    assert used <= _declared_options(), f"{name}: not in any role's argument specs: {sorted(used - _declared_options())}"
+    undeclared = set(re.findall(r"\bftps_[a-z0-9_]+", code)) - _NOT_VARIABLES - _declared_options()
+    assert not undeclared, f"{name}: not in any role's argument specs: {sorted(undeclared)}"
     assert "default(" not in code, f"{name}: a playbook restates no default (the role's defaults hold them)"

@@ -33,8 +33,9 @@ def _env() -> dict[str, str]:
 
 
 def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
-    """report.yml's __report_dir (ftps_fleet's internal), rendered by Ansible for a server of ``inventory``."""
-    expression = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "vars" / "main.yml").read_text())["__report_dir"]
+    """report.yml's __ftps_fleet_report_path (ftps_fleet's internal), rendered for a server of ``inventory``."""
+    internals = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "vars" / "main.yml").read_text())
+    expression = internals["__ftps_fleet_report_path"]
     done = subprocess.run(
         [
             str(BIN / "ansible"),
