@@ -6,7 +6,7 @@
 it is one slice. AWX passes no slice number or count to the playbook; a slice job is recognised by
 what AWX does pass (awx/main/models/unified_jobs.py ``awx_meta_vars``, workflow.py): it runs in a
 workflow (``awx_job_launch_type`` ``workflow``) that AWX made from the job template itself, so the
-workflow job bears the template's name. The slicing guard (playbooks/tasks/unsliced.yml) refuses a
+workflow job bears the template's name. The slicing guard (ftps_fleet's entry point unsliced) refuses a
 slice; report.yml, which may run sliced, keeps the stored rows of servers outside its slice.
 """
 

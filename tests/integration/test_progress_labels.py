@@ -1,4 +1,4 @@
-"""The proof (playbooks/site.yml) and the rotation gate (playbooks/tasks/rotate_gate.yml) name the
+"""The proof (playbooks/site.yml) and the rotation gate (ftps_fleet's entry point gate) name the
 server and listener of every probe, and never print the probe user's password, also at -vvv.
 
 Issue 25: both tasks had ``no_log: true``, so every line read ``(item=(censored due to no_log))``.
@@ -26,7 +26,7 @@ WRONG = "Wr0ng-pr0be-s3cret-7781"
 
 
 def _gate_tasks() -> list[dict]:
-    return probe_tasks(yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text()))
+    return probe_tasks(yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "tasks" / "gate.yml").read_text()))
 
 
 def _run(tmp_path: pathlib.Path, tasks: list[dict], variables: dict, cafile: pathlib.Path) -> str:
@@ -77,13 +77,13 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
     else:
         tasks = _gate_tasks()
         variables = {
-            "__rotate_targets": targets,
-            "__rotate_prober": "localhost",
-            "__rotate_probe_user": "alice",
-            "__rotate_probe_password": secret,
-            "__rotate_gate_fingerprint": server.cert.fingerprint,
-            "ftps_rotate_probe_address": "127.0.0.1",
-            "ftps_rotate_gate_retries": 0,
+            "__ftps_fleet_targets": targets,
+            "__ftps_fleet_prober": "localhost",
+            "__ftps_fleet_probe_user": "alice",
+            "__ftps_fleet_probe_password": secret,
+            "ftps_fleet_gate_fingerprint": server.cert.fingerprint,
+            "__ftps_fleet_probe_address": "127.0.0.1",
+            "__ftps_fleet_gate_retries": 0,
         }
         host = "localhost"
     out = _run(tmp_path, tasks, variables, server.cafile)
@@ -100,27 +100,27 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
 
 @pytest.mark.parametrize("pinned", ["served", "other"])
 def test_the_gate_judges_every_listener_of_its_one_call(server, tmp_path, pinned: str) -> None:
-    """rotate_gate.yml as shipped (without the names check, as its rollback runs it): both
+    """The gate entry point's tasks as shipped (without the names check, as its rollback runs it): both
     listeners probed in one call; a pin that is not the served certificate is a problem naming
     each listener, the served one passes with its round trips."""
-    tasks = yaml.safe_load((ROOT / "playbooks" / "tasks" / "rotate_gate.yml").read_text())
+    tasks = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "tasks" / "gate.yml").read_text())
     fingerprint = server.cert.fingerprint if pinned == "served" else "ab" * 32
     variables = {
-        "__rotate_targets": [
+        "__ftps_fleet_targets": [
             {"port": server.port, "implicit": False},
             {"port": server.implicit_port, "implicit": True},
         ],
-        "__rotate_prober": "localhost",
-        "__rotate_probe_user": "alice",
-        "__rotate_probe_password": PASSWORDS["alice"],
-        "__rotate_gate_fingerprint": fingerprint,
-        "__rotate_gate_sans": False,
-        "ftps_rotate_probe_address": "127.0.0.1",
-        "ftps_rotate_gate_retries": 0,
+        "__ftps_fleet_prober": "localhost",
+        "__ftps_fleet_probe_user": "alice",
+        "__ftps_fleet_probe_password": PASSWORDS["alice"],
+        "ftps_fleet_gate_fingerprint": fingerprint,
+        "ftps_fleet_gate_sans_enabled": False,
+        "__ftps_fleet_probe_address": "127.0.0.1",
+        "__ftps_fleet_gate_retries": 0,
     }
     show = {
         "name": "Show",
-        "ansible.builtin.debug": {"msg": "GATE {{ __rotate_gate_ok }} {{ __rotate_gate_problems }}"},
+        "ansible.builtin.debug": {"msg": "GATE {{ ftps_fleet_gate_ok }} {{ ftps_fleet_gate_problems }}"},
     }
     out = _run(tmp_path, [*tasks, show], variables, server.cafile)
     if pinned == "served":

@@ -106,7 +106,7 @@ def test_tarball_holds_the_kit_and_no_data(installed: tuple[pathlib.Path, pathli
     # rotate.yml with its gate, and the units that run it on a schedule
     assert {
         "playbooks/rotate.yml",
-        "playbooks/tasks/rotate_gate.yml",
+        "roles/ftps_fleet/tasks/gate.yml",
         "contrib/systemd/ftps-kit-rotate",
         "contrib/systemd/ftps-kit-rotate.service",
         "contrib/systemd/ftps-kit-rotate.timer",

@@ -2,7 +2,7 @@
 
 A certificate the kit issues names exactly one host: its inventory name, its fully qualified
 name and its default addresses, plus names the inventory declares for it. Issuance (ftps_pki),
-the rotation gate (playbooks/tasks/rotate_gate.yml) and the report (playbooks/report.yml) all
+the rotation gate (roles/ftps_fleet/tasks/gate.yml) and the report (playbooks/report.yml) all
 use this module, so they agree on what "the intended set" is:
 
 - :func:`read_host_identity` reads the names and addresses *on the host itself* (it runs inside

@@ -22,7 +22,9 @@ from ftpsd.config import ServerConfig, TLSConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
-PLAYBOOK_FILES = sorted((ROOT / "playbooks").rglob("*.yml"))
+# the fleet's code: the playbooks and the role their workflows moved into (ftps_fleet)
+FLEET_ROLE = ROOT / "roles" / "ftps_fleet"
+PLAYBOOK_FILES = sorted([*(ROOT / "playbooks").rglob("*.yml"), *FLEET_ROLE.rglob("*.yml")])
 
 
 def _defaults(role: pathlib.Path) -> dict:
@@ -44,6 +46,7 @@ FTPSD_NAMED = {
     "ftps_server_user",
     "ftps_users_home_owner",
     "ftps_pki_reload_service",
+    "ftps_fleet_rotate_reload_service",
     "ftps_server_package",
 }
 KNOWN_SHARED = {
@@ -117,14 +120,9 @@ def test_no_role_restates_another_roles_default() -> None:
 DEFAULT_OF = re.compile(r"\b(ftps_[a-z0-9_]+)\s*\|\s*default\(")
 
 
-# The fleet workflows moved from the playbooks into roles/ftps_fleet: a restatement moved with them
-# is still one (of another role's default).
-FLEET_FILES = sorted((ROOT / "roles" / "ftps_fleet").rglob("*.yml"))
-
-
 def _playbook_restatements() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for path in PLAYBOOK_FILES + FLEET_FILES:
+    for path in PLAYBOOK_FILES:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for match in DEFAULT_OF.finditer(line):
                 if match.group(1) in ROLE_OF and ROLE_OF[match.group(1)] != "ftps_fleet":
@@ -207,7 +205,7 @@ def test_renewal_window_one_name_one_default() -> None:
 @pytest.mark.parametrize(
     ("variable", "preflight"),
     [
-        ("ftps_rotate_expiring_within_days", "playbooks/tasks/rotate_settings.yml"),
+        ("ftps_rotate_expiring_within_days", "roles/ftps_fleet/tasks/settings.yml"),
         ("ftps_report_warn_days", "roles/ftps_fleet/tasks/report_read.yml"),
         ("ftps_server_metrics_renew_before_days", "roles/ftps_server/tasks/preflight.yml"),
     ],
@@ -238,6 +236,16 @@ def test_layout_is_published_from_the_owners_variables() -> None:
     assert set(layout) == {"dir", "current", "cert", "key", "chain", "group", "key_type", "renew_before_days"}
     for key, value in layout.items():
         assert "default(" not in value and re.search(r"\{\{ ftps_pki_[a-z_]+", value), (key, value)
+
+
+def test_fleet_pki_modes_are_ftps_pkis() -> None:
+    """ftps_fleet's mode filter accepts exactly ftps_pki's modes (its spec and its check)."""
+    pki = yaml.safe_load((ROOT / "roles/ftps_pki/meta/argument_specs.yml").read_text())["argument_specs"]
+    modes = pki["main"]["options"]["ftps_pki_mode"]["choices"]
+    fleet = yaml.safe_load((FLEET_ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]
+    for entry in ("main", "settings"):
+        assert fleet[entry]["options"]["ftps_fleet_rotate_pki_modes"]["choices"] == modes, entry
+    assert yaml.safe_load((FLEET_ROLE / "vars/main.yml").read_text())["__ftps_fleet_pki_modes"] == modes
 
 
 # ---- issue 24 item 2: the fleet playbooks are wiring around roles/ftps_fleet (h24fleet2's part) ----

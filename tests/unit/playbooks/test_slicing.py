@@ -37,7 +37,7 @@ WHOLE_FLEET = [
 SLICEABLE = ["firewall.yml", "report.yml", "users.yml"]
 # Not run on their own: imported by the playbooks above.
 IMPORTED = ["publish_pins.yml"]
-GUARD = "tasks/unsliced.yml"
+GUARD = {"name": "ftpskit.ftps.ftps_fleet", "tasks_from": "unsliced"}
 
 # The extra vars AWX gives a job of the sliced workflow it made from job template 'FTPS rotate'.
 SLICE = {
@@ -64,12 +64,12 @@ def test_every_playbook_has_a_slicing_rule() -> None:
 def test_whole_fleet_playbooks_refuse_a_slice_first(name: str) -> None:
     first_play = yaml.safe_load((PLAYBOOKS / name).read_text())[0]
     first = first_tasks(first_play)[0]
-    assert first.get("ansible.builtin.import_tasks") == GUARD, f"{name}: the guard must be the first task"
+    assert first.get("ansible.builtin.import_role") == GUARD, f"{name}: the guard must be the first task"
 
 
 @pytest.mark.parametrize("name", SLICEABLE + IMPORTED)
 def test_sliceable_playbooks_carry_no_guard(name: str) -> None:
-    assert GUARD not in (PLAYBOOKS / name).read_text()
+    assert "tasks_from: unsliced" not in (PLAYBOOKS / name).read_text()
 
 
 def run(tmp_path: pathlib.Path, playbook: pathlib.Path, extra: dict) -> subprocess.CompletedProcess[str]:
@@ -105,7 +105,9 @@ def test_a_slice_stops_before_anything_else(tmp_path: pathlib.Path, name: str) -
     # The guard was the first task to run and the last: one failure, nothing changed anywhere.
     lines = result.stdout.splitlines()
     tasks = [line.split("[", 1)[1].split("]", 1)[0] for line in lines if line.startswith("TASK [")]
-    assert tasks == ["Refuse to run as one slice of a sliced job"], tasks
+    # the entry point's argument spec check (on the controller, no connection), then the guard
+    assert tasks[0].startswith("ftpskit.ftps.ftps_fleet : Validating arguments against arg spec"), tasks
+    assert tasks[1:] == ["ftpskit.ftps.ftps_fleet : Refuse to run as one slice of a sliced job"], tasks
     # client_cert.yml runs on the controller (localhost) and delegates to the store
     recap = [line for line in lines if line.startswith(("srv", "cli", "km", "localhost"))]
     assert recap, result.stdout[-3000:]
@@ -120,7 +122,9 @@ GUARD_PLAY = """
   gather_facts: false
   tasks:
     - name: Refuse a sliced job
-      ansible.builtin.import_tasks: {guard}
+      ansible.builtin.import_role:
+        name: ftpskit.ftps.ftps_fleet
+        tasks_from: unsliced
 """
 
 
@@ -141,7 +145,7 @@ GUARD_PLAY = """
 )
 def test_the_guard_tells_a_slice_from_a_whole_job(tmp_path: pathlib.Path, extra: dict, refused: bool) -> None:
     playbook = tmp_path / "guard.yml"
-    playbook.write_text(GUARD_PLAY.format(guard=PLAYBOOKS / GUARD))
+    playbook.write_text(GUARD_PLAY)
     result = run(tmp_path, playbook, extra)
     assert (result.returncode != 0) == refused, result.stdout[-3000:]
     assert (MESSAGE in result.stdout) == refused
