@@ -33,7 +33,7 @@ def _env() -> dict[str, str]:
 
 
 def _default_report_dir(inventory: pathlib.Path) -> pathlib.Path:
-    """report.yml's __ftps_fleet_report_path (ftps_fleet's internal), rendered for a server of ``inventory``."""
+    """report.yml's __ftps_fleet_report_path (ftps_fleet's internal), rendered for a server."""
     internals = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "vars" / "main.yml").read_text())
     expression = internals["__ftps_fleet_report_path"]
     done = subprocess.run(
