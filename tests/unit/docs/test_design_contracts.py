@@ -248,3 +248,42 @@ def test_fleet_pki_modes_are_ftps_pkis() -> None:
     for entry in ("main", "settings"):
         assert fleet[entry]["options"]["ftps_fleet_rotate_pki_modes"]["choices"] == modes, entry
     assert yaml.safe_load((FLEET_ROLE / "vars/main.yml").read_text())["__ftps_fleet_pki_modes"] == modes
+
+
+# Playbooks that are wiring only (issue 24 item 2): plays of hosts, play keywords, tags and
+# ftps_fleet / role entry points. Extend this list as each playbook is converted.
+WIRING_PLAYBOOKS = ["rotate.yml", "site.yml"]
+WIRING_MAX_LINES = 40
+# inventory groups (the kit's, and the ones the rotation's selection makes), not variables
+GROUPS = {
+    "ftps_servers",
+    "ftps_clients",
+    "ftps_ca",
+    "ftps_rotate_selected",
+    "ftps_rotate_skipped",
+    "ftps_rotate_unusable",
+}
+VARIABLE = re.compile(r"(?<![\w.])ftps_[a-z0-9_]*[a-z0-9]\b")
+
+
+def _declared() -> set[str]:
+    """Every option of every entry point of every role's argument specs."""
+    names: set[str] = set()
+    for role in (ROOT / "roles").iterdir():
+        specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+        for entry in specs.values():
+            names |= set((entry or {}).get("options") or {})
+    return names
+
+
+@pytest.mark.parametrize("name", WIRING_PLAYBOOKS)
+def test_converted_playbooks_are_wiring_with_declared_inputs(name: str) -> None:
+    text = (ROOT / "playbooks" / name).read_text()
+    lines = text.splitlines()
+    assert len(lines) <= WIRING_MAX_LINES, (
+        f"{name}: {len(lines)} lines; move logic into an ftps_fleet entry point"
+    )
+    roles = {p.name for p in (ROOT / "roles").iterdir()}
+    used = set(VARIABLE.findall(text)) - GROUPS - roles
+    undeclared = sorted(used - _declared())
+    assert not undeclared, f"{name} uses variables no role argument spec declares: {undeclared}"
