@@ -55,9 +55,9 @@ def probe_tasks(tasks: list[dict]) -> list[dict]:
 
 
 def proof_tasks() -> list[dict]:
-    """site.yml's proof: its probe task and its line per listener (probe_tasks)."""
+    """site.yml's proof (ftps_fleet's entry point prove): its probe task and its line per listener
+    (probe_tasks)."""
     import yaml
 
-    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
-    play = next(p for p in plays if p.get("name") == "Prove every server from the clients")
-    return probe_tasks(play["tasks"])
+    (proof,) = yaml.safe_load((ROOT / "roles" / "ftps_fleet" / "tasks" / "prove.yml").read_text())
+    return probe_tasks(proof["block"])

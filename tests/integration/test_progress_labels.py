@@ -66,7 +66,7 @@ def test_probe_lines_name_the_listener_and_hide_the_password(
         tasks = proof_tasks()
         labels = {False: f"127.0.0.1:{server.port}", True: f"127.0.0.1:{server.implicit_port} (implicit)"}
         variables = {
-            "__site_targets": [
+            "__ftps_fleet_prove_targets": [
                 {"host": "127.0.0.1", **t, "round_trip": not t["implicit"], "label": labels[t["implicit"]]}
                 for t in targets
             ],

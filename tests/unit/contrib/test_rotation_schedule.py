@@ -65,7 +65,9 @@ def test_the_command_passes_the_window_and_the_exit_status(tmp_path: pathlib.Pat
         "/srv/inv",
         "ftpskit.ftps.rotate",
         "-e",
-        "ftps_rotate_expiring_within_days=21",
+        "ftps_fleet_rotate_due_only=true",
+        "-e",
+        "ftps_pki_renew_before_days=21",
         "--vault-password-file",
         "/srv/vp",
         "-e",
@@ -78,10 +80,13 @@ def test_the_command_passes_the_window_and_the_exit_status(tmp_path: pathlib.Pat
         assert f"ftps-kit-rotate: result failed (exit {rc})" in result.stderr
 
 
-def test_the_window_defaults_to_30_days(tmp_path: pathlib.Path) -> None:
+def test_the_window_defaults_to_ftps_pkis(tmp_path: pathlib.Path) -> None:
+    """Without FTPS_KIT_RENEW_WITHIN_DAYS the one renewal window (ftps_pki_renew_before_days) selects."""
     fake = _fake_playbook(tmp_path, 0)
     assert _run(tmp_path, FTPS_KIT_INVENTORY="inv", FTPS_KIT_ANSIBLE_PLAYBOOK=str(fake)).returncode == 0
-    assert "ftps_rotate_expiring_within_days=30" in (tmp_path / "argv").read_text().splitlines()
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[3:5] == ["-e", "ftps_fleet_rotate_due_only=true"]
+    assert not [a for a in argv if "renew" in a or "within" in a]
 
 
 @pytest.mark.parametrize(

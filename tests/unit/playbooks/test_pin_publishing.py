@@ -1,6 +1,6 @@
 """playbooks/publish_pins.yml (rotate.yml's pin steps) when a server has no pins in the run.
 
-A server outside --limit, unreachable, or with a damaged certificate has no ``ftps_rotate_pins``
+A server outside --limit, unreachable, or with a damaged certificate has no ``ftps_fleet_pins``
 fact. The pinning client keeps that server's entries as they were published before (none when
 there were none) and pins the others from their facts; only with
 ``ftps_client_pin_keep_missing: false`` (the role's default) is a missing fact an error. Runs the
@@ -45,7 +45,7 @@ def publish(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[
                     "children": {
                         "ftps_servers": {
                             # ftp1 has the fact rotate.yml sets; ftp2 has none in this run
-                            "hosts": {"ftp1": {"ftps_rotate_pins": PINS}, "ftp2": {}},
+                            "hosts": {"ftp1": {"ftps_fleet_pins": PINS}, "ftp2": {}},
                         },
                         "ftps_clients": {
                             "hosts": {
@@ -100,5 +100,5 @@ def test_a_server_never_pinned_stays_unpinned(tmp_path: pathlib.Path) -> None:
 def test_without_keep_missing_a_missing_fact_fails_naming_the_server(tmp_path: pathlib.Path) -> None:
     result = publish(tmp_path, "-e", "ftps_client_pin_keep_missing=false")
     assert result.returncode == 2
-    assert "ftp2 has no ftps_rotate_pins fact with fingerprint_sha256 and spki_sha256" in said(result)
+    assert "ftp2 has no ftps_fleet_pins fact with fingerprint_sha256 and spki_sha256" in said(result)
     assert not (tmp_path / "known_servers.json").exists()

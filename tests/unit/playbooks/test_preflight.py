@@ -186,7 +186,10 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
     ),
     # rotation settings (rotate.yml's)
     "rotate-serial": ({"ftps_rotate_serial": "0"}, "ftps_rotate_serial a positive number or percentage (0)"),
-    "fleet-serial": ({"ftps_fleet_rotate_serial": "0"}, "ftps_fleet_rotate_serial a positive number or percentage (0)"),
+    "fleet-serial": (
+        {"ftps_fleet_rotate_serial": "0"},
+        "ftps_fleet_rotate_serial a positive number or percentage (0)",
+    ),
     "fleet-mode": (
         {"ftps_rotate_pki_modes": ["internal_ca", "letsencrypt"]},
         "ftps_rotate_pki_modes a list of internal_ca, self_signed, external, provided, acme",
