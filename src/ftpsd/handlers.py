@@ -65,6 +65,14 @@ _TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 _DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
 _NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
 _TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
+# The level of each pyftpdlib logger method its handlers pass as ``logfun`` (see FtpsdHandler.log).
+_LOGFUN_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 class Waker(AsyncChat):
@@ -478,6 +486,19 @@ class FtpsdHandler(TLS_FTPHandler):
                     self.runtime.sessions.discard(self)
                     self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
                     self._counted_ip = ""
+
+    # --- session log lines: formatted only when a handler will write them ------------------
+    def log(self, msg: str, logfun=logger.info) -> None:
+        """pyftpdlib formats the session prefix (``log_prefix % self.__dict__``) before ``logfun``
+        decides anything: every reply is logged at debug (``respond``), every transfer at info
+        through pyftpdlib's logger (kept at warning unless debugging), so three or more prefixes
+        per small file were formatted for nothing. Here a pyftpdlib logger method whose level is
+        off returns at once; anything else is logged as before."""
+        if getattr(logfun, "__self__", None) is logger:
+            level = _LOGFUN_LEVELS.get(getattr(logfun, "__name__", ""))
+            if level is not None and not logger.isEnabledFor(level):
+                return
+        super().log(msg, logfun)
 
     # --- client bytes on the way back out ------------------------------------------------
     def push(self, data: str) -> None:
