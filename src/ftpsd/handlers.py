@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
@@ -503,8 +504,42 @@ class FtpsdHandler(TLS_FTPHandler):
     # --- client bytes on the way back out ------------------------------------------------
     def push(self, data: str) -> None:
         """Every reply line leaves through here: client-supplied text echoed in a reply (paths,
-        command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`)."""
-        super().push(escape_reply(data))
+        command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`).
+
+        A reply on an established TLS control connection with nothing queued before it is
+        written at once with one ``SSL_write`` (one TLS record, one ``send``), which is what
+        asynchat's ``push`` -> ``initiate_send`` -> pyftpdlib's ``send`` -> pyOpenSSL's ``send``
+        ends in too, after a queue, a copy and an exception check per layer. Whatever cannot go
+        out so (a handshake or shutdown under way, something queued, a full socket, an error)
+        takes that usual path with the same bytes, which handles it as before; a partly written
+        reply queues its rest. Each reply is still sent once, in order."""
+        raw = escape_reply(data).encode(self.encoding)
+        if self._reply_now(raw):
+            return
+        AsyncChat.push(self, raw)
+
+    def _reply_now(self, raw: bytes) -> bool:
+        """Write ``raw`` with one ``SSL_write`` if nothing stands before it; False if the usual
+        path must send it (nothing written)."""
+        if (
+            self.producer_fifo
+            or not self.connected
+            or not self._ssl_established
+            or self._ssl_closing
+            or self._ssl_want_read
+            or self._ssl_want_write
+            or not isinstance(self.socket, SSL.Connection)
+        ):
+            return False
+        ssl = self.socket._ssl
+        _lib.ERR_clear_error()
+        sent = _lib.SSL_write(ssl, raw, len(raw))
+        if sent <= 0:
+            _lib.ERR_clear_error()
+            return False  # SSL_ERROR_*: the usual path writes the same bytes and classifies it
+        if sent < len(raw):  # a full socket took part of it (partial writes are on)
+            AsyncChat.push(self, raw[sent:])
+        return True
 
     # --- command lines: framed whole, run one at a time, in order ---------------------------
     def collect_incoming_data(self, data: bytes) -> None:
