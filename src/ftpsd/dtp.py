@@ -28,6 +28,9 @@ binary transfers without a rate limit:
   ``SSL_MODE_ENABLE_PARTIAL_WRITE``, so one ``SSL_write`` call encrypts a whole chunk (a
   ``WANT_WRITE`` is retried with the same remaining bytes, as OpenSSL then requires).
 
+A download that fits in one chunk is sent corked (``TCP_CORK``, set after the session-reuse
+check): its data, close_notify and FIN leave as one segment when the socket is closed.
+
 Everything else (handshake, shutdown, errors, ASCII mode, throttling) stays on pyftpdlib's path:
 on any result but "would block" the fast path hands over to it, which sees the same condition.
 """
