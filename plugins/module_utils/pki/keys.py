@@ -85,7 +85,7 @@ def load_private_key(data: bytes, passphrase: str = "", what: str = "private key
         raise PKIError(f"{what} cannot be read: wrong passphrase or not a PEM private key ({exc})") from exc
 
 
-def _signing_hash(key: Any) -> Any:
+def signing_hash(key: Any) -> Any:
     if key_type_of(key) == "ecdsa-p384":
         return hashes.SHA384()
     return hashes.SHA256()
