@@ -15,7 +15,8 @@ import yaml
 from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import add_fragments
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
+from tests.paths import ROOT
+
 MODULES = sorted((ROOT / "plugins" / "modules").glob("*.py"))
 FRAGMENTS = ROOT / "plugins" / "doc_fragments"
 PREFIX = "ftpskit.ftps."
