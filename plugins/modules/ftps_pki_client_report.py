@@ -78,18 +78,18 @@ crl_next_update:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    require_cryptography,
-    iso_utc,
-    PKIError,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
     ClientCA,
     crl_next_update_time,
     render_lines,
     render_prometheus,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    PKIError,
+    iso_utc,
+    require_cryptography,
+)
 
 
 def main() -> None:

@@ -42,6 +42,13 @@ with contextlib.suppress(ImportError):
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
 
+# The passphrase option of the modules that open or make a CA key (ftps_pki_ca, _ca_rollover,
+# _sign, _client_sign, _client_crl); its documentation is the doc fragment ftpskit.ftps.ca_key.
+CA_KEY_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "passphrase": {"type": "str", "default": "", "no_log": True},
+}
+
+
 _KEY_USAGES = (
     "digital_signature",
     "content_commitment",
