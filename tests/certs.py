@@ -65,6 +65,21 @@ def general_names(sans: tuple[str, ...]) -> list[x509.GeneralName]:
     return [kinds[kind](value) for kind, value in (san.split(":", 1) for san in sans)]
 
 
+def _builder(
+    key, subject: x509.Name, issuer: Issued | None, not_before, not_after, *, serial: int | None = None
+) -> x509.CertificateBuilder:
+    """Subject, issuer (``subject`` when self-signed), public key, serial and validity."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+
+
 def ca_certificate(
     key,
     subject: x509.Name,
@@ -78,13 +93,7 @@ def ca_certificate(
     now = _now()
     signer = issuer.key if issuer else key
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
+        _builder(key, subject, issuer, now - dt.timedelta(days=1), now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
@@ -114,16 +123,8 @@ def leaf_certificate(
     when None), the SAN ``sans`` (none when empty), subject/authority key identifiers unless
     ``key_ids`` is false."""
     signer = issuer.key if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(serial if serial is not None else x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
+    builder = _builder(key, subject, issuer, not_before, not_after, serial=serial)
+    builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if key_ids:
