@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
     CertificateAuthority,
     issue_certificate,
+    issue_leaf,
     sign_batch,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
@@ -423,18 +424,17 @@ def test_validate_server_certificate(ca, other_ca, case: str, message: str | Non
     elif case == "chain":
         chain = [other_ca.cert]
     elif case == "client_only":
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(common_name_subject("srv1"))
-            .issuer_name(ca.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(random_serial())
-            .not_valid_before(NOW - dt.timedelta(days=1))
-            .not_valid_after(NOW + dt.timedelta(days=10))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("srv1")]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        # a server certificate in every way but its EKU
+        cert = issue_leaf(
+            key.public_key(),
+            common_name_subject("srv1"),
+            [x509.DNSName("srv1")],
+            x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+            issuer_name=ca.cert.subject,
+            issuer_key=ca.key,
+            not_after=NOW + dt.timedelta(days=10),
+            now=NOW,
         )
-        cert = builder.sign(ca.key, hashes.SHA384())
     if message is None:
         validate_server_certificate(cert, chain, required)
     else:
