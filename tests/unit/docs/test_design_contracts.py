@@ -259,6 +259,7 @@ WIRING_PLAYBOOKS = [
     "revoke.yml",
     "migrate_store.yml",
     "client_cert.yml",
+    "preflight.yml",
 ]
 WIRING_MAX_LINES = 40
 # inventory groups (the kit's, and the ones the rotation's selection makes), not variables
@@ -297,7 +298,14 @@ def test_converted_playbooks_are_wiring_with_declared_inputs(name: str) -> None:
 
 
 # ---- issue 24 item 2 (h24fleet2's part): a wired playbook's plays only name role entry points ----
-WIRED_PLAYBOOKS = ["ca_rollover.yml", "report.yml", "revoke.yml", "migrate_store.yml", "client_cert.yml"]
+WIRED_PLAYBOOKS = [
+    "ca_rollover.yml",
+    "report.yml",
+    "revoke.yml",
+    "migrate_store.yml",
+    "client_cert.yml",
+    "preflight.yml",
+]
 _PLAY_KEYS = {"name", "hosts", "gather_facts", "become", "any_errors_fatal", "tags", "tasks", "connection"}
 _IMPORT_KEYS = {"name", "ansible.builtin.import_playbook", "when", "vars"}
 
