@@ -51,3 +51,14 @@ def test_a_full_collection_in_a_worker_copies_none_of_the_supervisors_heap() -> 
     # The probe measures what it claims: with a plain fork the collection copies the heap.
     assert plain > 12 * 1024, plain
     assert frozen < 4 * 1024, (frozen, plain)
+
+
+def test_the_serving_daemon_does_not_import_the_metrics_stack() -> None:
+    """prometheus_client (and ftpsd.metrics) are for ``ftpsd metrics`` only: a serving process
+    never imports them (tests/integration/test_metrics.py shows the textfile still works)."""
+    probe = (
+        "import sys, ftpsd.__main__, ftpsd.daemon\n"
+        "print(sorted(m for m in sys.modules if 'prometheus' in m or m == 'ftpsd.metrics'))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
