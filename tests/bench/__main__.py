@@ -28,10 +28,10 @@ from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, m
 from tests.bench.env import sha256_file as sha
 from tests.bench.report import keep_sections, render
 from tests.bench.servers import SERVERS, Ftpsd, FtpsdBaseline, Server
+from tests.paths import ROOT as REPO
 
 GIB = 1 << 30
 MIB = 1 << 20
-REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
+from tests.paths import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
 PLAYBOOK_FILES = sorted((ROOT / "playbooks").rglob("*.yml"))
 
