@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
+from tests.paths import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
 # the fleet's code: the playbooks and the role their workflows moved into (ftps_fleet)
 FLEET_ROLE = ROOT / "roles" / "ftps_fleet"
