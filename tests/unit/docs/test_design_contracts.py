@@ -84,6 +84,9 @@ FIXED = {
     "ftps_pki_renew_before_days",
     "ftps_server_passive_ports",
     "ftps_server_metrics_renew_before_days",
+    "ftps_server_tls_certfile",
+    "ftps_server_tls_keyfile",
+    "ftps_server_tls_chainfile",
 }
 
 
@@ -253,8 +256,9 @@ def _readers_of_the_layout() -> set[str]:
     for role in ROLES:
         if role.name == "ftps_pki":
             continue
-        for path in [*role.glob("defaults/*.yml"), *role.glob("vars/*.yml"), *role.glob("tasks/*.yml"), *role.glob("templates/*")]:
-            text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        for path in [*role.glob("*/*.yml"), *role.glob("templates/*")]:
+            lines = path.read_text().splitlines()
+            text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
             if re.search(r"ftps_pki_layout\.[a-z_]+", text):
                 readers.add(role.name)
     return readers
@@ -278,15 +282,24 @@ def test_daemon_group_has_one_name() -> None:
             # nothing else reads the alias: tasks and templates use the resolved name
             readers = _grep(rf"\b{alias}\b", f"roles/{role}/tasks/*.yml", f"roles/{role}/templates/*")
             assert set(readers) == {f"roles/{role}/tasks/preflight.yml"}, readers
+    # the playbooks never name the deprecated aliases (they read ftps_pki_layout.group)
+    assert _grep(r"ftps_server_group|ftps_users_(home|file)_group", "playbooks/**/*.yml") == []
     # no task or template gives a file to a group literal other than root
     literal = _grep(r"\bgroup: (?!root\b)[a-z]|Group=[a-z]", "roles/**/tasks/*.yml", "roles/**/templates/*")
     assert literal == [], literal
 
 
 def test_tls_paths_default_from_the_layout() -> None:
-    server = DEFAULTS["ftps_server"]
+    # null = ftps_pki's; resolved in vars/ (the argument specs are checked before the role's
+    # first task can read the layout), a path set in the inventory wins
+    internals = yaml.safe_load((ROOT / "roles/ftps_server/vars/main.yml").read_text())
     for part in ("cert", "key", "chain"):
-        assert server[f"ftps_server_tls_{part}file"] == f"{{{{ ftps_pki_layout.{part} }}}}"
+        name = f"ftps_server_tls_{part}file"
+        assert DEFAULTS["ftps_server"][name] is None
+        assert internals[f"__{name}"] == f"{{{{ ftps_pki_layout.{part} if {name} is none else {name} }}}}"
+        # (a quoted name is a label in a message)
+        readers = _grep(rf"(?<!')\b{name}\b", "roles/ftps_server/tasks/*", "roles/ftps_server/templates/*")
+        assert readers == [], f"read __{name}, the resolved path: {readers}"
     # the PKI's location is written by its owner only (defaults, spec, generated README)
     assert sorted(set(_grep(r"/etc/ftps-kit/pki\b", "roles/**/*"))) == [
         "roles/ftps_pki/README.md",
