@@ -7,6 +7,7 @@
 # Debian's python3.11 with no other Python visible (make test-stock names it), not .venv.
 #   lab/molecule-all.sh --network       only create the shared network (for `molecule converge`
 #                                       and friends run by hand)
+# FTPSKIT_MOLECULE_JOBS=2 runs two scenarios at a time (default 1; output printed per scenario).
 # FTPSKIT_KEEP=1 keeps a failed scenario's containers for `molecule login -s SCENARIO -h HOST`.
 # Before each scenario it creates the shared network if missing and removes that scenario's
 # own leftover containers (by name: a run killed earlier leaves them behind). Prints the time
@@ -71,12 +72,13 @@ for image in "${images[@]}"; do
 done
 ensure_network
 
-total_start=$SECONDS
-declare -A elapsed timing
-for s in "${scenarios[@]}"; do
+# One scenario, start to end: leftovers removed, `molecule test`, its timing line. Writes
+# "<status> <seconds> <timing>" to $2 (status: the exit of `molecule test`, or "-" if it never ran).
+run_scenario() {
+  local s=$1 result=$2 start=$SECONDS c eph log steps rc failed_step timing destroy=always
+  echo "-" >"$result"
   echo
   echo "==> molecule scenario '$s'"
-  start=$SECONDS
   for c in $(scenario_containers "$s"); do
     if podman container exists "$c"; then
       podman rm -f -t 5 "$c" >/dev/null
@@ -93,10 +95,9 @@ for s in "${scenarios[@]}"; do
     echo "molecule-all: removed the scenario's earlier ephemeral directory $eph"
   fi
   log=$(mktemp)
-  set +e
-  destroy=always
-  [[ ${FTPSKIT_KEEP:-0} == 1 ]] && destroy=never
   steps=$(mktemp)
+  [[ ${FTPSKIT_KEEP:-0} == 1 ]] && destroy=never
+  set +e
   # Pass the output through, noting when each Molecule step starts (for the timing line).
   molecule test -s "$s" --destroy "$destroy" 2>&1 | while IFS= read -r line; do
     printf '%s\n' "$line"
@@ -107,25 +108,77 @@ for s in "${scenarios[@]}"; do
   done
   rc=${PIPESTATUS[0]}
   set -e
-  elapsed[$s]=$((SECONDS - start))
   echo "$SECONDS end" >>"$steps"
   # "converge 95s, idempotence 40s, ...": where a scenario's time goes.
-  timing[$s]=$(awk 'NR > 1 { d = $1 - t; if (d > 0) { printf "%s%s %ds", sep, step, d; sep = ", " } }
+  timing=$(awk 'NR > 1 { d = $1 - t; if (d > 0) { printf "%s%s %ds", sep, step, d; sep = ", " } }
     { t = $1; step = $2 }' "$steps")
   rm -f "$steps"
+  echo "$rc $((SECONDS - start)) $timing" >"$result"
   if ((rc != 0)); then
     # Molecule logs "[<scenario> > <action>] Executed: Failed" for the step that failed.
     failed_step=$(grep -aoE "\[${s} > [a-z_]+\] .*Executed: Failed" "$log" | head -n1 \
       | sed -E 's/^\[[^>]*> ([a-z_]+)\].*/\1/' || true)
-    rm -f "$log"
-    die "scenario '$s' failed at step '${failed_step:-unknown}' (exit $rc) after ${elapsed[$s]} s (${timing[$s]})"
+    echo "molecule-all: scenario '$s' failed at step '${failed_step:-unknown}' (exit $rc) after $((SECONDS - start)) s (${timing})" >&2
+  else
+    echo "molecule-all: scenario '$s' passed in $((SECONDS - start)) s (${timing})"
   fi
   rm -f "$log"
-  echo "molecule-all: scenario '$s' passed in ${elapsed[$s]} s (${timing[$s]})"
+}
+
+# FTPSKIT_MOLECULE_JOBS=N runs up to N scenarios side by side (container names carry the
+# scenario's name; the shared wheelhouse's build is locked). Each scenario's output is printed
+# whole when it ends, not interleaved. After a failure no new scenario starts; those running end.
+jobs=${FTPSKIT_MOLECULE_JOBS:-1}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "step 'discover': FTPSKIT_MOLECULE_JOBS must be a positive number, got '$jobs'"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+total_start=$SECONDS
+declare -A running=()
+failed=()
+next=0
+finish() {  # the scenario whose job ended: print its output, note a failure
+  local s=$1
+  if ((jobs > 1)); then
+    cat "$work/$s.out"
+  fi
+  read -r rc _ <"$work/$s.result"
+  [[ $rc == 0 ]] || failed+=("$s")
+}
+while ((next < ${#scenarios[@]} || ${#running[@]})); do
+  while ((next < ${#scenarios[@]} && ${#running[@]} < jobs && ${#failed[@]} == 0)); do
+    s=${scenarios[next]}
+    next=$((next + 1))
+    if ((jobs == 1)); then
+      run_scenario "$s" "$work/$s.result"
+      finish "$s"
+    else
+      run_scenario "$s" "$work/$s.result" >"$work/$s.out" 2>&1 &
+      running[$s]=$!
+    fi
+  done
+  ((${#failed[@]} == 0)) || ((${#running[@]})) || break
+  ((${#running[@]})) || continue
+  wait -n || true
+  for s in "${!running[@]}"; do
+    if ! kill -0 "${running[$s]}" 2>/dev/null; then
+      wait "${running[$s]}" || true
+      unset "running[$s]"
+      finish "$s"
+    fi
+  done
 done
 
+if ((${#failed[@]})); then
+  for s in "${failed[@]}"; do
+    read -r rc secs timing <"$work/$s.result"
+    echo "molecule-all: scenario '$s' failed (exit $rc) after $secs s ($timing)" >&2
+  done
+  die "${#failed[@]} scenario(s) failed: ${failed[*]}"
+fi
+
 echo
-echo "molecule-all: all scenarios passed in $((SECONDS - total_start)) s:"
+echo "molecule-all: all scenarios passed in $((SECONDS - total_start)) s (${jobs} at a time):"
 for s in "${scenarios[@]}"; do
-  printf '  %-20s %4d s  (%s)\n' "$s" "${elapsed[$s]}" "${timing[$s]}"
+  read -r _ secs timing <"$work/$s.result"
+  printf '  %-20s %4d s  (%s)\n' "$s" "$secs" "$timing"
 done

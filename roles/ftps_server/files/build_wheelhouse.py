@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import email.parser
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -41,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -587,6 +589,41 @@ def check_only(out: Path, targets: list[Target], src: Path | None) -> list[str]:
     return problems
 
 
+LOCK_WAIT = 900  # seconds a build waits for another run's build of the same wheelhouse
+
+
+class BuildLock:
+    """One build of a wheelhouse at a time. Two playbooks run side by side from one controller
+    (two Molecule scenarios, two AWX jobs on one node sharing a wheelhouse) would otherwise both
+    replace a target directory, the second removing it while the first copies from it. The lock
+    is an flock on OUT/.lock: released by the kernel when the process ends, however it ends.
+    Waiting is bounded (LOCK_WAIT); the runner-up then finds the wheelhouse up to date."""
+
+    def __init__(self, out: Path, wait: float | None = None) -> None:
+        self.path = out / ".lock"
+        self.wait = LOCK_WAIT if wait is None else wait
+        self.fd = -1
+
+    def __enter__(self) -> BuildLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise WheelhouseError(
+                        f"another build of {self.path.parent} held {self.path} for over {self.wait:.0f} s"
+                    ) from None
+                time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the flock
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--src", type=Path, help="the collection's src/ (ftpsd's sources)")
@@ -615,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         if src is None:
             raise WheelhouseError("building needs --src (the collection's src/); --check only checks")
         builder = Builder(src, out, parse_pins(os.environ.get("FTPSD_PINS") or " ".join(default_pins())))
-        changed = builder.build(targets)
+        with BuildLock(out):
+            changed = builder.build(targets)
         print(*builder.log, f"wheelhouse: {'changed' if changed else 'unchanged'}", sep="\n")
         return 0
     except WheelhouseError as exc:

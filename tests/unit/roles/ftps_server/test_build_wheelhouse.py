@@ -7,8 +7,10 @@ target, the cache key and the completeness check.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -510,3 +512,60 @@ def test_pip_settings_in_the_key_are_those_that_change_what_pip_fetches(monkeypa
     assert first[3:] == ["global.find-links='/opt/wheels'"]
     constraints.write_text("cryptography<45\n")
     assert bw.pip_config() != first
+
+
+def test_build_lock_serialises_builds_of_one_wheelhouse(tmp_path: pathlib.Path) -> None:
+    """A second build of the same wheelhouse waits for the first (bounded), and gets it after
+    the holder ends, however it ends (the kernel drops an flock with its process)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+            str(tmp_path / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(bw.WheelhouseError, match=r"another build of .* held .*\.lock for over 1 s"),
+            bw.BuildLock(tmp_path, wait=1),
+        ):
+            pytest.fail("the lock was taken while another process held it")
+        holder.kill()  # dies holding it: no unlock call ever runs
+        holder.wait(timeout=10)
+        with bw.BuildLock(tmp_path, wait=5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_main_builds_under_the_lock(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() takes the lock around the build: with the lock held elsewhere it waits, then fails
+    with a clear message and writes nothing."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text("[project]\nname = 'ftpsd'\n")
+    out = tmp_path / "wheelhouse"
+    out.mkdir()
+    monkeypatch.setattr(bw, "LOCK_WAIT", 1)
+    built = []
+    monkeypatch.setattr(bw.Builder, "build", lambda self, targets: built.append(targets) or True)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        # Another open file description: flock conflicts even within one process.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert bw.main(["--src", str(src), "--out", str(out), "3.11-x86_64"]) == 1
+        assert built == []
+    finally:
+        os.close(fd)
+    assert bw.main(["--src", str(src), "--out", str(out), "3.11-x86_64"]) == 0
+    assert len(built) == 1
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
