@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 # `make collection-link` makes .cache/collections/ansible_collections/ftpskit/ftps a link to the
 # checkout; the same link here (relative, so a moved checkout keeps it) lets `pytest` run without

@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - ftpskit.ftps.ca
   - ftpskit.ftps.attributes
   - ftpskit.ftps.cryptography
+  - ftpskit.ftps.ca_key
 options:
   path:
     description: Directory holding C(ca.pem) and C(ca.key). Keep it out of version control.
@@ -35,8 +36,6 @@ options:
     default: ftps-kit internal CA
   passphrase:
     description: Passphrase encrypting the CA key (empty for none). Keep it in a vault.
-    type: str
-    default: ""
   fleet_certificates:
     description:
       - The certificate (PEM) each server of the run that uses the internal CA serves now, by
@@ -101,7 +100,10 @@ not_after:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
+    CA_KEY_ARGUMENT_SPEC,
+    CertificateAuthority,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca_guard import second_ca_refusal
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem, certificate_facts
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
@@ -116,7 +118,7 @@ def main() -> None:
             "key_type": {"type": "str", "choices": list(CA_KEY_TYPES), "default": "ecdsa-p384"},
             "common_name": {"type": "str", "default": "ftps-kit internal CA"},
             "validity_days": {"type": "int", "default": 3650},
-            "passphrase": {"type": "str", "default": "", "no_log": True},
+            **CA_KEY_ARGUMENT_SPEC,
             "fleet_certificates": {"type": "dict", "default": {}},
             "create_for_existing_fleet": {"type": "bool", "default": False},
             "store": {"type": "str", "default": "localhost"},

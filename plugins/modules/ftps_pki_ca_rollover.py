@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - ftpskit.ftps.ca
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
+  - ftpskit.ftps.ca_key
 options:
   path:
     description: The CA directory (C(ftps_pki_ca_dir)), holding C(ca.pem) and C(ca.key).
@@ -43,8 +44,6 @@ options:
     description:
       - Passphrase of the current CA's key, also used for the new CA's key (empty for none). Both keys
         are opened before the swap moves anything. Keep it in a vault.
-    type: str
-    default: ""
   key_type:
     description: Key type of the new CA (O(action=prepare)).
   common_name:
@@ -123,6 +122,7 @@ trust:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.rollover import ACTIONS, run
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
@@ -133,7 +133,7 @@ def main() -> None:
         argument_spec={
             "path": {"type": "path", "required": True},
             "action": {"type": "str", "choices": list(ACTIONS), "default": "status"},
-            "passphrase": {"type": "str", "default": "", "no_log": True},
+            **CA_KEY_ARGUMENT_SPEC,
             "key_type": {"type": "str", "choices": list(CA_KEY_TYPES), "default": "ecdsa-p384"},
             "common_name": {"type": "str", "default": ""},
             "validity_days": {"type": "int", "default": 3650},

@@ -19,6 +19,7 @@ description:
 extends_documentation_fragment:
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography.managed_host
+  - ftpskit.ftps.host_key
 options:
   path:
     description: Directory of the client's key and certificate.
@@ -33,11 +34,6 @@ options:
     type: str
     choices: [request, install]
     default: request
-  key_type:
-    description: Key type of a new key.
-    type: str
-    choices: [ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096]
-    default: ecdsa-p256
   renew_before_days:
     description: Re-issue when the certificate expires within this many days.
     type: int
@@ -93,20 +89,10 @@ csr:
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
-    load_certificate,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
-    KEY_TYPES,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    require_cryptography,
-    PKIError,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
-    client_install,
-    client_request,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import load_certificate
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import client_install, client_request
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import KEY_TYPE_ARGUMENT_SPEC
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
@@ -115,7 +101,7 @@ def main() -> None:
             "path": {"type": "path", "required": True},
             "identity": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["request", "install"], "default": "request"},
-            "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
+            **KEY_TYPE_ARGUMENT_SPEC,
             "renew_before_days": {"type": "int", "default": 10},
             "issuer": {"type": "str", "required": True},
             "certificate": {"type": "str", "default": ""},

@@ -20,15 +20,12 @@ description:
 extends_documentation_fragment:
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
+  - ftpskit.ftps.ca_key
 options:
   path:
     description: Directory of the client CA.
     type: path
     required: true
-  passphrase:
-    description: Passphrase of the client CA key.
-    type: str
-    default: ""
   next_update_days:
     description:
       - Days from now to a new CRL's nextUpdate (servers refuse every client certificate once it has passed).
@@ -103,21 +100,17 @@ revoked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
-    certificate_facts,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    require_cryptography,
-    PKIError,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import certificate_facts
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, client_identity
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "passphrase": {"type": "str", "default": "", "no_log": True},
+            **CA_KEY_ARGUMENT_SPEC,
             "next_update_days": {"type": "int", "default": 7},
             "renew_before_days": {"type": "int", "default": 3},
             "revoke": {

@@ -78,18 +78,18 @@ crl_next_update:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    require_cryptography,
-    _iso,
-    PKIError,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
     ClientCA,
-    _crl_next_update,
+    crl_next_update_time,
     render_lines,
     render_prometheus,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    PKIError,
+    iso_utc,
+    require_cryptography,
+)
 
 
 def main() -> None:
@@ -111,8 +111,8 @@ def main() -> None:
     except PKIError as exc:
         module.fail_json(msg=f"client CA in {params['path']}: {exc}")
     crl = store.current_crl()
-    next_update = _crl_next_update(crl) if crl is not None else None
-    next_update_text = _iso(next_update) if next_update else ""
+    next_update = crl_next_update_time(crl) if crl is not None else None
+    next_update_text = iso_utc(next_update) if next_update else ""
     if params["metrics_file"]:
         os.makedirs(os.path.dirname(params["metrics_file"]) or ".", exist_ok=True)
         atomic_write(params["metrics_file"], render_prometheus(rows, next_update_text).encode(), 0o644)

@@ -21,15 +21,12 @@ description:
 extends_documentation_fragment:
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
+  - ftpskit.ftps.ca_key
 options:
   path:
     description: Directory of the client CA (C(ca.pem), C(ca.key)), made by M(ftpskit.ftps.ftps_pki_ca).
     type: path
     required: true
-  passphrase:
-    description: Passphrase of the client CA key.
-    type: str
-    default: ""
   validity_days:
     description: Validity of the issued certificates, in days.
     type: int
@@ -96,21 +93,17 @@ chain:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
-    cert_to_pem,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
-    require_cryptography,
-    PKIError,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, check_client_csr
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "passphrase": {"type": "str", "default": "", "no_log": True},
+            **CA_KEY_ARGUMENT_SPEC,
             "validity_days": {"type": "int", "default": 30},
             "fail_on_error": {"type": "bool", "default": False},
             "requests": {

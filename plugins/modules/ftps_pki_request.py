@@ -19,6 +19,7 @@ extends_documentation_fragment:
   - ftpskit.ftps.generations
   - ftpskit.ftps.attributes
   - ftpskit.ftps.cryptography.managed_host
+  - ftpskit.ftps.host_key
 options:
   common_name:
     description: Subject common name of the CSR.
@@ -29,11 +30,6 @@ options:
     type: list
     elements: str
     required: true
-  key_type:
-    description: Key type wanted.
-    type: str
-    choices: [ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096]
-    default: ecdsa-p256
   renew_before_days:
     description: Re-issue when the certificate expires within this many days.
     type: int
@@ -101,7 +97,7 @@ csr:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import load_certificate
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import KEY_TYPES
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import KEY_TYPE_ARGUMENT_SPEC
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import request
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC, Store
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
@@ -113,7 +109,7 @@ def main() -> None:
             **STORE_ARGUMENT_SPEC,
             "common_name": {"type": "str", "required": True},
             "sans": {"type": "list", "elements": "str", "required": True},
-            "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
+            **KEY_TYPE_ARGUMENT_SPEC,
             "renew_before_days": {"type": "int", "default": 30},
             "rotate_key": {"type": "bool", "default": True},
             "force": {"type": "bool", "default": False},

@@ -16,15 +16,12 @@ description:
 extends_documentation_fragment:
   - ftpskit.ftps.attributes
   - ftpskit.ftps.cryptography
+  - ftpskit.ftps.ca_key
 options:
   ca_path:
     description: Directory of the CA (see M(ftpskit.ftps.ftps_pki_ca)).
     type: path
     required: true
-  passphrase:
-    description: Passphrase of the CA key.
-    type: str
-    default: ""
   validity_days:
     description: Default validity of the issued certificates, in days.
     type: int
@@ -96,7 +93,11 @@ signed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, sign_batch
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
+    CA_KEY_ARGUMENT_SPEC,
+    CertificateAuthority,
+    sign_batch,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
@@ -105,7 +106,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "ca_path": {"type": "path", "required": True},
-            "passphrase": {"type": "str", "default": "", "no_log": True},
+            **CA_KEY_ARGUMENT_SPEC,
             "validity_days": {"type": "int", "default": 90},
             "requests": {
                 "type": "list",

@@ -8,6 +8,7 @@ No anonymous access: only names in the users file exist, and every one needs a h
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 
@@ -27,8 +28,13 @@ PERM_LETTERS = {
     "upload": "elmw",
 }
 
-# Verified for an unknown name when the users file is empty.
-_DUMMY_HASH = hash_password("ftpsd-dummy-password-for-timing")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified for an unknown name when the users file has no password account. Made on first
+    need, not at import: hashing at import ran scrypt in every process that imports ftpsd
+    (``ftpsd status``, ``check-config``, the daemon before ``ftpsd.heap`` fixed the heap)."""
+    return hash_password("ftpsd-dummy-password-for-timing")
 
 
 def stand_in_hash(encoded: str) -> str:
@@ -77,7 +83,8 @@ class FtpsdAuthorizer(DummyAuthorizer):
             if cost not in self.stand_ins:
                 self.stand_ins[cost] = stand_in_hash(user.hash)
         if not self.stand_ins:
-            self.stand_ins[cost_class(_DUMMY_HASH)] = _DUMMY_HASH
+            dummy = _dummy_hash()
+            self.stand_ins[cost_class(dummy)] = dummy
         self._cost = {user.name: cost_class(user.hash) for user in self.users.values() if user.hash}
         if len(self.stand_ins) > 1:
             log.warning(

@@ -28,6 +28,9 @@ binary transfers without a rate limit:
   ``SSL_MODE_ENABLE_PARTIAL_WRITE``, so one ``SSL_write`` call encrypts a whole chunk (a
   ``WANT_WRITE`` is retried with the same remaining bytes, as OpenSSL then requires).
 
+A download that fits in one chunk is sent corked (``TCP_CORK``, set after the session-reuse
+check): its data, close_notify and FIN leave as one segment when the socket is closed.
+
 Everything else (handshake, shutdown, errors, ASCII mode, throttling) stays on pyftpdlib's path:
 on any result but "would block" the fast path hands over to it, which sees the same condition.
 """
@@ -38,6 +41,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
@@ -424,8 +428,34 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         if self.producer_fifo and not self.receive:
             # A download is queued: send now instead of a loop turn later (a small file is
             # complete, and its 226 sent, before this returns). Logged after, off that path.
+            self._cork_if_small()
             self.initiate_send()
         self.cmd_channel.log_data_tls(*facts)
+
+    def _cork_if_small(self) -> None:
+        """A download that fits in one chunk leaves as one TCP segment (or as few as its size
+        needs): data, close_notify and FIN, instead of one segment for the data, one for the
+        close_notify and one for the FIN, each a trip through the network stack and a wake-up of
+        the client. ``TCP_CORK`` holds partial segments until the socket is closed (which
+        ``close()`` does right after the close_notify) or, at the latest, 200 ms (the kernel's
+        limit). Larger downloads are not corked: their full segments would leave anyway."""
+        queued = 0
+        for item in self.producer_fifo:
+            if item is None:
+                continue
+            if isinstance(item, bytes | bytearray | memoryview):
+                queued += len(item)
+            elif isinstance(item, FileProducer):
+                try:
+                    queued += os.fstat(item.file.fileno()).st_size - item.file.tell()
+                except (OSError, ValueError, AttributeError):
+                    return
+            else:
+                return
+            if queued > _FILE_CHUNK:
+                return
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
 
     def _same_client_certificate(self, conn: SSL.Connection) -> bool:
         """A data connection presents the control connection's client certificate (or, like it,

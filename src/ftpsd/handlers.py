@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
@@ -65,6 +66,14 @@ _TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 _DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
 _NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
 _TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
+# The level of each pyftpdlib logger method its handlers pass as ``logfun`` (see FtpsdHandler.log).
+_LOGFUN_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 class Waker(AsyncChat):
@@ -479,11 +488,58 @@ class FtpsdHandler(TLS_FTPHandler):
                     self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
                     self._counted_ip = ""
 
+    # --- session log lines: formatted only when a handler will write them ------------------
+    def log(self, msg: str, logfun=logger.info) -> None:
+        """pyftpdlib formats the session prefix (``log_prefix % self.__dict__``) before ``logfun``
+        decides anything: every reply is logged at debug (``respond``), every transfer at info
+        through pyftpdlib's logger (kept at warning unless debugging), so three or more prefixes
+        per small file were formatted for nothing. Here a pyftpdlib logger method whose level is
+        off returns at once; anything else is logged as before."""
+        if getattr(logfun, "__self__", None) is logger:
+            level = _LOGFUN_LEVELS.get(getattr(logfun, "__name__", ""))
+            if level is not None and not logger.isEnabledFor(level):
+                return
+        super().log(msg, logfun)
+
     # --- client bytes on the way back out ------------------------------------------------
     def push(self, data: str) -> None:
         """Every reply line leaves through here: client-supplied text echoed in a reply (paths,
-        command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`)."""
-        super().push(escape_reply(data))
+        command names) cannot add lines or terminal escapes (:func:`ftpsd.safetext.escape_reply`).
+
+        A reply on an established TLS control connection with nothing queued before it is
+        written at once with one ``SSL_write`` (one TLS record, one ``send``), which is what
+        asynchat's ``push`` -> ``initiate_send`` -> pyftpdlib's ``send`` -> pyOpenSSL's ``send``
+        ends in too, after a queue, a copy and an exception check per layer. Whatever cannot go
+        out so (a handshake or shutdown under way, something queued, a full socket, an error)
+        takes that usual path with the same bytes, which handles it as before; a partly written
+        reply queues its rest. Each reply is still sent once, in order."""
+        raw = escape_reply(data).encode(self.encoding)
+        if self._reply_now(raw):
+            return
+        AsyncChat.push(self, raw)
+
+    def _reply_now(self, raw: bytes) -> bool:
+        """Write ``raw`` with one ``SSL_write`` if nothing stands before it; False if the usual
+        path must send it (nothing written)."""
+        if (
+            self.producer_fifo
+            or not self.connected
+            or not self._ssl_established
+            or self._ssl_closing
+            or self._ssl_want_read
+            or self._ssl_want_write
+            or not isinstance(self.socket, SSL.Connection)
+        ):
+            return False
+        ssl = self.socket._ssl
+        _lib.ERR_clear_error()
+        sent = _lib.SSL_write(ssl, raw, len(raw))
+        if sent <= 0:
+            _lib.ERR_clear_error()
+            return False  # SSL_ERROR_*: the usual path writes the same bytes and classifies it
+        if sent < len(raw):  # a full socket took part of it (partial writes are on)
+            AsyncChat.push(self, raw[sent:])
+        return True
 
     # --- command lines: framed whole, run one at a time, in order ---------------------------
     def collect_incoming_data(self, data: bytes) -> None:

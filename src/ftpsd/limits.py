@@ -287,14 +287,19 @@ class SharedLimits:
         has ended)."""
         sums = {_IP: 0, _USER: 0, _PASSIVE: 0}
         pending = 0
-        with self._lock:
+        with self._lock:  # one copy of the table under the lock (~0.1 ms), summed outside it
             sessions, logins = self._header(worker)
-            for index in range(self.slots):
-                off = self._offset(index) + _SLOT_HEAD.size + 8 * worker
-                count, checks = struct.unpack_from("=ii", self._map, off)
-                if count or checks:
-                    sums[self._map[self._offset(index) + 16]] += count
-                    pending += checks
+            table = self._map[self._base : self._base + self.slots * self._slot_size]
+        # The worker's (count, pending) pair and the kind byte of every slot, as strided views
+        # (slot and head sizes are multiples of 4): C loops, not 8,192 unpack calls (5-8 ms).
+        ints = memoryview(table).cast("i")
+        first, stride = (_SLOT_HEAD.size + 8 * worker) // 4, self._slot_size // 4
+        counts, checks = ints[first::stride], ints[first + 1 :: stride]
+        if any(counts) or any(checks):
+            for kind, count, check in zip(table[16 :: self._slot_size], counts, checks, strict=True):
+                if count or check:
+                    sums[kind] += count
+                    pending += check
         return {
             "sessions": sessions,
             "logins": logins,

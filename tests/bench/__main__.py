@@ -28,10 +28,10 @@ from tests.bench.env import BenchEnv, BenchError, load_average, machine_facts, m
 from tests.bench.env import sha256_file as sha
 from tests.bench.report import keep_sections, render
 from tests.bench.servers import SERVERS, Ftpsd, FtpsdBaseline, Server
+from tests.paths import ROOT as REPO
 
 GIB = 1 << 30
 MIB = 1 << 20
-REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -243,12 +243,19 @@ class Bench:
         # A fresh server: a heap grown by earlier measures would hide what sessions cost.
         server.stop()
         server.start()
-        C.close_all(C.open_idle(t, 4)[0])  # warm up each worker (lazy imports, first-use caches)
-        time.sleep(0.5)
-        before, before_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
+        # Warm-up: as many sessions as measured, kept open. Every worker has then paid its
+        # first-use costs (lazy imports and caches, the first copies of pages it shares with
+        # the supervisor) and the measured sessions need new memory instead of reusing what
+        # closed sessions freed: the figure is what one more live session costs (issue 23: with
+        # 4 closed warm-up sessions it swung between 20 and 80 KiB for the same ftpsd).
+        warm: list = []
         try:
+            warm = C.open_idle(t, self.a.idle)[0]
+            time.sleep(0.5)
+            before, before_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
             sessions, setup = C.open_idle(t, self.a.idle)
         except Exception as exc:
+            C.close_all(warm)
             self.errors[key].append(f"{type(exc).__name__}: {exc}"[:300])
             return
         try:
@@ -256,6 +263,7 @@ class Bench:
             after, after_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
         finally:
             C.close_all(sessions)
+            C.close_all(warm)
         self.values[key].append((after - before) / self.a.idle)
         self.values[("idle_anon", "py", server.name)].append((after_anon - before_anon) / self.a.idle)
         self.values[("setup", "py", server.name)].append(statistics.median(setup) * 1000)

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from tests.bench.env import load_average, machine_facts
 from tests.bench.report import FLEET_BEGIN, FLEET_END, with_fleet_section
+from tests.paths import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NETWORK = "ftpskit-bench"
 SUBNET = "10.213.16.0/24"
 GATEWAY = "10.213.16.1"

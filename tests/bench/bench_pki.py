@@ -25,13 +25,14 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests.paths import ROOT as REPO
+
 # The collection's module_utils under the name the modules use (the link `make collection-link`
 # makes, as in tests/conftest.py).
 sys.path.insert(0, str(REPO / ".cache" / "collections"))
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, sign_batch  # noqa: E402
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import build_csr, csr_to_pem  # noqa: E402
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES, generate_private_key  # noqa: E402
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, sign_batch
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import build_csr, csr_to_pem
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import CA_KEY_TYPES, generate_private_key
 
 PLAYBOOK = """\
 - name: Sign every host's CSR in one call (the role's sign step)

@@ -33,9 +33,6 @@ from tests.bench.bench_fleet import parse_sizes
 from tests.integration.conftest import PASSWORDS, Server, build_server
 from tests.playbook import proof_tasks, run_playbook
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 SEQUENTIAL_TASK = {
     "name": "Probe each server listener with a verified certificate (before issue 21)",
     "ftpskit.ftps.ftps_probe": {

@@ -16,7 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT as REPO
+
 DEB_CACHE = REPO / ".cache" / "bench" / "debs"
 PACKAGES = ("proftpd-core", "proftpd-mod-crypto")
 MULTIARCH_LIB = "usr/lib/x86_64-linux-gnu"

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from tests.bench import proftpd
 from tests.bench.env import BenchEnv, BenchError, CpuCgroup, crypt_cost, ensure_vsftpd, median_seconds
+from tests.paths import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 # Ports outside the ephemeral range (32768-60999 here), one block per server.
 PORTS = {

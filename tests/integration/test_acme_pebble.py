@@ -134,17 +134,9 @@ class Responder:
         script = tmp / "responder.py"
         script.write_text(http01.RESPONDER_SOURCE)
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-I",
-                str(script),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dir",
-                str(self.dir),
-            ],
+            http01.responder_command(
+                sys.executable, str(script), bind="127.0.0.1", port=port, token_dir=str(self.dir)
+            ),
             stderr=subprocess.DEVNULL,
         )
         self.port = port

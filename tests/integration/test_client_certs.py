@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import hashes
 
 from ftpskit_common import trust
 from ftpskit_common.client import FTPSClient, make_context, probe
+from tests.certs import ClientCA, Issued
 from tests.integration.conftest import PASSWORDS, Server
-from tests.person_certs import ClientCA, Person
 
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None or shutil.which("lftp") is None, reason="needs curl and lftp"
@@ -46,24 +46,24 @@ class Lab:
         self.tmp, self.server, self.ca = tmp, server, ca
         self.count = 0
 
-    def files(self, person: Person) -> tuple[pathlib.Path, pathlib.Path]:
+    def files(self, person: Issued) -> tuple[pathlib.Path, pathlib.Path]:
         self.count += 1
         return person.write(self.tmp / "people", f"p{self.count}")
 
-    def context(self, person: Person | None) -> ssl.SSLContext:
+    def context(self, person: Issued | None) -> ssl.SSLContext:
         ctx = self.server.context()
         if person is not None:
             cert, key = self.files(person)
             ctx.load_cert_chain(str(cert), str(key))
         return ctx
 
-    def client(self, person: Person | None, *, implicit: bool = False, **kwargs) -> FTPSClient:
+    def client(self, person: Issued | None, *, implicit: bool = False, **kwargs) -> FTPSClient:
         port = self.server.implicit_port if implicit else self.server.port
         return FTPSClient(
             "127.0.0.1", port, context=self.context(person), implicit=implicit, timeout=20, **kwargs
         )
 
-    def login(self, person: Person | None, user: str, password: str = "", **kwargs) -> str:
+    def login(self, person: Issued | None, user: str, password: str = "", **kwargs) -> str:
         """The final reply of the login (USER, and PASS if asked for); raises on 4xx/5xx."""
         ftp = self.client(person, **kwargs)
         try:
@@ -71,7 +71,7 @@ class Lab:
         finally:
             ftp.close()
 
-    def refusal(self, person: Person | None, user: str, password: str = "", **kwargs) -> str:
+    def refusal(self, person: Issued | None, user: str, password: str = "", **kwargs) -> str:
         with pytest.raises(ftplib.error_perm) as info:
             self.login(person, user, password, **kwargs)
         return str(info.value)
@@ -113,7 +113,7 @@ def lab(tmp_path: pathlib.Path, make_server) -> Lab:
 
 
 def _curl(
-    lab: Lab, user: str, password: str, person: Person | None, path: str
+    lab: Lab, user: str, password: str, person: Issued | None, path: str
 ) -> subprocess.CompletedProcess:
     command = ["curl", "-sS", "-v", "--ssl-reqd", "--max-time", "30", "--cacert", str(lab.server.cafile)]
     if person is not None:
@@ -127,7 +127,7 @@ def _replies(result: subprocess.CompletedProcess) -> list[str]:
     return [line[2:] for line in result.stderr.splitlines() if line.startswith("< ")]
 
 
-def _lftp(lab: Lab, user: str, password: str, person: Person, command: str) -> subprocess.CompletedProcess:
+def _lftp(lab: Lab, user: str, password: str, person: Issued, command: str) -> subprocess.CompletedProcess:
     cert, key = lab.files(person)
     script = (
         f"set ssl:ca-file {lab.server.cafile}; set ssl:verify-certificate yes; set ftp:ssl-force true;"
@@ -418,7 +418,7 @@ def test_concurrent_certificate_logins_stay_apart(lab: Lab) -> None:
     bob = lab.ca.issue(email=("bob@example.org",))
     errors: list[BaseException] = []
 
-    def run(person: Person, user: str, password: str) -> None:
+    def run(person: Issued, user: str, password: str) -> None:
         try:
             for _ in range(3):
                 assert lab.login(person, user, password)[:3] in ("230", "232")

@@ -15,11 +15,12 @@ import jinja2
 import pytest
 
 from tests.integration.conftest import Server
+from tests.paths import ROOT
 
 LOGROTATE = shutil.which("logrotate") or (
     "/usr/sbin/logrotate" if os.path.exists("/usr/sbin/logrotate") else None
 )
-TEMPLATE = pathlib.Path(__file__).parents[2] / "roles/ftps_server/templates/ftpsd.logrotate.j2"
+TEMPLATE = ROOT / "roles/ftps_server/templates/ftpsd.logrotate.j2"
 pytestmark = pytest.mark.skipif(
     LOGROTATE is None, reason="logrotate is not installed (apt-get install logrotate)"
 )

@@ -27,12 +27,10 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 i
 )
 from cryptography.hazmat.primitives import hashes
 
-from tests.client_certs import make_ca, make_leaf
+from tests.certs import make_ca, make_leaf
 from tests.client_servers import PASSWORD, USER, serving
 from tests.integration.conftest import PASSWORDS
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
+from tests.paths import ROOT
 
 # -- happy paths against ftpsd ----------------------------------------------------------------
 

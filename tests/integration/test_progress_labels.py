@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from tests.integration.conftest import PASSWORDS
+from tests.paths import ROOT
 from tests.playbook import probe_tasks, proof_tasks
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 WRONG = "Wr0ng-pr0be-s3cret-7781"
 
 

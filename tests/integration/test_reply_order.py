@@ -255,3 +255,37 @@ def test_every_command_gets_exactly_one_final_reply_in_order(make_server) -> Non
     assert wait_counted_zero(server) == ZERO
     assert not [p.name for p in home.iterdir() if p.name.endswith(".ftpsd-part")]
     assert "Traceback" not in server.log()
+
+
+def test_replies_to_a_pipelined_flood_arrive_whole_once_each_and_in_order(server: Server) -> None:
+    """Issue 23 (the reply path writes a reply at once when nothing is queued): a client that
+    pipelines thousands of commands and reads nothing until it has sent them all fills the
+    server's socket, so replies are written at once, partly, queued behind each other and sent
+    from the queue. Every command still gets its one reply, byte for byte, in order."""
+    ftp = server.client("alice")
+    ftp.sock.settimeout(30)
+    one = ftp.sock
+    # A small, fixed receive buffer: the server's send buffer (at most 4 MiB here) is then
+    # all that holds the unread replies.
+    one.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+    one.sendall(b"HELP\r\n")
+    reply = b""
+    while not reply.endswith(b"\r\n") or not reply.split(b"\r\n")[-2].startswith(b"214 "):
+        reply += one.recv(65536)
+    count = (8 << 20) // len(reply)  # replies well beyond what the socket buffers hold
+    lines = [b"NOOP\r\n" if i % 7 == 3 else b"HELP\r\n" for i in range(count)]
+    one.sendall(b"".join(lines))
+    time.sleep(1.0)  # let the server answer into a full socket before anything is read
+    noop = b"200 I successfully did nothing'.\r\n"
+    expected = b"".join(reply if line == b"HELP\r\n" else noop for line in lines)
+    got = bytearray()
+    while len(got) < len(expected):
+        chunk = one.recv(1 << 20)
+        assert chunk, f"EOF after {len(got)} of {len(expected)} bytes"
+        got += chunk
+    assert bytes(got[: len(expected)]) == expected
+    one.settimeout(0.3)
+    with contextlib.suppress(TimeoutError):
+        assert one.recv(4096) == b""  # nothing more than one reply per command
+    one.settimeout(10)
+    ftp.quit()

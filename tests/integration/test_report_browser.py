@@ -20,7 +20,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_report import bu
 from cryptography.hazmat.primitives import hashes
 
 from tests.browser import LAYOUT_SCRIPT, ROWS_SCRIPT, Chromium, find_chromium
-from tests.client_certs import make_ca, make_leaf
+from tests.certs import make_ca, make_leaf
 
 NOW = dt.datetime.now(dt.UTC)
 WARN_DAYS = 30

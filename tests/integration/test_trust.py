@@ -18,7 +18,7 @@ from ftpskit_common import trust
 from ftpskit_common.x509 import (
     parse_certificate,
 )
-from tests.client_certs import make_ca, make_leaf
+from tests.certs import make_ca, make_leaf
 from tests.client_servers import serving
 
 FTPS_TRUST = str(pathlib.Path(sys.executable).parent / "ftps-trust")

@@ -3,6 +3,7 @@ tarball installs into a working collection (real module_utils code, roles, playb
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -17,7 +18,8 @@ import zipfile
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
+
 BIN = pathlib.Path(sys.executable).parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
 # The shared package: one copy, in the collection, shipped by Ansible's module finder to hosts
@@ -455,3 +457,79 @@ def test_unit_tests_mirror_the_code_tree() -> None:
         if not home.is_dir():
             misplaced.append(f"{path.relative_to(unit)}: no code at {home.relative_to(ROOT)}")
     assert misplaced == []
+
+
+# Our own packages, as the code imports them: a private name (`_x`) of one of these is for its
+# own module only; what siblings share has a public name in its one home (e.g. pki/support.py).
+OWN_PACKAGES = ("ansible_collections.ftpskit.", "ftpsd", "ftpskit_common")
+
+
+def private_imports(code: str, where: str) -> list[str]:
+    """``where:line: name`` for every private name ``code`` imports from another module of ours."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom):
+            if not (node.level > 0 or (node.module or "").startswith(OWN_PACKAGES)):
+                continue
+            names = [a.name for a in node.names] + (node.module or "").split(".")
+        elif isinstance(node, ast.Import):
+            modules = [a.name for a in node.names if a.name.startswith(OWN_PACKAGES)]
+            names = [part for name in modules for part in name.split(".")]
+        else:
+            continue
+        private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+        found += [f"{where}:{node.lineno}: {name}" for name in private]
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    """plugins/ and src/ import no `_private` name (nor a `_private` module) of the project's own
+    code from another module: a helper two modules share gets a public name in its one home."""
+    offenders = [
+        hit
+        for top in ("plugins", "src")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if ".cache" not in path.parts
+        for hit in private_imports(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert offenders == []
+
+
+def test_private_import_check_sees_what_it_forbids() -> None:
+    """The check above is not vacuous: each spelling of a private import is reported, a third
+    party's private name (pyftpdlib's, which ftpsd cannot avoid) is not."""
+    sample = (
+        "from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import _x, public\n"
+        "from .x509 import _name\n"
+        "from ftpsd._internal import thing\n"
+        "import ftpskit_common._hidden\n"
+        "from pyftpdlib.filesystems import _months_map\n"
+        "import os._private_looking\n"
+    )
+    assert [hit.split(": ")[1] for hit in private_imports(sample, "sample")] == [
+        "_x",
+        "_name",
+        "_internal",
+        "_hidden",
+    ]
+
+
+# The repository root has one definition, tests/paths.py; a file that counts parents of its own
+# __file__ breaks silently when it moves (and 16 of them once did it each their own way).
+_COUNTS_PARENTS = re.compile(r"__file__\)?(?:\.resolve\(\))?\s*\.parents?\b")
+
+
+def test_test_files_import_the_root_instead_of_computing_it() -> None:
+    """No file under tests/ but tests/paths.py walks up from its own __file__ (`parents[N]`,
+    `.parent.parent`): it imports `from tests.paths import ROOT`."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if path != ROOT / "tests" / "paths.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _COUNTS_PARENTS.search(line)
+    ]
+    assert offenders == []
+    file = "__" + "file__"  # spelled apart, else this test would find itself
+    assert _COUNTS_PARENTS.search(f"ROOT = pathlib.Path({file}).resolve().parents[3]")
+    assert _COUNTS_PARENTS.search(f"HERE = Path({file}).parent.parent / 'x'")

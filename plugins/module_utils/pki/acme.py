@@ -74,7 +74,7 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _iso(value: _dt.datetime) -> str:
+def iso_utc(value: _dt.datetime) -> str:
     return value.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -400,9 +400,9 @@ def renewal_info(conn: Connection, cert_pem: str, now: _dt.datetime | None = Non
     result = {
         "available": True,
         "due": due,
-        "window_start": _iso(start),
-        "window_end": _iso(end),
-        "chosen": _iso(chosen),
+        "window_start": iso_utc(start),
+        "window_end": iso_utc(end),
+        "chosen": iso_utc(chosen),
         "explanation_url": body.get("explanationURL", ""),
         "cert_id": cert_id,
         "reason": "",

@@ -258,6 +258,12 @@ def write_tokens(tokens: list[dict[str, str]], run_dir: str = RUN_DIR) -> str:
     return token_dir
 
 
+def responder_command(python: str, script: str, *, bind: str, port: int, token_dir: str) -> list[str]:
+    """The responder's command line (RESPONDER_SOURCE written to ``script``): the one place its
+    options are spelled, for the systemd unit and the tests alike."""
+    return [python, "-I", script, "--bind", bind, "--port", str(port), "--dir", token_dir]
+
+
 def start_responder(
     *, bind: str, port: int, timeout: int, table: str, chain: str, run_dir: str = RUN_DIR
 ) -> None:
@@ -274,15 +280,9 @@ def start_responder(
         "--property=PrivateTmp=yes",
         "--property=ProtectHome=yes",
         "--property=NoNewPrivileges=yes",
-        "/usr/bin/python3",
-        "-I",
-        script,
-        "--bind",
-        bind,
-        "--port",
-        str(port),
-        "--dir",
-        os.path.join(run_dir, "tokens"),
+        *responder_command(
+            "/usr/bin/python3", script, bind=bind, port=port, token_dir=os.path.join(run_dir, "tokens")
+        ),
     ]
     proc = _run(argv)
     if proc.returncode != 0:

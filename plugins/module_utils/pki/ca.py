@@ -11,25 +11,25 @@ from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
-    _name,
     cert_to_pem,
+    common_name_subject,
     load_certificate,
     load_csr,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
     CA_KEY_TYPES,
-    _signing_hash,
     check_key_type,
     generate_private_key,
     key_to_pem,
     key_type_of,
     load_private_key,
     same_public_key,
+    signing_hash,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import normalize_sans, parse_san
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     PKIError,
-    _not_after,
+    cert_not_after,
     random_serial,
     utcnow,
 )
@@ -42,30 +42,74 @@ with contextlib.suppress(ImportError):
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
 
-def _server_extensions(builder: Any, public_key: Any, sans: list[str], issuer_key: Any) -> Any:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        usage = {"digital_signature": True, "key_encipherment": True, "key_agreement": False}
-    else:
-        usage = {"digital_signature": True, "key_encipherment": False, "key_agreement": False}
-    return (
-        builder.add_extension(x509.SubjectAlternativeName([parse_san(s) for s in sans]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                content_commitment=False,
-                data_encipherment=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-                **usage,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+# The passphrase option of the modules that open or make a CA key (ftps_pki_ca, _ca_rollover,
+# _sign, _client_sign, _client_crl); its documentation is the doc fragment ftpskit.ftps.ca_key.
+CA_KEY_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "passphrase": {"type": "str", "default": "", "no_log": True},
+}
+
+
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def key_usage(*granted: str) -> x509.KeyUsage:
+    """A keyUsage extension value granting exactly ``granted`` (names of x509.KeyUsage's flags)."""
+    unknown = set(granted) - set(_KEY_USAGES)
+    if unknown:
+        raise ValueError(f"unknown key usages {sorted(unknown)}")
+    return x509.KeyUsage(**{name: name in granted for name in _KEY_USAGES})
+
+
+def issue_leaf(
+    public_key: Any,
+    subject: x509.Name,
+    sans: list[x509.GeneralName],
+    extended_usage: Any,
+    *,
+    issuer_name: x509.Name,
+    issuer_key: Any,
+    not_after: _dt.datetime,
+    now: _dt.datetime,
+    san_critical: bool = False,
+) -> x509.Certificate:
+    """The one end-entity certificate builder (server and client certificates alike).
+
+    Not a CA; keyUsage digitalSignature, plus keyEncipherment for an RSA key; the one extended key
+    usage ``extended_usage`` (an ExtendedKeyUsageOID); the subject alternative names ``sans``
+    (critical when the caller says so: RFC 5280 4.2.1.6, an empty subject); subject and authority
+    key identifiers. Valid from five minutes before ``now`` (clock skew) to ``not_after``.
+    """
+    usages = ["digital_signature"] + (
+        ["key_encipherment"] if isinstance(public_key, rsa.RSAPublicKey) else []
     )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(random_serial())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=san_critical)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage(*usages), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([extended_usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
+    )
+    return builder.sign(issuer_key, signing_hash(issuer_key))
 
 
 def issue_certificate(
@@ -83,27 +127,25 @@ def issue_certificate(
         raise PKIError(f"validity must be at least 1 day, not {validity_days}")
     now = now or utcnow()
     sans = normalize_sans(sans)
-    subject = _name(common_name)
-    issuer_name = issuer_cert.subject if issuer_cert is not None else subject
+    subject = common_name_subject(common_name)
     not_after = now + _dt.timedelta(days=validity_days)
     if issuer_cert is not None:
-        not_after = min(not_after, _not_after(issuer_cert))
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(public_key)
-        .serial_number(random_serial())
-        .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(not_after)
+        not_after = min(not_after, cert_not_after(issuer_cert))
+    return issue_leaf(
+        public_key,
+        subject,
+        [parse_san(s) for s in sans],
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        issuer_name=issuer_cert.subject if issuer_cert is not None else subject,
+        issuer_key=issuer_key,
+        not_after=not_after,
+        now=now,
     )
-    builder = _server_extensions(builder, public_key, sans, issuer_key.public_key())
-    return builder.sign(issuer_key, _signing_hash(issuer_key))
 
 
 def create_ca(key: Any, common_name: str, validity_days: int, now: _dt.datetime | None = None) -> Any:
     now = now or utcnow()
-    name = _name(common_name)
+    name = common_name_subject(common_name)
     public = key.public_key()
     builder = (
         x509.CertificateBuilder()
@@ -114,24 +156,11 @@ def create_ca(key: Any, common_name: str, validity_days: int, now: _dt.datetime 
         .not_valid_before(now - _dt.timedelta(minutes=5))
         .not_valid_after(now + _dt.timedelta(days=validity_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
     )
-    return builder.sign(key, _signing_hash(key))
+    return builder.sign(key, signing_hash(key))
 
 
 class CertificateAuthority:

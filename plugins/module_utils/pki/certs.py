@@ -12,9 +12,9 @@ from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import sha256_fingerprint
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
-    _signing_hash,
     key_size_of,
     key_type_of,
+    signing_hash,
     spki_pin,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import (
@@ -24,9 +24,9 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import (
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     PKIError,
-    _iso,
-    _not_after,
-    _not_before,
+    cert_not_after,
+    cert_not_before,
+    iso_utc,
     utcnow,
 )
 
@@ -94,10 +94,10 @@ def verify_chain(
     now = now or utcnow()
     path = [cert, *chain]
     for item in path:
-        if _not_after(item) <= now or _not_before(item) > now + _dt.timedelta(minutes=5):
+        if cert_not_after(item) <= now or cert_not_before(item) > now + _dt.timedelta(minutes=5):
             raise PKIError(
                 f"certificate {item.subject.rfc4514_string()!r} is not valid now "
-                f"(valid {_iso(_not_before(item))} to {_iso(_not_after(item))})"
+                f"(valid {iso_utc(cert_not_before(item))} to {iso_utc(cert_not_after(item))})"
             )
     for child, parent in itertools.pairwise(path):
         if not signed_by(child, parent):
@@ -132,7 +132,7 @@ def load_trust_anchors(path: str = SYSTEM_TRUST_BUNDLE) -> list[x509.Certificate
     return anchors
 
 
-def _name(common_name: str) -> x509.Name:
+def common_name_subject(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
 
 
@@ -140,10 +140,10 @@ def build_csr(key: Any, common_name: str, sans: list[str]) -> x509.CertificateSi
     names = [parse_san(s) for s in normalize_sans(sans)]
     builder = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(common_name_subject(common_name))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
     )
-    return builder.sign(key, _signing_hash(key))
+    return builder.sign(key, signing_hash(key))
 
 
 def csr_to_pem(csr: x509.CertificateSigningRequest) -> str:
@@ -167,8 +167,8 @@ def certificate_facts(cert: x509.Certificate, paths: dict[str, str] | None = Non
         "fingerprint_sha256": sha256_fingerprint(der),
         "spki_sha256": spki_pin(cert.public_key()),
         "serial": format(cert.serial_number, "x"),
-        "not_before": _iso(_not_before(cert)),
-        "not_after": _iso(_not_after(cert)),
+        "not_before": iso_utc(cert_not_before(cert)),
+        "not_after": iso_utc(cert_not_after(cert)),
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "sans": cert_sans(cert),

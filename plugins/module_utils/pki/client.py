@@ -27,9 +27,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.certre
     check_identity as _check_identity,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import normalize_fingerprint
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
-    CertificateAuthority,
-)
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CertificateAuthority, issue_leaf
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     cert_to_pem,
     certificate_facts,
@@ -39,30 +37,26 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     signed_by,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
-    _signing_hash,
     check_key_type,
     generate_private_key,
     key_to_pem,
     key_type_of,
     load_private_key,
     same_public_key,
-)
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import (
-    _read_parsed,
+    signing_hash,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     HAS_CRYPTOGRAPHY,
     PKIError,
-    _iso,
-    _not_after,
-    random_serial,
+    cert_not_after,
+    iso_utc,
+    read_parsed,
     utcnow,
 )
 
 if HAS_CRYPTOGRAPHY:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ISSUED_DIR, REVOKED_FILE, CRL_FILE = "issued", "revoked.json", "crl.pem"
@@ -120,42 +114,20 @@ def issue_client_certificate(
     if validity_days < 1:
         raise PKIError(f"validity must be at least 1 day, not {validity_days}")
     now = now or utcnow()
-    public_key = csr.public_key()
-    not_after = min(now + _dt.timedelta(days=validity_days), _not_after(ca.cert))
+    not_after = min(now + _dt.timedelta(days=validity_days), cert_not_after(ca.cert))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)] if len(identity) <= 64 else [])
-    usage = {"key_encipherment": isinstance(public_key, rsa.RSAPublicKey)}
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(public_key)
-        .serial_number(random_serial())
-        .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(not_after)
+    return issue_leaf(
+        csr.public_key(),
+        subject,
+        [x509.RFC822Name(identity)],
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        issuer_name=ca.cert.subject,
+        issuer_key=ca.key,
+        not_after=not_after,
+        now=now,
         # RFC 5280 4.2.1.6: with an empty subject the SAN is critical
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(identity)]), critical=len(subject) == 0)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-                **usage,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        san_critical=len(subject) == 0,
     )
-    return builder.sign(ca.key, _signing_hash(ca.key))
 
 
 def client_identity(cert: Any) -> str:
@@ -208,10 +180,10 @@ def build_crl(
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(int(serial_hex, 16)).revocation_date(when).build()
         )
-    return builder.sign(ca.key, _signing_hash(ca.key))
+    return builder.sign(ca.key, signing_hash(ca.key))
 
 
-def _crl_next_update(crl: Any) -> _dt.datetime | None:
+def crl_next_update_time(crl: Any) -> _dt.datetime | None:
     value = getattr(crl, "next_update_utc", None)
     if value is not None:
         return value
@@ -241,10 +213,10 @@ def crl_reasons(
     listed = {format(entry.serial_number, "x") for entry in crl}
     if listed != set(revoked):
         reasons.append(f"revocations changed ({len(listed)} listed, {len(revoked)} recorded)")
-    next_update = _crl_next_update(crl)
+    next_update = crl_next_update_time(crl)
     if next_update is None or next_update - now <= _dt.timedelta(days=renew_before_days):
         reasons.append(
-            f"the CRL's next update ({_iso(next_update) if next_update else 'none'}) "
+            f"the CRL's next update ({iso_utc(next_update) if next_update else 'none'}) "
             f"is within {renew_before_days} days"
         )
     return reasons
@@ -345,8 +317,8 @@ class ClientCA:
             records[serial] = {
                 "identity": client_identity(cert),
                 "fingerprint_sha256": certificate_facts(cert)["fingerprint_sha256"],
-                "not_after": _iso(_not_after(cert)),
-                "revoked_at": _iso(now),
+                "not_after": iso_utc(cert_not_after(cert)),
+                "revoked_at": iso_utc(now),
             }
             new.append(serial)
         if new and not check_mode:
@@ -385,12 +357,12 @@ class ClientCA:
             crl = build_crl(self.ca, revoked, number, next_update_days, now)
             atomic_write(self.crl_path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
         pem = crl.public_bytes(serialization.Encoding.PEM).decode() if crl is not None else ""
-        next_update = _crl_next_update(crl) if crl is not None else None
+        next_update = crl_next_update_time(crl) if crl is not None else None
         return {
             "changed": bool(reasons),
             "reasons": reasons,
             "crl": pem,
-            "next_update": _iso(next_update) if next_update else "",
+            "next_update": iso_utc(next_update) if next_update else "",
             "revoked": sorted(revoked),
         }
 
@@ -409,8 +381,8 @@ class ClientCA:
                     "serial": facts["serial"],
                     "fingerprint_sha256": facts["fingerprint_sha256"],
                     "not_after": facts["not_after"],
-                    "days_remaining": (_not_after(cert) - now).days,
-                    "expired": _not_after(cert) <= now,
+                    "days_remaining": (cert_not_after(cert) - now).days,
+                    "expired": cert_not_after(cert) <= now,
                     "revoked": record is not None,
                     "revoked_at": record["revoked_at"] if record else "",
                 }
@@ -438,9 +410,11 @@ def client_reasons(  # noqa: PLR0917 - the facts the renewal rules compare, each
         reasons.append("the certificate was not issued by the client CA")
     if not is_client_certificate(cert):
         reasons.append("the certificate is not a clientAuth-only certificate")
-    left = _not_after(cert) - now
+    left = cert_not_after(cert) - now
     if left <= _dt.timedelta(days=renew_before_days):
-        reasons.append(f"expiring: valid until {_iso(_not_after(cert))}, within {renew_before_days} days")
+        reasons.append(
+            f"expiring: valid until {iso_utc(cert_not_after(cert))}, within {renew_before_days} days"
+        )
     return reasons
 
 
@@ -456,7 +430,7 @@ def build_client_csr(key: Any, identity: str) -> Any:
         .subject_name(subject)
         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(identity)]), critical=False)
     )
-    return builder.sign(key, _signing_hash(key))
+    return builder.sign(key, signing_hash(key))
 
 
 def _load_key(data: bytes) -> Any:
@@ -492,15 +466,15 @@ def client_request(
     reused, so an unsigned request stays the same across runs."""
     check_identity(identity)
     files = _client_files(directory)
-    cert = _read_parsed(files["cert"], load_certificate)
-    key = _read_parsed(files["key"], _load_key)
+    cert = read_parsed(files["cert"], load_certificate)
+    key = read_parsed(files["key"], _load_key)
     reasons = client_reasons(cert, key, identity, issuer, renew_before_days, now)
     if not reasons:
         return {"changed": False, "reissue": False, "reasons": [], "csr": ""}
     if check_mode:
         return {"changed": True, "reissue": True, "reasons": reasons, "csr": ""}
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    pending = _read_parsed(files["pending_key"], _load_key)
+    pending = read_parsed(files["pending_key"], _load_key)
     changed = False
     if pending is None or key_type_of(pending) != key_type:
         pending = generate_private_key(key_type)
@@ -526,8 +500,8 @@ def client_install(
     the client CA's, clientAuth only), then key and certificate each replaced atomically."""
     files = _client_files(directory)
     cert = load_certificate(certificate, "the signed client certificate")
-    pending = _read_parsed(files["pending_key"], _load_key)
-    current = _read_parsed(files["key"], _load_key)
+    pending = read_parsed(files["pending_key"], _load_key)
+    current = read_parsed(files["key"], _load_key)
     key = (
         pending
         if pending is not None and same_public_key(pending.public_key(), cert.public_key())

@@ -19,6 +19,13 @@ with contextlib.suppress(ImportError):
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 
 
+# The option of the modules that make a key on the managed host (ftps_pki_request,
+# ftps_pki_client_cert); its documentation is the doc fragment ftpskit.ftps.host_key.
+KEY_TYPE_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
+}
+
+
 CA_KEY_TYPES = ("ecdsa-p384", "ecdsa-p256", "rsa-4096", "rsa-3072")
 
 
@@ -85,7 +92,7 @@ def load_private_key(data: bytes, passphrase: str = "", what: str = "private key
         raise PKIError(f"{what} cannot be read: wrong passphrase or not a PEM private key ({exc})") from exc
 
 
-def _signing_hash(key: Any) -> Any:
+def signing_hash(key: Any) -> Any:
     if key_type_of(key) == "ecdsa-p384":
         return hashes.SHA384()
     return hashes.SHA256()

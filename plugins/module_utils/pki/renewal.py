@@ -11,7 +11,7 @@ from typing import Any
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import signed_by
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import key_type_of, same_public_key
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import cert_sans, normalize_sans
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import _iso, _not_after, utcnow
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import cert_not_after, iso_utc, utcnow
 
 # Without cryptography, support.HAS_CRYPTOGRAPHY says so and the modules fail before using it.
 with contextlib.suppress(ImportError):
@@ -41,10 +41,10 @@ def needs_reissue(
     if force:
         reasons.append("forced: ftps_pki_force_rotate is set")
     now = now or utcnow()
-    left = _not_after(cert) - now
+    left = cert_not_after(cert) - now
     if left <= _dt.timedelta(days=renew_before_days):
         reasons.append(
-            f"expiring: valid until {_iso(_not_after(cert))}, within the renewal threshold of "
+            f"expiring: valid until {iso_utc(cert_not_after(cert))}, within the renewal threshold of "
             f"{renew_before_days} days"
         )
     if wanted_sans is not None:

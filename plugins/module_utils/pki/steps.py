@@ -41,13 +41,13 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import (
     PENDING,
     PREVIOUS,
     Store,
-    _read,
-    _read_parsed,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     PKIError,
-    _iso,
-    _not_after,
+    cert_not_after,
+    iso_utc,
+    read_if_exists,
+    read_parsed,
     utcnow,
 )
 
@@ -256,8 +256,8 @@ def validate_server_certificate(
 ) -> None:
     """Expired, not covering the host, not for servers, or an unverifiable chain → PKIError."""
     now = now or utcnow()
-    if _not_after(cert) <= now:
-        raise PKIError(f"the certificate expired at {_iso(_not_after(cert))}")
+    if cert_not_after(cert) <= now:
+        raise PKIError(f"the certificate expired at {iso_utc(cert_not_after(cert))}")
     missing = sans_cover(cert_sans(cert), required_names)
     if missing:
         raise PKIError(
@@ -277,7 +277,7 @@ def generations(store: Store) -> dict[str, Any]:
     result = {}
     for link in (CURRENT, PREVIOUS):
         gen = store.generation(link)
-        cert = _read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
+        cert = read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
         result[link] = certificate_facts(cert, {"generation": gen or ""}) if cert is not None else {}
     return result
 
@@ -298,7 +298,7 @@ def current_problems(store: Store) -> list[str]:
         (KEY_NAME, load_private_key, "key"),
     ):
         path = os.path.join(gen, name)
-        data = _read(path)
+        data = read_if_exists(path)
         if data is None:
             problems.append(f"the deployed {what} {path} is missing or cannot be read")
             continue

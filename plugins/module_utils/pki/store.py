@@ -34,7 +34,12 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
     load_private_key,
     spki_pin,
 )
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, utcnow
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
+    PKIError,
+    read_if_exists,
+    read_parsed,
+    utcnow,
+)
 
 # Without cryptography, support.HAS_CRYPTOGRAPHY says so and the modules fail before using it.
 with contextlib.suppress(ImportError):
@@ -55,25 +60,6 @@ def group_id(name: str) -> int:
         return grp.getgrnam(name).gr_gid
     except KeyError as exc:
         raise PKIError(f"group {name!r} does not exist (the role creates it; run it first)") from exc
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _read_parsed(path: str | None, parse: Any) -> Any:
-    """``parse(bytes)`` of the file at ``path``; None when there is no path, no file, or it does not parse."""
-    data = _read(path) if path else None
-    if data is None:
-        return None
-    try:
-        return parse(data)
-    except PKIError:
-        return None
 
 
 # The options of the modules that work on a server's generation store (ftps_pki_request,
@@ -105,26 +91,26 @@ class Store:
 
     def current_cert(self) -> x509.Certificate | None:
         gen = self.generation()
-        return _read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
+        return read_parsed(os.path.join(gen, CERT_NAME) if gen else None, load_certificate)
 
     def current_key(self) -> Any:
         gen = self.generation()
-        return _read_parsed(os.path.join(gen, KEY_NAME) if gen else None, load_private_key)
+        return read_parsed(os.path.join(gen, KEY_NAME) if gen else None, load_private_key)
 
     def current_chain_pem(self) -> str:
         gen = self.generation()
-        data = _read(os.path.join(gen, CHAIN_NAME)) if gen else None
+        data = read_if_exists(os.path.join(gen, CHAIN_NAME)) if gen else None
         return data.decode() if data else ""
 
     def pending_key(self) -> Any:
-        return _read_parsed(self.path(PENDING, KEY_NAME), load_private_key)
+        return read_parsed(self.path(PENDING, KEY_NAME), load_private_key)
 
     def pending_csr_pem(self) -> str:
-        data = _read(self.path(PENDING, "csr.pem"))
+        data = read_if_exists(self.path(PENDING, "csr.pem"))
         return data.decode() if data else ""
 
     def next_key(self) -> Any:
-        return _read_parsed(self.path(NEXT, KEY_NAME), load_private_key)
+        return read_parsed(self.path(NEXT, KEY_NAME), load_private_key)
 
     def paths(self) -> dict[str, str]:
         current = self.path(CURRENT)

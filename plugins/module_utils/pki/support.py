@@ -35,18 +35,37 @@ def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _not_after(cert: x509.Certificate) -> _dt.datetime:
+def cert_not_after(cert: x509.Certificate) -> _dt.datetime:
     value = getattr(cert, "not_valid_after_utc", None)
     return value if value is not None else cert.not_valid_after.replace(tzinfo=_dt.UTC)
 
 
-def _not_before(cert: x509.Certificate) -> _dt.datetime:
+def cert_not_before(cert: x509.Certificate) -> _dt.datetime:
     value = getattr(cert, "not_valid_before_utc", None)
     return value if value is not None else cert.not_valid_before.replace(tzinfo=_dt.UTC)
 
 
-def _iso(value: _dt.datetime) -> str:
+def iso_utc(value: _dt.datetime) -> str:
     return value.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_if_exists(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def read_parsed(path: str | None, parse: Any) -> Any:
+    """``parse(bytes)`` of the file at ``path``; None when there is no path, no file, or it does not parse."""
+    data = read_if_exists(path) if path else None
+    if data is None:
+        return None
+    try:
+        return parse(data)
+    except PKIError:
+        return None
 
 
 def random_serial() -> int:

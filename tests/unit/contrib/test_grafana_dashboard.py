@@ -5,12 +5,12 @@ source the user picks. No network, no Grafana: the structure Grafana's import ne
 from __future__ import annotations
 
 import json
-import pathlib
 import re
 
 from ftpsd.metrics import registry_for
+from tests.paths import ROOT
 
-DASHBOARD = pathlib.Path(__file__).parents[3] / "contrib/grafana/ftpsd.json"
+DASHBOARD = ROOT / "contrib/grafana/ftpsd.json"
 _PROMQL_WORDS = {
     "by",
     "without",

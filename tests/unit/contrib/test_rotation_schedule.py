@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from tests.paths import ROOT
+
 UNITS = ROOT / "contrib" / "systemd"
 SCRIPT = UNITS / "ftps-kit-rotate"
 

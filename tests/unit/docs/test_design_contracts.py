@@ -24,8 +24,8 @@ import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
 from ftpskit_common import ports
+from tests.paths import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
 PLAYBOOK_FILES = sorted((ROOT / "playbooks").rglob("*.yml"))
 

@@ -301,3 +301,29 @@ def test_every_name_pays_every_scheme_in_use(monkeypatch, tmp_path) -> None:
         sequences.append(list(calls))
     assert all(seq == sequences[0] for seq in sequences), sequences
     assert sorted(scheme for scheme, _ in sequences[0]) == ["pbkdf2-sha256", "pbkdf2-sha256", "scrypt"]
+
+
+def test_importing_the_authorizer_hashes_nothing() -> None:
+    """Issue 23: the stand-in for an empty users file is made on first need, not at import (which
+    ran scrypt, 16 MiB and ~35 ms, in every process importing ftpsd: the daemon, ``ftpsd status``)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import hashlib, ftpskit_common.passwd as p\n"
+        "calls = []\n"
+        "real = hashlib.scrypt\n"
+        "hashlib.scrypt = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+        "import ftpsd.authorizer\n"
+        "print(len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+
+
+def test_an_empty_users_file_still_costs_one_hash_per_name(monkeypatch) -> None:
+    """With no password account, an unknown name still pays a default-cost scrypt check."""
+    auth = FtpsdAuthorizer([])
+    calls = _recording(monkeypatch)
+    assert not auth.check_password("mallory", "ftpsd-dummy-password-for-timing")
+    assert len(calls) == 1 and calls[0][0] == "scrypt"

@@ -27,8 +27,7 @@ from ftpsd.config import ConfigError, TLSConfig, parse_config
 from ftpsd.load import check_config
 from ftpskit_common.accounts import check_accounts
 from ftpskit_common.passwd import User, UsersFileError, dumps_users, hash_password, validate_users
-from tests.certs import TestCA
-from tests.person_certs import ClientCA
+from tests.certs import ClientCA, TestCA
 
 BY_IDENTITY = {"alice@example.org": "alice", "bob@example.org": "bob", "carol@example.org": "carol"}
 

@@ -201,3 +201,38 @@ def test_passive_ports_capped_per_user_across_workers() -> None:
     limits.passive_close("alice")
     assert limits.passive("alice") == 0
     assert limits.counts(0)["passive"] == 0
+
+
+def test_counts_sums_every_slot_of_its_worker_only() -> None:
+    """``counts`` (strided views over one copy of the table) equals a slot-by-slot sum, per worker,
+    with addresses, users, passive ports and checks in flight spread over the whole table."""
+    rng = random.Random(23)
+    limits = SharedLimits(slots=4096, workers=3)
+    for worker in range(3):
+        limits.bind_worker(worker)
+        for n in range(rng.randrange(40, 80)):
+            assert limits.connect(f"10.{worker}.{n // 250}.{n % 250}", 0, 0, WINDOW) is None
+        for n in range(rng.randrange(10, 30)):
+            assert limits.user_login(f"user{worker}-{n}", 0)
+            assert limits.passive_open(f"user{worker}-{n}", 0)
+        for n in range(rng.randrange(1, 5)):
+            limits.begin_attempt(f"192.0.2.{n}", THRESHOLD, WINDOW)
+    for worker in range(3):
+        sums = {1: 0, 2: 0, 3: 0}
+        pending = 0
+        for index in range(limits.slots):
+            head, cols = limits._read(index)
+            count, checks = cols[2 * worker], cols[2 * worker + 1]
+            if count or checks:
+                sums[head[1]] += count
+                pending += checks
+        sessions, logins = limits.header(worker)
+        assert limits.counts(worker) == {
+            "sessions": sessions,
+            "logins": logins,
+            "per_ip": sums[1],
+            "per_user": sums[2],
+            "passive": sums[3],
+            "pending": pending,
+        }
+        assert sums[1] > 0 and sums[2] > 0 and sums[3] > 0 and pending > 0

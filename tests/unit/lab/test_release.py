@@ -17,7 +17,8 @@ import pytest
 import yaml
 from packaging.version import Version
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from tests.paths import ROOT
+
 BIN = pathlib.Path(sys.executable).parent
 CHANGELOG = BIN / "antsibull-changelog"
 VENV = BIN.parent

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-LOAD = Path(__file__).resolve().parents[3] / "molecule" / "rotation" / "files" / "rotation_load.py"
+from tests.paths import ROOT
+
+LOAD = ROOT / "molecule" / "rotation" / "files" / "rotation_load.py"
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 
 from tests.playbook import run_playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 PINS = {
     "fingerprint_sha256": "AB" * 32,
     "spki_sha256": "c3BraS1uZXc=",

@@ -20,9 +20,9 @@ import sys
 import pytest
 import yaml
 
+from tests.paths import ROOT
 from tests.playbook import run_playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 # SSH to a closed port: any connection attempt fails at once (unreachable).
 NOWHERE = {
     "ansible_connection": "ssh",

@@ -18,7 +18,8 @@ import sys
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from tests.paths import ROOT
+
 BIN = pathlib.Path(sys.executable).parent
 
 

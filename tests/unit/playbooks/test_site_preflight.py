@@ -17,7 +17,6 @@ import pytest
 
 from tests.playbook import run_playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 GOOD_USERS = [
     {"name": "alice", "password": "Pw-A-7731-secret", "perm": "rw"},
     {"name": "bob", "password": "Pw-B-7731-secret", "perm": "ro"},

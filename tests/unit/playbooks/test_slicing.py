@@ -18,9 +18,9 @@ import subprocess
 import pytest
 import yaml
 
+from tests.paths import ROOT
 from tests.playbook import run_playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 PLAYBOOKS = ROOT / "playbooks"
 # Must see the whole fleet: the key manager's CA and records, the prober, every server.
 # (preflight.yml contacts no host, but its store check needs group ftps_ca, which a slice may lack.)

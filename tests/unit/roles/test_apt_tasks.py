@@ -11,13 +11,13 @@ playbooks/: it sets `update_cache` (always, or whenever a wanted package is miss
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Iterator
 
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from tests.paths import ROOT
+
 APT = {"apt", "ansible.builtin.apt", "ansible.legacy.apt"}
 PLACES = ["roles", "molecule", "playbooks"]
 

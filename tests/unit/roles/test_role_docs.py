@@ -13,7 +13,8 @@ import pathlib
 import pytest
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from tests.paths import ROOT
+
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file())
 _spec = importlib.util.spec_from_file_location("role_docs", ROOT / "lab" / "role_docs.py")
 role_docs = importlib.util.module_from_spec(_spec)

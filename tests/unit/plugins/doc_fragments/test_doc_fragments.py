@@ -15,7 +15,8 @@ import yaml
 from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import add_fragments
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
+from tests.paths import ROOT
+
 MODULES = sorted((ROOT / "plugins" / "modules").glob("*.py"))
 FRAGMENTS = ROOT / "plugins" / "doc_fragments"
 PREFIX = "ftpskit.ftps."
@@ -137,3 +138,54 @@ def test_the_fragments_document_the_argument_specs_they_stand_for() -> None:
     for name, spec in STORE_ARGUMENT_SPEC.items():
         assert (documented[name]["type"], documented[name]["default"]) == (spec["type"], spec["default"])
     assert fragment(f"{PREFIX}ca")["options"]["key_type"]["choices"] == list(CA_KEY_TYPES)
+
+
+def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
+    """ca_key documents CA_KEY_ARGUMENT_SPEC (the CA key's passphrase, no_log), host_key
+    KEY_TYPE_ARGUMENT_SPEC (a host key's type), and every module taking those options extends them."""
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import (
+        KEY_TYPE_ARGUMENT_SPEC,
+        KEY_TYPES,
+    )
+
+    for name, specs in (("ca_key", CA_KEY_ARGUMENT_SPEC), ("host_key", KEY_TYPE_ARGUMENT_SPEC)):
+        documented = fragment(f"{PREFIX}{name}")["options"]
+        assert set(documented) == set(specs)
+        for option, spec in specs.items():
+            assert (documented[option]["type"], documented[option]["default"]) == (
+                spec["type"],
+                spec["default"],
+            )
+            assert documented[option].get("choices") == spec.get("choices")
+    assert CA_KEY_ARGUMENT_SPEC["passphrase"]["no_log"] is True
+    assert KEY_TYPE_ARGUMENT_SPEC["key_type"]["choices"] == list(KEY_TYPES)
+    extending = {
+        path.stem: own_fragments(module_doc(path))
+        for path in MODULES
+        if "ca_key" in str(own_fragments(module_doc(path)))
+        or "host_key" in str(own_fragments(module_doc(path)))
+    }
+    assert extending == {
+        "ftps_pki_ca": [f"{PREFIX}ca", f"{PREFIX}attributes", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
+        "ftps_pki_ca_rollover": [
+            f"{PREFIX}ca",
+            f"{PREFIX}attributes.no_diff",
+            f"{PREFIX}cryptography",
+            f"{PREFIX}ca_key",
+        ],
+        "ftps_pki_client_cert": [
+            f"{PREFIX}attributes.no_diff",
+            f"{PREFIX}cryptography.managed_host",
+            f"{PREFIX}host_key",
+        ],
+        "ftps_pki_client_crl": [f"{PREFIX}attributes.no_diff", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
+        "ftps_pki_client_sign": [f"{PREFIX}attributes.no_diff", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
+        "ftps_pki_request": [
+            f"{PREFIX}generations",
+            f"{PREFIX}attributes",
+            f"{PREFIX}cryptography.managed_host",
+            f"{PREFIX}host_key",
+        ],
+        "ftps_pki_sign": [f"{PREFIX}attributes", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
+    }

@@ -18,7 +18,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_report import (
 )
 from cryptography.hazmat.primitives import hashes
 
-from tests.client_certs import make_ca, make_leaf
+from tests.certs import make_ca, make_leaf
 
 NOW = dt.datetime.now(dt.UTC)
 CA = make_ca()

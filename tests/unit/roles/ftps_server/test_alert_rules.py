@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import pathlib
 import shutil
 import subprocess
 
 import pytest
 
+from tests.paths import ROOT
+
 PROMTOOL = shutil.which("promtool")
-RULES = pathlib.Path(__file__).parents[4] / "roles/ftps_server/files/prometheus"
+RULES = ROOT / "roles/ftps_server/files/prometheus"
 pytestmark = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool is not installed (apt-get install prometheus; lab/host-packages.txt)"
 )

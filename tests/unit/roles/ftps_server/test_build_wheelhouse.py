@@ -19,7 +19,8 @@ import zipfile
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
+from tests.paths import ROOT
+
 SCRIPT = ROOT / "roles" / "ftps_server" / "files" / "build_wheelhouse.py"
 _spec = importlib.util.spec_from_file_location("build_wheelhouse", SCRIPT)
 assert _spec and _spec.loader

@@ -24,7 +24,7 @@ from ftpskit_common.x509 import (
     normalize_spki,
     parse_certificate,
 )
-from tests.client_certs import make_ca, make_leaf
+from tests.certs import make_ca, make_leaf
 
 FP = "AB:" * 31 + "CD"
 FP_HEX = FP.replace(":", "").lower()

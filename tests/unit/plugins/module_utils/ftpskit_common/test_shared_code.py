@@ -30,8 +30,8 @@ from ftpskit_common.x509 import (
     sha256_fingerprint,
 )
 from tests.certs import TestCA, point_current, write_generation
+from tests.paths import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[5]
 SHARED = ROOT / "plugins" / "module_utils" / "ftpskit_common"
 DAEMON = ROOT / "src" / "ftpsd"
 

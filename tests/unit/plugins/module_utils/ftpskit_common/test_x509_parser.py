@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.client_certs import KEY_TYPES, make_ca, make_leaf
+from tests.certs import KEY_TYPES, make_ca, make_leaf
 
 
 def _expected_key(cert: x509.Certificate) -> dict:

@@ -139,7 +139,7 @@ def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, 
     assert usage.key_encipherment is (kind == "rsa2048")
     assert certs.signed_by(cert, store.ca.cert)
     assert keys.same_public_key(cert.public_key(), key.public_key())
-    left = support._not_after(cert) - support.utcnow()
+    left = support.cert_not_after(cert) - support.utcnow()
     assert dt.timedelta(days=29) < left <= dt.timedelta(days=30)
     assert [c.serial_number for c in store.issued()] == [cert.serial_number]
     mode = stat.S_IMODE(os.stat(store.ca.key_path).st_mode)
@@ -148,7 +148,7 @@ def test_issued_certificate_is_client_auth_only_for_exactly_the_identity(store, 
 
 def test_validity_is_bounded_by_the_client_ca(store) -> None:
     cert = client.issue_client_certificate(store.ca, certs.load_csr(_csr(_key())), ALICE, 10_000)
-    assert support._not_after(cert) == support._not_after(store.ca.cert)
+    assert support.cert_not_after(cert) == support.cert_not_after(store.ca.cert)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_crl_lists_exactly_the_revoked_serials_and_is_renewed_only_when_due(stor
     assert list(crl) == []
     assert crl.is_signature_valid(store.ca.cert.public_key())
     assert client.crl_number(crl) == 1
-    assert client._crl_next_update(crl) == (NOW + dt.timedelta(days=7)).replace(microsecond=0)
+    assert client.crl_next_update_time(crl) == (NOW + dt.timedelta(days=7)).replace(microsecond=0)
 
     # current: nothing changes (idempotence)
     again = store.ensure_crl(next_update_days=7, renew_before_days=2, now=NOW + dt.timedelta(days=1))
@@ -194,7 +194,7 @@ def test_crl_lists_exactly_the_revoked_serials_and_is_renewed_only_when_due(stor
     renewed = store.ensure_crl(next_update_days=7, renew_before_days=2, now=late)
     assert renewed["changed"] and "next update" in renewed["reasons"][0]
     crl = _crl(store)
-    assert client._crl_next_update(crl) == (late + dt.timedelta(days=7)).replace(microsecond=0)
+    assert client.crl_next_update_time(crl) == (late + dt.timedelta(days=7)).replace(microsecond=0)
     assert [r.serial_number for r in crl] == [alice.serial_number]
     assert client.crl_number(crl) == 3
 
@@ -352,7 +352,7 @@ def test_ftps_cert_request_sign_install(store, tmp_path, capsys) -> None:
     shown = certreq.certificate_summary(signed.encode())
     assert shown["identity"] == ALICE
     assert shown["serial"] == format(cert.serial_number, "x")
-    assert shown["not_after"] == support._iso(support._not_after(cert))
+    assert shown["not_after"] == support.iso_utc(support.cert_not_after(cert))
 
 
 @pytest.mark.parametrize("identity", ["alice", "a/b@example.org", "alice@example.org\n"])
@@ -375,7 +375,7 @@ def test_prometheus_textfile_lists_unexpired_certificates_and_the_crl(store) -> 
     text = client.render_prometheus(rows, store.ensure_crl(7, 2)["next_update"])
     samples = [line for line in text.splitlines() if not line.startswith("#")]
     serial = format(alice.serial_number, "x")
-    expiry = int(support._not_after(alice).timestamp())
+    expiry = int(support.cert_not_after(alice).timestamp())
     assert samples[0] == (
         "ftpskit_client_cert_not_after_timestamp_seconds"
         f'{{identity="{ALICE}",serial="{serial}",revoked="true"}} {expiry}'

@@ -12,11 +12,12 @@ import pytest
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import (
     CertificateAuthority,
     issue_certificate,
+    issue_leaf,
     sign_batch,
 )
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
-    _name,
     build_csr,
+    common_name_subject,
     csr_to_pem,
     load_certificate,
     signed_by,
@@ -41,8 +42,8 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.sans import (
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import validate_server_certificate
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
     PKIError,
-    _not_after,
-    _not_before,
+    cert_not_after,
+    cert_not_before,
     random_serial,
     utcnow,
 )
@@ -221,7 +222,7 @@ def test_issued_certificate_content(ca: CertificateAuthority, key_type: str) -> 
     assert aki.key_identifier == ca_ski.digest
     assert 0 < cert.serial_number < 2**128
     assert signed_by(cert, ca.cert)
-    days = (_not_after(cert) - _not_before(cert)).days
+    days = (cert_not_after(cert) - cert_not_before(cert)).days
     assert days == 90  # 90 days + the 5-minute backdating
 
 
@@ -276,7 +277,7 @@ def intermediate(ca: CertificateAuthority):
     key = generate_private_key("ecdsa-p256")
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name("intermediate"))
+        .subject_name(common_name_subject("intermediate"))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(random_serial())
@@ -423,18 +424,17 @@ def test_validate_server_certificate(ca, other_ca, case: str, message: str | Non
     elif case == "chain":
         chain = [other_ca.cert]
     elif case == "client_only":
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name("srv1"))
-            .issuer_name(ca.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(random_serial())
-            .not_valid_before(NOW - dt.timedelta(days=1))
-            .not_valid_after(NOW + dt.timedelta(days=10))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("srv1")]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        # a server certificate in every way but its EKU
+        cert = issue_leaf(
+            key.public_key(),
+            common_name_subject("srv1"),
+            [x509.DNSName("srv1")],
+            x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+            issuer_name=ca.cert.subject,
+            issuer_key=ca.key,
+            not_after=NOW + dt.timedelta(days=10),
+            now=NOW,
         )
-        cert = builder.sign(ca.key, hashes.SHA384())
     if message is None:
         validate_server_certificate(cert, chain, required)
     else:

@@ -216,17 +216,9 @@ def responder(tmp_path: pathlib.Path) -> Iterator[tuple[int, pathlib.Path]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-I",
-            str(script),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(token_dir),
-        ],
+        http01.responder_command(
+            sys.executable, str(script), bind="127.0.0.1", port=port, token_dir=str(token_dir)
+        ),
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

@@ -1,0 +1,59 @@
+"""Session log lines (issue 23, reply path): ``FtpsdHandler.log`` formats nothing for a pyftpdlib
+logger method whose level is off, and logs as before otherwise."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pyftpdlib.log import logger
+
+from ftpsd.handlers import FtpsdHandler
+
+
+def _handler() -> FtpsdHandler:
+    return object.__new__(FtpsdHandler)  # no socket: only log() is exercised
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_a_reply_logged_at_debug_is_not_formatted_when_debug_is_off(level, caplog) -> None:
+    """``respond`` logs every reply with ``logger.debug``: with debug off, log() must return before
+    pyftpdlib formats the session prefix (``log_prefix % self.__dict__``)."""
+    handler = _handler()
+    handler.__dict__.clear()  # formatting would raise KeyError: proof it did not happen
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        with caplog.at_level(level, logger="pyftpdlib"):
+            handler.log("226 Transfer complete.", logfun=logger.debug)
+            if level > logging.INFO:  # pyftpdlib's transfer line, its logger at warning
+                handler.log("RETR /f completed=1", logfun=logger.info)
+    finally:
+        logger.setLevel(old)
+    assert not [r for r in caplog.records if r.name == "pyftpdlib"]
+
+
+def test_enabled_levels_and_other_log_functions_still_log(caplog) -> None:
+    handler = _handler()
+    handler.__dict__.update(remote_ip="192.0.2.1", remote_port=2121, username="alice")
+    seen: list[str] = []
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pyftpdlib"):
+            handler.log("425 refused", logfun=logger.warning)
+            handler.log("own", logfun=seen.append)  # not a pyftpdlib logger method: always called
+            handler.log("quiet", logfun=logger.info)
+    finally:
+        logger.setLevel(old)
+    assert [r.getMessage() for r in caplog.records if r.name == "pyftpdlib"] == [
+        "192.0.2.1:2121-[alice] 425 refused"
+    ]
+    assert seen == ["192.0.2.1:2121-[alice] own"]
+    logger.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pyftpdlib"):
+            handler.log("226 Transfer complete.", logfun=logger.debug)
+    finally:
+        logger.setLevel(old)
+    assert caplog.records[-1].getMessage() == "192.0.2.1:2121-[alice] 226 Transfer complete."
