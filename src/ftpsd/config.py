@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftpskit_common.ports import passive_ports_problem
+from ftpskit_common.ports import PASSIVE_PORTS_DEFAULT, passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
@@ -46,7 +46,7 @@ class ServerConfig:
     listen: tuple[str, ...] = ("0.0.0.0",)  # noqa: S104 - a server binds all addresses by default
     control_port: int = 21
     implicit_port: int = 990
-    passive_ports: tuple[int, int] = (50000, 50099)
+    passive_ports: tuple[int, int] = PASSIVE_PORTS_DEFAULT  # ftpskit_common.ports, beside the rule
     masquerade_address: str = ""
     workers: int = 0
     banner: str = "ftpsd ready"

@@ -34,7 +34,7 @@ def _render(server: Server, tmp_path: pathlib.Path) -> pathlib.Path:
         ftps_server_logrotate_frequency="daily",
         ftps_server_logrotate_keep=3,
         ftps_server_user=pwd.getpwuid(os.getuid()).pw_name,
-        ftps_server_group=grp.getgrgid(os.getgid()).gr_name,
+        __ftps_server_group=grp.getgrgid(os.getgid()).gr_name,
         ftps_server_venv=str(venv_bin.parent),
         ftps_server_config_dir=str(server.config_path.parent),
     )

@@ -9,6 +9,7 @@ firewall (site.yml hands it to ftps_firewall), and a range reaching below 1024 w
 well-known ports other services listen on (22, 25, 80 ...); ftpsd could bind them (its unit grants
 CAP_NET_BIND_SERVICE for the control ports), so only this rule keeps them out. A firewall rule's
 own ranges may start at 1: it opens what its author names, a privileged port included.
+:data:`PASSIVE_PORTS_DEFAULT` is ftpsd's own default range (a hand-written configuration).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 
 PORT_MAX = 65535
 PASSIVE_PORTS_MIN = 1024
+# ftpsd's passive range when its configuration names none. The ftps_server role's default
+# (ftps_server_passive_ports) is the same range, for Ansible; tests/unit/docs/test_design_contracts.py
+# keeps the two equal.
+PASSIVE_PORTS_DEFAULT = (50000, 50099)
 
 
 def _is_int(value: Any) -> bool:

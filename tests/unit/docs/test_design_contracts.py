@@ -8,6 +8,10 @@
   not in it.
 - The passive range and the renewal window: one validator each where the map says, one default
   per program, and every playbook input of those walks checked by a preflight.
+- The daemon's group and ftps_server's TLS paths: ftps_pki's (ftps_pki_group, ftps_pki_dir), read
+  by ftps_server and ftps_users from ftps_pki_layout, which each reader publishes first through
+  ftps_pki's ``layout`` entry point when ftps_pki is not in the run; the old group names are
+  deprecated aliases, checked and warned about by the preflights.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
+from ftpskit_common import ports
 from tests.paths import ROOT
 
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
@@ -36,13 +41,10 @@ ROLE_OF = {name: role for role, values in DEFAULTS.items() for name in values}
 
 # Literal defaults that two roles still share (docs/design.md, "Not yet one"). Each entry: the
 # variables that hold the same fact in different roles.
-# The variables whose default is the daemon's name, "ftpsd": its group (four variables for one
-# group: the debt design.md names), its user, service and package.
+# The variables whose default is the daemon's name, "ftpsd": its group (ftps_pki's alone), its
+# user (two roles: the debt design.md names), service and package.
 FTPSD_NAMED = {
     "ftps_pki_group",
-    "ftps_server_group",
-    "ftps_users_home_group",
-    "ftps_users_file_group",
     "ftps_server_user",
     "ftps_users_home_owner",
     "ftps_pki_reload_service",
@@ -57,10 +59,6 @@ KNOWN_SHARED = {
     frozenset({"ftps_server_users_file", "ftps_users_file"}),
     frozenset({"ftps_server_data_dir", "ftps_users_home_root"}),
     frozenset({"ftps_server_config_dir", "ftps_users_file"}),
-    # ftps_server's TLS paths spell out ftps_pki's layout
-    frozenset({"ftps_pki_dir", "ftps_server_tls_certfile"}),
-    frozenset({"ftps_pki_dir", "ftps_server_tls_keyfile"}),
-    frozenset({"ftps_pki_dir", "ftps_server_tls_chainfile"}),
 }
 
 # Playbook restatements of a role default not yet replaced by a published fact (design.md).
@@ -87,6 +85,9 @@ FIXED = {
     "ftps_pki_renew_before_days",
     "ftps_server_passive_ports",
     "ftps_server_metrics_renew_before_days",
+    "ftps_server_tls_certfile",
+    "ftps_server_tls_keyfile",
+    "ftps_server_tls_chainfile",
 }
 
 
@@ -164,17 +165,20 @@ CODE = (
 
 
 def test_passive_range_one_default_per_program() -> None:
-    hits = _grep(r"50000, 50099|50000-50099", *CODE)
-    # ftps_server's default and its argument spec (a mirror test_role_docs.py keeps equal),
-    # ftpsd's own default for a hand-written configuration
+    hits = _grep(r"50000, ?50099|50000-50099", *CODE, "roles/**/*.md")
+    # ftps_server's default with its argument spec and README table (mirrors test_role_docs.py
+    # keeps equal); ftpsd's own default for a hand-written configuration in ftpskit_common.ports,
+    # beside the rule, which config.py reads
     assert sorted(hits) == sorted(
         [
             "roles/ftps_server/defaults/main.yml",
             "roles/ftps_server/meta/argument_specs.yml",
-            "src/ftpsd/config.py",
+            "roles/ftps_server/README.md",
+            "plugins/module_utils/ftpskit_common/ports.py",
         ]
     )
-    assert list(ServerConfig.passive_ports) == DEFAULTS["ftps_server"]["ftps_server_passive_ports"]
+    assert ServerConfig.passive_ports is ports.PASSIVE_PORTS_DEFAULT
+    assert list(ports.PASSIVE_PORTS_DEFAULT) == DEFAULTS["ftps_server"]["ftps_server_passive_ports"]
 
 
 def test_passive_range_one_validator() -> None:
@@ -195,6 +199,12 @@ def test_renewal_window_one_name_one_default() -> None:
     assert DEFAULTS["ftps_pki"]["ftps_pki_renew_before_days"] == TLSConfig.renew_before_days
     assert "ftps_server_metrics_renew_before_days" not in DEFAULTS["ftps_server"]
     assert _grep(r"renew_before_days[^\n]*default\(30\)|default\(30\)", *CODE) == []
+    # in roles/, the number is written by its owner only (defaults, and the README table
+    # generated from the spec, whose `default: 30` sits on a line of its own)
+    assert sorted(_grep(r"renew[^\n]*\b30\b|\b30\b[^\n]*renew|\(30\)", "roles/**/*")) == [
+        "roles/ftps_pki/README.md",
+        "roles/ftps_pki/defaults/main.yml",
+    ]
     # no hidden flag: the units pass no window, ftpsd reads tls.renew_before_days
     assert _grep(r"--renew-before-days", "roles/**/*.j2") == []
     assert _grep(r"^renew_before_days = ", "roles/ftps_server/templates/ftpsd.toml.j2") == [
@@ -208,6 +218,9 @@ def test_renewal_window_one_name_one_default() -> None:
         ("ftps_rotate_expiring_within_days", "roles/ftps_fleet/tasks/settings.yml"),
         ("ftps_report_warn_days", "roles/ftps_fleet/tasks/report_read.yml"),
         ("ftps_server_metrics_renew_before_days", "roles/ftps_server/tasks/preflight.yml"),
+        ("ftps_server_group", "roles/ftps_server/tasks/preflight.yml"),
+        ("ftps_users_home_group", "roles/ftps_users/tasks/preflight.yml"),
+        ("ftps_users_file_group", "roles/ftps_users/tasks/preflight.yml"),
     ],
 )
 def test_walk_inputs_are_checked_before_use(variable: str, preflight: str) -> None:
@@ -324,3 +337,90 @@ def test_wired_playbook_plays_only_name_entry_points(name: str) -> None:
             assert include["name"].startswith("ftpskit.ftps.") and include.get("tasks_from"), (name, task)
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     assert "default(" not in code, f"{name}: a playbook restates no default (the role's defaults hold them)"
+
+
+def _readers_of_the_layout() -> set[str]:
+    """The roles other than ftps_pki whose defaults, vars, tasks or templates read ftps_pki_layout."""
+    readers = set()
+    for role in ROLES:
+        if role.name == "ftps_pki":
+            continue
+        for path in [*role.glob("*/*.yml"), *role.glob("templates/*")]:
+            lines = path.read_text().splitlines()
+            text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+            if re.search(r"ftps_pki_layout\.[a-z_]+", text):
+                readers.add(role.name)
+    return readers
+
+
+def test_daemon_group_has_one_name() -> None:
+    # one variable names the daemon's group: ftps_pki's; the others read ftps_pki_layout.group
+    groups = sorted(name for values in DEFAULTS.values() for name in values if name.endswith("_group"))
+    assert groups == ["ftps_pki_group"]
+    for role, internals in {
+        "ftps_server": {"__ftps_server_group": "ftps_server_group"},
+        "ftps_users": {
+            "__ftps_users_home_group": "ftps_users_home_group",
+            "__ftps_users_file_group": "ftps_users_file_group",
+        },
+    }.items():
+        values = yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text())
+        for internal, alias in internals.items():
+            # the deprecated name wins when an inventory still sets it, else the published group
+            assert values[internal] == f"{{{{ {alias} | default(ftps_pki_layout.group) }}}}"
+            # nothing else reads the alias: tasks and templates use the resolved name
+            readers = _grep(rf"\b{alias}\b", f"roles/{role}/tasks/*.yml", f"roles/{role}/templates/*")
+            assert set(readers) == {f"roles/{role}/tasks/preflight.yml"}, readers
+    # the playbooks never name the deprecated aliases (they read ftps_pki_layout.group)
+    assert _grep(r"ftps_server_group|ftps_users_(home|file)_group", "playbooks/**/*.yml") == []
+    # no task or template gives a file to a group literal other than root
+    literal = _grep(r"\bgroup: (?!root\b)[a-z]|Group=[a-z]", "roles/**/tasks/*.yml", "roles/**/templates/*")
+    assert literal == [], literal
+
+
+def test_tls_paths_default_from_the_layout() -> None:
+    # null = ftps_pki's; resolved in vars/ (the argument specs are checked before the role's
+    # first task can read the layout), a path set in the inventory wins
+    internals = yaml.safe_load((ROOT / "roles/ftps_server/vars/main.yml").read_text())
+    for part in ("cert", "key", "chain"):
+        name = f"ftps_server_tls_{part}file"
+        assert DEFAULTS["ftps_server"][name] is None
+        assert internals[f"__{name}"] == f"{{{{ ftps_pki_layout.{part} if {name} is none else {name} }}}}"
+        # (a quoted name is a label in a message)
+        readers = _grep(rf"(?<!')\b{name}\b", "roles/ftps_server/tasks/*", "roles/ftps_server/templates/*")
+        assert readers == [], f"read __{name}, the resolved path: {readers}"
+    # the PKI's location is written by its owner only (defaults, spec, generated README)
+    assert sorted(set(_grep(r"/etc/ftps-kit/pki\b", "roles/**/*"))) == [
+        "roles/ftps_pki/README.md",
+        "roles/ftps_pki/defaults/main.yml",
+        "roles/ftps_pki/meta/argument_specs.yml",
+    ]
+
+
+def test_layout_readers_publish_it_first() -> None:
+    """A role reading ftps_pki_layout runs ftps_pki's ``layout`` entry point when it is missing,
+    first in its table of contents (any tag) and first in its preflight (site.yml, users.yml and
+    firewall.yml call the preflight alone), and never restates a fallback."""
+    readers = _readers_of_the_layout()
+    assert readers == {"ftps_server", "ftps_users", "ftps_fleet"}
+    # ftps_fleet's workflows publish it in the first entry point each of their plays runs on the
+    # servers (rotate.yml: select; ca_rollover.yml: rollover_begin; report.yml: report_read); the
+    # later entry points (rotate, rollback, rollover_finish) run on those hosts after it.
+    for entry in ("select.yml", "rollover_begin.yml", "report_read.yml"):
+        tasks = yaml.safe_load((FLEET_ROLE / "tasks" / entry).read_text())
+        includes = [
+            t.get("ansible.builtin.include_role") or t.get("ansible.builtin.import_role") for t in tasks
+        ]
+        assert {"name": "ftpskit.ftps.ftps_pki", "tasks_from": "layout.yml"} in [
+            {k: v for k, v in (i or {}).items() if k in ("name", "tasks_from")} for i in includes
+        ], entry
+    for name in sorted(readers - {"ftps_fleet"}):
+        tasks = yaml.safe_load((ROOT / "roles" / name / "tasks" / "pki_layout.yml").read_text())
+        (include,) = tasks
+        assert include["ansible.builtin.include_role"]["name"] == "ftpskit.ftps.ftps_pki"
+        assert include["ansible.builtin.include_role"]["tasks_from"] == "layout"
+        assert include["when"] == "ftps_pki_layout is not defined"
+        for entry in ("main.yml", "preflight.yml"):
+            first = yaml.safe_load((ROOT / "roles" / name / "tasks" / entry).read_text())[0]
+            assert first["ansible.builtin.include_tasks"]["file"] == "pki_layout.yml", (name, entry)
+    assert _grep(r"ftps_pki_layout\.[a-z_]+ *\| *default\(", "roles/**/*.yml", "roles/**/*.j2") == []
