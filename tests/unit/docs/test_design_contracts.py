@@ -71,7 +71,6 @@ KNOWN_PLAYBOOK_DEFAULTS = {
     "ftps_pki_mode",
     "ftps_pki_ca_passphrase",
     "ftps_users_accounts",
-    "ftps_client_pins_enabled",
     "ftps_client_probe_concurrency",
     # client certificates (merged from main at the end of issue 24's session; not yet published)
     "ftps_pki_client_ca",
