@@ -36,7 +36,9 @@ OLD_FTP2 = {
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the pin file is written owned by root")
 
 
-def publish(tmp_path: pathlib.Path, *extra: str, pins_enabled: bool = True) -> subprocess.CompletedProcess[str]:
+def publish(
+    tmp_path: pathlib.Path, *extra: str, pins_enabled: bool = True
+) -> subprocess.CompletedProcess[str]:
     """publish_pins.yml with the controller as the one client; ``pins_enabled=False``: a client
     that does not pin (ftps_client_pins_enabled not set: ftps_client's default)."""
     client = {"ftps_client_pins_enabled": True} if pins_enabled else {}
@@ -116,4 +118,5 @@ def test_a_client_that_does_not_pin_is_left_untouched(tmp_path: pathlib.Path) ->
     result = publish(tmp_path, pins_enabled=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "known_servers.json").read_text() == mine
-    assert re.search(r"localhost\s*: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", result.stdout), result.stdout[-3000:]
+    recap = re.search(r"localhost\s*: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", result.stdout)
+    assert recap, result.stdout[-3000:]
