@@ -57,3 +57,57 @@ def test_enabled_levels_and_other_log_functions_still_log(caplog) -> None:
     finally:
         logger.setLevel(old)
     assert caplog.records[-1].getMessage() == "192.0.2.1:2121-[alice] 226 Transfer complete."
+
+
+class _Loud:
+    """A dispatcher whose repr records that it was formatted."""
+
+    def __init__(self) -> None:
+        self.formatted = 0
+
+    def __repr__(self) -> str:
+        self.formatted += 1
+        return "<Loud>"
+
+
+def test_pyftpdlib_debug_lines_are_formatted_only_when_written(caplog) -> None:
+    """pyftpdlib's ``debug(s, inst)`` formatted ``repr(inst)`` on every call with debug logging
+    off (several times per data connection); every pyftpdlib module now calls ``lazy_debug``,
+    which formats nothing then and logs the same line when debug is on."""
+    import pyftpdlib.handlers.ftp.control
+    import pyftpdlib.handlers.ftp.data
+    import pyftpdlib.handlers.ftp.dispatchers
+    import pyftpdlib.handlers.ftps.ssl
+    import pyftpdlib.ioloop
+    import pyftpdlib.log
+    import pyftpdlib.servers
+
+    from ftpsd.handlers import lazy_debug
+
+    modules = (
+        pyftpdlib.log,
+        pyftpdlib.ioloop,
+        pyftpdlib.servers,
+        pyftpdlib.handlers.ftp.control,
+        pyftpdlib.handlers.ftp.data,
+        pyftpdlib.handlers.ftp.dispatchers,
+        pyftpdlib.handlers.ftps.ssl,
+    )
+    assert all(module.debug is lazy_debug for module in modules)
+    inst = _Loud()
+    old = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        with caplog.at_level(logging.INFO, logger="pyftpdlib"):
+            for module in modules:
+                module.debug("call: close()", inst)
+        assert inst.formatted == 0
+        assert not [r for r in caplog.records if r.name == "pyftpdlib"]
+        logger.setLevel(logging.DEBUG)
+        with caplog.at_level(logging.DEBUG, logger="pyftpdlib"):
+            pyftpdlib.handlers.ftp.dispatchers.debug("call: close()", inst)
+    finally:
+        logger.setLevel(old)
+    assert inst.formatted == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyftpdlib"]
+    assert lines == ["[debug] call: close() (<Loud>)"]
