@@ -75,12 +75,16 @@ class Loaded:
     homes: tuple[str, ...]
     material: TLSMaterial | None = None
     loaded_at: float = 0.0  # time.time() when the files were read
+    # The status reports' certificate summary, made once per load: before the workers fork, so
+    # its objects are shared, and not again at every report (once a second while sessions change).
+    certificate: dict | None = None
 
 
 def load_everything(path: str) -> Loaded:
     """Load config, TLS material and users once and validate them; raises ConfigError listing problems."""
     everything = load_all(path)
     config, material, users = everything.config, everything.material, everything.users
+    loaded_at = time.time()
     return Loaded(
         config=config,
         context=everything.context,
@@ -90,7 +94,8 @@ def load_everything(path: str) -> Loaded:
         users=len(users),
         homes=tuple(user.home for user in users),
         material=material,
-        loaded_at=time.time(),
+        loaded_at=loaded_at,
+        certificate=certificate_summary(material.cert, material.chain, loaded_at),
     )
 
 
@@ -283,7 +288,6 @@ class Worker:
     def report(self, problems: list[str], warnings: list[str]) -> None:
         self._last_report = (problems, warnings)
         self._reported_sessions = self._sessions_now()
-        material = self.loaded.material
         self.status.report(
             self.index,
             self.generation,
@@ -292,11 +296,7 @@ class Worker:
             fingerprint=self.loaded.fingerprint,
             directory=self.loaded.directory,
             users=self.loaded.users,
-            certificate=(
-                certificate_summary(material.cert, material.chain, self.loaded.loaded_at)
-                if material
-                else None
-            ),
+            certificate=self.loaded.certificate,
             sessions=self._reported_sessions[0],
             counted=self.runtime.limits.counts(self.index),
             last_reload=self.last_reload,
