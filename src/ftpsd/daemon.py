@@ -42,6 +42,7 @@ from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.load import load_all
+from ftpsd.pages import drop_file_pages
 from ftpsd.partials import LeftoverSweep
 from ftpsd.safetext import EscapingFormatter
 from ftpsd.status import DaemonStatus, certificate_summary
@@ -473,6 +474,9 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         if spawn(index) is not None:
             return _child(config_path, loaded, listeners, limits, status=status, index=index, restarted=False)
     log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
+    # The library pages only its start ran stay mapped here alone (3-6 MiB): let go of them
+    # (ftpsd.pages; the supervisor has one thread). Again after each reload it loads.
+    drop_file_pages()
     sweep: LeftoverSweep | None = LeftoverSweep(loaded.homes, start_time)
     restarts = 0
     exit_code = 0
@@ -493,6 +497,7 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
             # Keep the newest valid state for replacement workers (they start from this copy).
             with contextlib.suppress(ConfigError, ValueError):
                 loaded = load_everything(config_path)
+            drop_file_pages()
         if stopping:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
