@@ -586,6 +586,9 @@ def run(config_path: str) -> int:
         if workers == 1:
             sweep = LeftoverSweep(loaded.homes, start_time)
             worker = Worker(config_path, loaded, _bind(loaded), limits, status, main=True, sweep=sweep)
+            # Still one thread (the pool and the sweep start in serve()): the library pages only
+            # the start ran go (ftpsd.pages); serving maps again what it runs.
+            drop_file_pages()
             return worker.serve()
         return _supervise(config_path, loaded, workers, limits, status=status, start_time=start_time)
     except OSError as exc:

@@ -1,5 +1,6 @@
-"""``python -m tests.bench.daemon_pss REF``: ftpsd's PSS fresh and after 50 sessions came and went,
-this checkout against the ftpsd of git ref REF (both with the unit's environment).
+"""``python -m tests.bench.daemon_pss REF [REPS [WORKERS]]``: ftpsd's PSS fresh and after 50 sessions
+came and went, this checkout against the ftpsd of git ref REF (both with the unit's environment;
+``server.workers`` = WORKERS for both, default 0: one per core).
 
 A benchmark, not a test (docs/benchmark.md, "Changes measured alone"). Needs root like
 ``python -m tests.bench`` (tmpfs, cgroups). The PSS is summed over every process of the server.
@@ -17,6 +18,7 @@ from tests.bench.servers import Ftpsd, FtpsdBaseline
 
 def main(argv: list[str]) -> int:
     ref, reps = argv[0], int(argv[1]) if len(argv) > 1 else 3
+    workers = int(argv[2]) if len(argv) > 2 else 0
     env = BenchEnv()
     env.open()
     try:
@@ -24,6 +26,7 @@ def main(argv: list[str]) -> int:
         base.ref = ref
         servers = [Ftpsd(env), base]
         for s in servers:
+            s.workers = workers
             s.home.mkdir(parents=True, exist_ok=True)
         for rep in range(reps):
             for s in servers:

@@ -387,3 +387,14 @@ def test_the_supervisor_keeps_no_startup_library_pages_mapped(make_server) -> No
     # strict case, this one shows a reload leaves nothing behind once it settled.)
     assert _supervisor_lets_go(server, "_rust.abi3.so") == 0
     assert server.served_fingerprint() == new.fingerprint != first
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/smaps")
+def test_a_single_worker_starts_serving_without_its_startup_library_pages(make_server) -> None:
+    """With ``workers = 1`` the one process lets go of them before it serves (no session has
+    run cryptography's code yet); a session maps what it runs again, and serves."""
+    server = make_server(workers=1)
+    assert server.proc is not None
+    assert _resident_kib(server.proc.pid, "_rust.abi3.so") == 0
+    assert server.served_fingerprint() == server.cert.fingerprint
+    assert _resident_kib(server.proc.pid, "_rust.abi3.so") > 0
