@@ -27,6 +27,7 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], int | None]] = {
     "unit": ([], {}, None),  # what the ftps_server role's unit runs (with GLIBC_TUNABLES)
     "no-tunable": ([], {"GLIBC_TUNABLES": ""}, None),
     "workers-1": ([], {}, 1),
+    "workers-1-no-tunable": ([], {"GLIBC_TUNABLES": ""}, 1),
     "no-debug-ranges": (["-X", "no_debug_ranges"], {}, None),
     "OO": (["-OO"], {}, None),
     "arena-1": ([], {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"}, None),
