@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run ftpsd-base with this server.workers (e.g. --baseline HEAD --baseline-workers 1: "
         "the worker count measured alone)",
     )
+    p.add_argument(
+        "--baseline-tunables",
+        default=None,
+        help="GLIBC_TUNABLES for ftpsd-base instead of the unit's ('' = unset; e.g. "
+        "--baseline HEAD --baseline-tunables '': the hugetlb tunable measured alone)",
+    )
     p.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     a = p.parse_args(argv)
     quick = a.quick
@@ -308,6 +314,7 @@ class Bench:
                 s.ref = a.baseline
                 if a.baseline_workers is not None:
                     s.workers = a.baseline_workers
+                s.tunables = a.baseline_tunables
         for s in servers:
             self.populate(s)
         try:
