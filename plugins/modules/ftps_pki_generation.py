@@ -47,7 +47,7 @@ author:
 EXAMPLES = r"""
 - name: Read the generations before a rotation
   ftpskit.ftps.ftps_pki_generation:
-    pki_dir: /etc/ftps-kit/pki
+    pki_dir: "{{ ftps_pki_layout.dir }}"
   register: __before
 
 - name: Go back to the previous certificate after a failed health gate
@@ -73,7 +73,7 @@ problems:
   returned: always
   type: list
   elements: str
-  sample: ["the deployed certificate /etc/ftps-kit/pki/current/cert.pem is damaged: ..."]
+  sample: ["the deployed certificate <pki_dir>/current/cert.pem is damaged: ..."]
 next_spki_sha256:
   description:
     - SPKI pin of the next key (base64 SHA-256, as spki_sha256); empty in check mode before it exists.

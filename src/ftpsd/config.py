@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ftpskit_common.layout import CERT_NAME, CHAIN_NAME, KEY_NAME, current_path
 from ftpskit_common.ports import PASSIVE_PORTS_DEFAULT, passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -66,9 +67,10 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    certfile: str = "/etc/ftps-kit/pki/current/cert.pem"
-    keyfile: str = "/etc/ftps-kit/pki/current/key.pem"
-    chainfile: str = "/etc/ftps-kit/pki/current/chain.pem"
+    # where ftps_pki installs the served generation (ftpskit_common.layout, the one spelling)
+    certfile: str = current_path(CERT_NAME)
+    keyfile: str = current_path(KEY_NAME)
+    chainfile: str = current_path(CHAIN_NAME)
     min_version: str = "TLSv1.2"
     tls13: bool = True
     ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"

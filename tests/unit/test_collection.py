@@ -171,6 +171,7 @@ def test_installed_collection_holds_the_shared_package_as_files(
         "atomicfile.py",
         "certreq.py",
         "client.py",
+        "layout.py",
         "passwd.py",
         "ports.py",
         "sans.py",

@@ -24,6 +24,17 @@ import tempfile
 from typing import Any
 
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import (
+    CERT_NAME,
+    CHAIN_NAME,
+    CURRENT,
+    FULLCHAIN_NAME,
+    KEY_NAME,
+    NEXT,
+    PENDING,
+    PKI_DIR,
+    PREVIOUS,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import (
     cert_to_pem,
     certificate_facts,
@@ -46,12 +57,6 @@ with contextlib.suppress(ImportError):
     from cryptography import x509
 
 
-CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.pem", "fullchain.pem"
-
-
-CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
-
-
 GEN_PREFIX = "gen-"
 
 
@@ -66,7 +71,7 @@ def group_id(name: str) -> int:
 # ftps_pki_install, ftps_pki_generation); their documentation is the doc fragment
 # ftpskit.ftps.generations.
 STORE_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "pki_dir": {"type": "path", "default": "/etc/ftps-kit/pki"},
+    "pki_dir": {"type": "path", "default": PKI_DIR},  # ftpskit_common.layout, the one spelling
     "group": {"type": "str", "default": "ftpsd"},
 }
 

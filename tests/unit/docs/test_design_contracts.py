@@ -12,6 +12,13 @@
   by ftps_server and ftps_users from ftps_pki_layout, which each reader publishes first through
   ftps_pki's ``layout`` entry point when ftps_pki is not in the run; the old group names are
   deprecated aliases, checked and warned about by the preflights.
+- The daemon's user, its users file and its data root: ftps_server's (ftps_server_user,
+  ftps_server_users_file, ftps_server_data_dir), read by ftps_users from ftps_server_layout, which
+  it publishes first through ftps_server's ``layout`` entry point when ftps_server is not in the
+  run; ftps_users' old names are deprecated aliases.
+- What ftpsd and the roles share with it (the passive range, the PKI's location) is written once,
+  in ``ftpskit_common``: ftpsd, the modules' argument specs and the roles' defaults (through the
+  ``ftpskit.ftps.ftpsd_default`` lookup) read that constant.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import pytest
 import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
-from ftpskit_common import ports
+from ftpskit_common import layout, ports
 from tests.paths import ROOT
 
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
@@ -42,11 +49,10 @@ ROLE_OF = {name: role for role, values in DEFAULTS.items() for name in values}
 # Literal defaults that two roles still share (docs/design.md, "Not yet one"). Each entry: the
 # variables that hold the same fact in different roles.
 # The variables whose default is the daemon's name, "ftpsd": its group (ftps_pki's alone), its
-# user (two roles: the debt design.md names), service and package.
+# user (ftps_server's alone), service and package.
 FTPSD_NAMED = {
     "ftps_pki_group",
     "ftps_server_user",
-    "ftps_users_home_owner",
     "ftps_pki_reload_service",
     "ftps_fleet_rotate_reload_service",
     "ftps_server_package",
@@ -55,10 +61,6 @@ KNOWN_SHARED = {
     *(frozenset({a, b}) for a in FTPSD_NAMED for b in FTPSD_NAMED if ROLE_OF[a] != ROLE_OF[b]),
     # the nftables table both roles own a chain in (one table name, by design)
     frozenset({"ftps_firewall_nft_table", "ftps_pki_acme_nft_table"}),
-    # the users file and the data root
-    frozenset({"ftps_server_users_file", "ftps_users_file"}),
-    frozenset({"ftps_server_data_dir", "ftps_users_home_root"}),
-    frozenset({"ftps_server_config_dir", "ftps_users_file"}),
 }
 
 # Playbook restatements of a role default not yet replaced by a published fact (design.md).
@@ -163,21 +165,28 @@ CODE = (
 )
 
 
-def test_passive_range_one_default_per_program() -> None:
-    hits = _grep(r"50000, ?50099|50000-50099", *CODE, "roles/**/*.md")
-    # ftps_server's default with its argument spec and README table (mirrors test_role_docs.py
-    # keeps equal); ftpsd's own default for a hand-written configuration in ftpskit_common.ports,
-    # beside the rule, which config.py reads
-    assert sorted(hits) == sorted(
-        [
-            "roles/ftps_server/defaults/main.yml",
-            "roles/ftps_server/meta/argument_specs.yml",
-            "roles/ftps_server/README.md",
-            "plugins/module_utils/ftpskit_common/ports.py",
-        ]
-    )
+# How a role default reads ftpsd's own (plugins/lookup/ftpsd_default.py).
+def _ftpsd_default(name: str) -> str:
+    return f"{{{{ lookup('ftpskit.ftps.ftpsd_default', '{name}') }}}}"
+
+
+def _spec_default(role: str, name: str) -> object:
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"][name]["default"]
+
+
+def test_passive_range_one_definition() -> None:
+    """One definition in the whole code: ftpskit_common.ports, beside the rule. ftpsd's config
+    reads it; ftps_server's default (and its spec mirror) read it through the lookup, so the
+    daemon's configuration and the firewall rule built from the role's variable name those ports."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+
+    hits = _grep(r"50000, ?50099|50000-50099|50000\b[^\n]*50099", *CODE, "roles/**/*.md", "plugins/**/*.yml")
+    assert hits == ["plugins/module_utils/ftpskit_common/ports.py"], hits
     assert ServerConfig.passive_ports is ports.PASSIVE_PORTS_DEFAULT
-    assert list(ports.PASSIVE_PORTS_DEFAULT) == DEFAULTS["ftps_server"]["ftps_server_passive_ports"]
+    assert DEFAULTS["ftps_server"]["ftps_server_passive_ports"] == _ftpsd_default("passive_ports")
+    assert _spec_default("ftps_server", "ftps_server_passive_ports") == _ftpsd_default("passive_ports")
+    assert LookupModule().run(["passive_ports"]) == [list(ports.PASSIVE_PORTS_DEFAULT)]
 
 
 def test_passive_range_one_validator() -> None:
@@ -220,6 +229,9 @@ def test_renewal_window_one_name_one_default() -> None:
         ("ftps_server_group", "roles/ftps_server/tasks/preflight.yml"),
         ("ftps_users_home_group", "roles/ftps_users/tasks/preflight.yml"),
         ("ftps_users_file_group", "roles/ftps_users/tasks/preflight.yml"),
+        ("ftps_users_file", "roles/ftps_users/tasks/preflight.yml"),
+        ("ftps_users_home_root", "roles/ftps_users/tasks/preflight.yml"),
+        ("ftps_users_home_owner", "roles/ftps_users/tasks/preflight.yml"),
     ],
 )
 def test_walk_inputs_are_checked_before_use(variable: str, preflight: str) -> None:
@@ -456,12 +468,30 @@ def test_tls_paths_default_from_the_layout() -> None:
         # (a quoted name is a label in a message)
         readers = _grep(rf"(?<!')\b{name}\b", "roles/ftps_server/tasks/*", "roles/ftps_server/templates/*")
         assert readers == [], f"read __{name}, the resolved path: {readers}"
-    # the PKI's location is written by its owner only (defaults, spec, generated README)
-    assert sorted(set(_grep(r"/etc/ftps-kit/pki\b", "roles/**/*"))) == [
-        "roles/ftps_pki/README.md",
-        "roles/ftps_pki/defaults/main.yml",
-        "roles/ftps_pki/meta/argument_specs.yml",
-    ]
+
+
+def test_pki_location_one_definition() -> None:
+    """The PKI's location is written once in code, ftpskit_common.layout.PKI_DIR: ftpsd's TLS
+    defaults, the store modules' pki_dir default (STORE_ARGUMENT_SPEC) and ftps_pki's default
+    (through the lookup) read it; the modules' documentation is the generations doc fragment
+    (test_doc_fragments.py keeps it equal to STORE_ARGUMENT_SPEC)."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
+
+    hits = sorted(set(_grep(r"/etc/ftps-kit/pki\b", *CODE, "roles/**/*")))
+    assert hits == [
+        "plugins/doc_fragments/generations.py",
+        "plugins/module_utils/ftpskit_common/layout.py",
+    ], hits
+    assert DEFAULTS["ftps_pki"]["ftps_pki_dir"] == _ftpsd_default("pki_dir")
+    assert _spec_default("ftps_pki", "ftps_pki_dir") == _ftpsd_default("pki_dir")
+    assert LookupModule().run(["pki_dir"]) == [layout.PKI_DIR]
+    assert STORE_ARGUMENT_SPEC["pki_dir"]["default"] == layout.PKI_DIR
+    for part in ("cert", "key", "chain"):
+        assert getattr(TLSConfig, f"{part}file") == layout.current_path(f"{part}.pem")
+    # the files of the served generation are named by ftps_pki alone; the others read ftps_pki_layout
+    named = _grep(r"/current/(cert|key|chain)\.pem", "roles/**/*.yml", "roles/**/*.j2")
+    assert [hit for hit in named if not hit.startswith("roles/ftps_pki/")] == [], named
 
 
 def test_layout_readers_publish_it_first() -> None:
@@ -491,3 +521,53 @@ def test_layout_readers_publish_it_first() -> None:
             first = yaml.safe_load((ROOT / "roles" / name / "tasks" / entry).read_text())[0]
             assert first["ansible.builtin.include_tasks"]["file"] == "pki_layout.yml", (name, entry)
     assert _grep(r"ftps_pki_layout\.[a-z_]+ *\| *default\(", "roles/**/*.yml", "roles/**/*.j2") == []
+
+
+# ---- the daemon's user, its users file, its data root: ftps_server's, read by ftps_users ----
+# ftps_users' internal name -> (its deprecated alias, the key of ftps_server_layout, ftps_server's variable)
+SERVER_FACTS = {
+    "__ftps_users_home_owner": ("ftps_users_home_owner", "user", "ftps_server_user"),
+    "__ftps_users_file": ("ftps_users_file", "users_file", "ftps_server_users_file"),
+    "__ftps_users_home_root": ("ftps_users_home_root", "data_dir", "ftps_server_data_dir"),
+}
+
+
+def test_daemon_user_users_file_and_data_root_have_one_name() -> None:
+    # ftps_server publishes them from its own variables, checked where they are published
+    tasks = yaml.safe_load((ROOT / "roles/ftps_server/tasks/layout.yml").read_text())
+    (published,) = [
+        t["ansible.builtin.set_fact"]["ftps_server_layout"] for t in tasks if "ansible.builtin.set_fact" in t
+    ]
+    assert published == {key: f"{{{{ {owner} }}}}" for _, key, owner in SERVER_FACTS.values()}
+    (check,) = [t for t in tasks if "ansible.builtin.assert" in t]
+    assert all(owner in yaml.safe_dump(check) for *_, owner in SERVER_FACTS.values())
+    # ... and nowhere else: one validator of the paths
+    for _, key, owner in SERVER_FACTS.values():
+        if key != "user":
+            assert _grep(rf"{owner} is match", "roles/**/*.yml") == ["roles/ftps_server/tasks/layout.yml"]
+    # ftps_server's preflight runs it (site.yml, users.yml); it is an entry point of its own
+    first = yaml.safe_load((ROOT / "roles/ftps_server/tasks/preflight.yml").read_text())
+    assert {"file": "layout.yml"} in [t.get("ansible.builtin.include_tasks") for t in first]
+    specs = yaml.safe_load((ROOT / "roles/ftps_server/meta/argument_specs.yml").read_text())
+    assert specs["argument_specs"]["layout"] == specs["argument_specs"]["main"]
+    # ftps_users has no default of its own for them; the deprecated name wins when set
+    internals = yaml.safe_load((ROOT / "roles/ftps_users/vars/main.yml").read_text())
+    for internal, (alias, key, _) in SERVER_FACTS.items():
+        assert alias not in DEFAULTS["ftps_users"]
+        assert internals[internal] == f"{{{{ {alias} | default(ftps_server_layout.{key}) }}}}"
+        # (a tag of the same name is not a read)
+        readers = _grep(
+            rf"^(?!\s*tags:).*\b{alias}\b", "roles/ftps_users/tasks/*.yml", "roles/ftps_users/templates/*"
+        )
+        assert set(readers) <= {"roles/ftps_users/tasks/preflight.yml"}, readers
+        assert _grep(rf"\b{alias}\b", "playbooks/**/*.yml", "roles/ftps_fleet/**/*.yml") == []
+    # ftps_users runs ftps_server's `layout` entry point when ftps_server is not in the run, first
+    # after ftps_pki's in its table of contents and its preflight, and never restates a fallback
+    (include,) = yaml.safe_load((ROOT / "roles/ftps_users/tasks/server_layout.yml").read_text())
+    assert include["ansible.builtin.include_role"]["name"] == "ftpskit.ftps.ftps_server"
+    assert include["ansible.builtin.include_role"]["tasks_from"] == "layout"
+    assert include["when"] == "ftps_server_layout is not defined"
+    for entry in ("main.yml", "preflight.yml"):
+        second = yaml.safe_load((ROOT / "roles/ftps_users/tasks" / entry).read_text())[1]
+        assert second["ansible.builtin.include_tasks"]["file"] == "server_layout.yml", entry
+    assert _grep(r"ftps_server_layout\.[a-z_]+ *\| *default\(", "roles/**/*.yml", "roles/**/*.j2") == []

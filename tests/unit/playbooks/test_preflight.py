@@ -92,7 +92,12 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
         {"ftps_users_accounts": [{**USER, "perm": "admin"}]},
         "value of perm must be one of: ro, rw, upload, got: admin found in ftps_users_accounts",
     ),
-    "user-files": ({"ftps_users_home_root": "/"}, "ftps_users_home_root (/) must be absolute paths"),
+    # a deprecated alias, still checked: the message names the one name to set instead
+    "user-files": (
+        {"ftps_users_home_root": "/"},
+        "ftps_users_home_root (\"/\") must be an absolute path other than '/';"
+        " better, drop it and set ftps_server_data_dir",
+    ),
     # keys
     "key-type": ({"ftps_pki_key_type": "rsa-512"}, "ftps_pki_key_type must be one of"),
     "key-ca-type": ({"ftps_pki_ca_key_type": "dsa"}, "ftps_pki_ca_key_type must be one of"),
@@ -182,7 +187,7 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
     ),
     "paths": (
         {"ftps_server_data_dir": "srv/ftp"},
-        "ftps_server_data_dir must be an absolute path other than '/', got \"srv/ftp\"",
+        "ftps_server_data_dir (\"srv/ftp\") absolute paths other than '/'",
     ),
     # rotation settings (rotate.yml's)
     "rotate-serial": ({"ftps_rotate_serial": "0"}, "ftps_rotate_serial a positive number or percentage (0)"),

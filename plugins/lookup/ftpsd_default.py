@@ -1,0 +1,63 @@
+# Copyright: ftps-kit contributors
+# MIT License (see pyproject.toml)
+"""``lookup('ftpskit.ftps.ftpsd_default', name)``: ftpsd's own default for a setting the roles
+share with it, read from its one definition in ``ftpskit_common`` (plugins/module_utils), so the
+daemon (a hand-written configuration), the modules and the roles' defaults cannot drift apart."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: ftpsd_default
+author:
+  - ftps-kit contributors (@ftps-kit)
+short_description: ftpsd's own default of a setting the roles share with it
+description:
+  - Returns the default ftpsd applies when its configuration names none, from its one definition
+    in C(ftpskit_common) (the daemon, the modules and the roles read the same constant).
+  - C(passive_ports) is C(ftpskit_common.ports.PASSIVE_PORTS_DEFAULT), the inclusive passive
+    port range C([first, last]); the ftps_server role's C(ftps_server_passive_ports) defaults to it.
+  - C(pki_dir) is C(ftpskit_common.layout.PKI_DIR), where ftps_pki keeps a server's certificate
+    generations; the ftps_pki role's C(ftps_pki_dir) defaults to it.
+options:
+  _terms:
+    description: The setting, one of C(passive_ports), C(pki_dir).
+    required: true
+    type: list
+    elements: str
+"""
+
+EXAMPLES = r"""
+- name: Show ftpsd's default passive range
+  ansible.builtin.debug:
+    msg: "{{ lookup('ftpskit.ftps.ftpsd_default', 'passive_ports') }}"
+"""
+
+RETURN = r"""
+_raw:
+  description:
+    - The default of each named setting (a list of two ports for C(passive_ports), a path for C(pki_dir)).
+  type: list
+  elements: raw
+"""
+
+from typing import Any
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import PKI_DIR
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.ports import PASSIVE_PORTS_DEFAULT
+
+DEFAULTS: dict[str, Any] = {
+    "passive_ports": list(PASSIVE_PORTS_DEFAULT),
+    "pki_dir": PKI_DIR,
+}
+
+
+class LookupModule(LookupBase):
+    def run(self, terms: list[Any], variables: Any = None, **kwargs: Any) -> list[Any]:
+        unknown = [term for term in terms if term not in DEFAULTS]
+        if unknown or not terms:
+            raise AnsibleLookupError(
+                f"ftpsd_default: name one of {sorted(DEFAULTS)}, got {unknown or 'nothing'}"
+            )
+        return [DEFAULTS[term] for term in terms]

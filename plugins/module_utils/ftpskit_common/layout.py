@@ -1,0 +1,25 @@
+"""Where ftps_pki keeps a server's certificate material: the one spelling of the path.
+
+Standard library only. ftpsd's TLS defaults (a hand-written configuration), the ``pki_dir``
+default of the modules working on a server's generations (``pki.store.STORE_ARGUMENT_SPEC``,
+documented by the ``ftpskit.ftps.generations`` doc fragment) and ftps_pki's role default
+(``ftps_pki_dir``, through the ``ftpskit.ftps.ftpsd_default`` lookup) read :data:`PKI_DIR`;
+nobody else writes it.
+
+Layout (docs/design.md, "Certificate material on a server")::
+
+    <pki_dir>/gen-<UTC timestamp>-<serial hex>/{cert,key,chain,fullchain}.pem
+    <pki_dir>/current  -> gen-...   (the served generation)
+    <pki_dir>/previous -> gen-...   (kept for rollback)
+"""
+
+from __future__ import annotations
+
+PKI_DIR = "/etc/ftps-kit/pki"
+CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.pem", "fullchain.pem"
+CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
+
+
+def current_path(name: str, pki_dir: str = PKI_DIR) -> str:
+    """``<pki_dir>/current/<name>``: a file of the served generation."""
+    return f"{pki_dir}/{CURRENT}/{name}"
