@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,12 @@ OLD_FTP2 = {
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the pin file is written owned by root")
 
 
-def publish(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def publish(
+    tmp_path: pathlib.Path, *extra: str, pins_enabled: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """publish_pins.yml with the controller as the one client; ``pins_enabled=False``: a client
+    that does not pin (ftps_client_pins_enabled not set: ftps_client's default)."""
+    client = {"ftps_client_pins_enabled": True} if pins_enabled else {}
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         json.dumps(
@@ -52,7 +58,7 @@ def publish(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[
                                     "ansible_connection": "local",
                                     "ansible_become": False,
                                     "ansible_python_interpreter": sys.executable,
-                                    "ftps_client_pins_enabled": True,
+                                    **client,
                                     "ftps_client_pin_file": str(tmp_path / "known_servers.json"),
                                 }
                             }
@@ -101,3 +107,16 @@ def test_without_keep_missing_a_missing_fact_fails_naming_the_server(tmp_path: p
     assert result.returncode == 2
     assert "ftp2 has no ftps_fleet_pins fact with fingerprint_sha256 and spki_sha256" in said(result)
     assert not (tmp_path / "known_servers.json").exists()
+
+
+def test_a_client_that_does_not_pin_is_left_untouched(tmp_path: pathlib.Path) -> None:
+    """ftps_client's own converge removes the pin file of a client without pins; the rotation's
+    pin steps must not: that client's file (e.g. written by hand or by another tool) stays as it
+    was, byte for byte, and nothing is reported changed."""
+    mine = json.dumps({"version": 1, "servers": {"ftp1:21": OLD_FTP2}})
+    (tmp_path / "known_servers.json").write_text(mine)
+    result = publish(tmp_path, pins_enabled=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "known_servers.json").read_text() == mine
+    recap = re.search(r"localhost\s*: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", result.stdout)
+    assert recap, result.stdout[-3000:]
