@@ -45,9 +45,13 @@ class ActionModule(ActionBase):
         if not isinstance(aliases, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
         ):
-            raise AnsibleActionFail("aliases must be a mapping of deprecated variable names to what replaces them")
+            raise AnsibleActionFail(
+                "aliases must be a mapping of deprecated variable names to what replaces them"
+            )
         if not version:
-            raise AnsibleActionFail("version (the collection version that removes the deprecated names) is required")
+            raise AnsibleActionFail(
+                "version (the collection version that removes the deprecated names) is required"
+            )
         in_use = deprecated_in_use(aliases, task_vars or {})
         for old in in_use:
             # Ansible shows each message once per run, however many hosts or includes warn.

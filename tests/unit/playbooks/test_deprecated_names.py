@@ -94,6 +94,7 @@ def test_no_warning_without_old_names(tmp_path: pathlib.Path) -> None:
     assert "DEPRECAT" not in result.stdout + result.stderr
 
 
+ANSIBLE_NAMES = {"hostvars", "groups", "query", "now", "lookup"}
 # `{{ old | default(...` or `{{ old if old ...`: a deprecated name read before its new one
 READ = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\s*(?:\||if\b)")
 
@@ -110,7 +111,7 @@ def test_the_map_names_exactly_the_old_names_the_role_reads() -> None:
         for value in INTERNALS.values()
         if isinstance(value, str)
         for name in READ.findall(value)
-        if not name.startswith("__") and name not in role_vars | {"hostvars", "groups", "query", "now", "lookup"}
+        if not name.startswith("__") and name not in role_vars | ANSIBLE_NAMES
     }
     assert read == set(ALIASES), (sorted(read - set(ALIASES)), sorted(set(ALIASES) - read))
     # and nothing else carries its own list of them (the one warner, the one map)

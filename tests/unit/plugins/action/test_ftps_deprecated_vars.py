@@ -10,7 +10,6 @@ from unittest import mock
 import pytest
 from ansible.errors import AnsibleActionFail
 from ansible.playbook.task import Task
-
 from ansible_collections.ftpskit.ftps.plugins.action import ftps_deprecated_vars as plugin
 
 ALIASES = {"old_a": "new_a", "old_b": "new_b (the window)", "old_c": "new_c"}
@@ -35,7 +34,9 @@ def test_message() -> None:
     assert plugin.deprecation_message("old_b", "new_b (the window)", "README.md") == (
         "The variable old_b is deprecated: use new_b (the window) instead (README.md)"
     )
-    assert plugin.deprecation_message("old_a", "new_a") == "The variable old_a is deprecated: use new_a instead"
+    assert plugin.deprecation_message("old_a", "new_a") == (
+        "The variable old_a is deprecated: use new_a instead"
+    )
 
 
 def _action(args: dict) -> plugin.ActionModule:
@@ -81,6 +82,9 @@ def test_run_warns_for_each_name_in_use() -> None:
     ids=["list", "non-string", "no-version"],
 )
 def test_bad_arguments_fail(args: dict, message: str) -> None:
-    with mock.patch.object(plugin.display, "deprecated") as deprecated, pytest.raises(AnsibleActionFail, match=message):
+    with (
+        mock.patch.object(plugin.display, "deprecated") as deprecated,
+        pytest.raises(AnsibleActionFail, match=message),
+    ):
         _action(args).run(task_vars={"old_a": 1})
     deprecated.assert_not_called()
