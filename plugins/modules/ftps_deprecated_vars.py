@@ -29,26 +29,11 @@ options:
     description: Where the replacement is documented, added to each message in parentheses.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ftpskit.ftps.attributes.no_diff
 attributes:
-  action:
-    support: full
-    description: Runs on the controller as the action plugin of the same name.
-  async:
-    support: none
-    description: Finishes at once; nothing to run in the background.
-  bypass_host_loop:
-    support: none
-    description: Runs for each host, with that host's variables; Ansible shows each warning once.
   check_mode:
-    support: full
-    description: Changes nothing, so it warns in check mode too.
-  diff_mode:
-    support: none
-    description: Returns no diff.
-  platform:
-    support: full
-    platforms: all
-    description: Contacts no host.
+    description: Changes nothing, so it warns in check mode too. Runs on the controller (an action plugin) and contacts no host.
 notes:
   - The ftps_fleet role runs it with its map of old to new names (roles/ftps_fleet/vars/main.yml).
 author:
