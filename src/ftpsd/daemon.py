@@ -42,6 +42,7 @@ from ftpsd.ioloop import FtpsdIOLoop
 from ftpsd.journal import PriorityFormatter, stderr_is_journal
 from ftpsd.limits import SharedLimits
 from ftpsd.load import load_all
+from ftpsd.pages import drop_file_pages
 from ftpsd.partials import LeftoverSweep
 from ftpsd.safetext import EscapingFormatter
 from ftpsd.status import DaemonStatus, certificate_summary
@@ -75,12 +76,16 @@ class Loaded:
     homes: tuple[str, ...]
     material: TLSMaterial | None = None
     loaded_at: float = 0.0  # time.time() when the files were read
+    # The status reports' certificate summary, made once per load: before the workers fork, so
+    # its objects are shared, and not again at every report (once a second while sessions change).
+    certificate: dict | None = None
 
 
 def load_everything(path: str) -> Loaded:
     """Load config, TLS material and users once and validate them; raises ConfigError listing problems."""
     everything = load_all(path)
     config, material, users = everything.config, everything.material, everything.users
+    loaded_at = time.time()
     return Loaded(
         config=config,
         context=everything.context,
@@ -90,7 +95,8 @@ def load_everything(path: str) -> Loaded:
         users=len(users),
         homes=tuple(user.home for user in users),
         material=material,
-        loaded_at=time.time(),
+        loaded_at=loaded_at,
+        certificate=certificate_summary(material.cert, material.chain, loaded_at),
     )
 
 
@@ -283,7 +289,6 @@ class Worker:
     def report(self, problems: list[str], warnings: list[str]) -> None:
         self._last_report = (problems, warnings)
         self._reported_sessions = self._sessions_now()
-        material = self.loaded.material
         self.status.report(
             self.index,
             self.generation,
@@ -292,11 +297,7 @@ class Worker:
             fingerprint=self.loaded.fingerprint,
             directory=self.loaded.directory,
             users=self.loaded.users,
-            certificate=(
-                certificate_summary(material.cert, material.chain, self.loaded.loaded_at)
-                if material
-                else None
-            ),
+            certificate=self.loaded.certificate,
             sessions=self._reported_sessions[0],
             counted=self.runtime.limits.counts(self.index),
             last_reload=self.last_reload,
@@ -473,6 +474,9 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         if spawn(index) is not None:
             return _child(config_path, loaded, listeners, limits, status=status, index=index, restarted=False)
     log.info("supervisor pid %d: %d workers %s", os.getpid(), workers, sorted(children))
+    # The library pages only its start ran stay mapped here alone (3-6 MiB): let go of them
+    # (ftpsd.pages; the supervisor has one thread). Again after each reload it loads.
+    drop_file_pages()
     sweep: LeftoverSweep | None = LeftoverSweep(loaded.homes, start_time)
     restarts = 0
     exit_code = 0
@@ -493,6 +497,7 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
             # Keep the newest valid state for replacement workers (they start from this copy).
             with contextlib.suppress(ConfigError, ValueError):
                 loaded = load_everything(config_path)
+            drop_file_pages()
         if stopping:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
@@ -581,6 +586,9 @@ def run(config_path: str) -> int:
         if workers == 1:
             sweep = LeftoverSweep(loaded.homes, start_time)
             worker = Worker(config_path, loaded, _bind(loaded), limits, status, main=True, sweep=sweep)
+            # Still one thread (the pool and the sweep start in serve()): the library pages only
+            # the start ran go (ftpsd.pages); serving maps again what it runs.
+            drop_file_pages()
             return worker.serve()
         return _supervise(config_path, loaded, workers, limits, status=status, start_time=start_time)
     except OSError as exc:

@@ -384,19 +384,6 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
                 if self.cmd_channel.require_session_reuse:
                     self._gate = ResumptionGate(self.socket)
 
-    def __repr__(self) -> str:
-        # pyftpdlib's debug() formats repr(handler) eagerly, even with debug logging off, several
-        # times per data connection (each handshake WANT_READ); the full form walks the control
-        # channel's state and reprs the open file. Keep it for debug logging only.
-        if logger.isEnabledFor(logging.DEBUG):
-            return _DataCore.__repr__(self)
-        short = self.__dict__.get("_short_repr")
-        if short is None:  # address and user do not change during a data connection
-            ch = self.cmd_channel
-            short = f"<{type(self).__name__}(addr='{ch.remote_ip}:{ch.remote_port}', user={ch.username!r})>"
-            self._short_repr = short
-        return short
-
     def modify_ioloop_events(self, events: int, logdebug: bool = False) -> None:
         # During the handshake wait only for what OpenSSL needs. pyftpdlib registers a download's
         # data socket for WRITE as soon as RETR queues the file, and the mixin then ORs in READ

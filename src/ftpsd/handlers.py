@@ -32,6 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyftpdlib.handlers.ftp.control
+import pyftpdlib.handlers.ftp.data
+import pyftpdlib.handlers.ftp.dispatchers
+import pyftpdlib.handlers.ftps.ssl
+import pyftpdlib.ioloop
+import pyftpdlib.log
+import pyftpdlib.servers
 from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 from pyftpdlib.exceptions import FilesystemError
@@ -74,6 +81,35 @@ _LOGFUN_LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+
+_EAGER_DEBUG = pyftpdlib.log.debug
+
+
+def lazy_debug(s: str, inst: object = None) -> None:
+    """pyftpdlib's ``debug(s, inst)``, formatted only when its logger writes debug lines.
+
+    pyftpdlib's own builds ``"[debug] " + s + repr(inst)`` before ``logger.debug`` decides
+    anything: its IO loop, TLS mixin and passive listener call it several times per data
+    connection (closing a listener, securing and establishing each data connection, each
+    handshake ``WANT_READ``), each time formatting the repr of a dispatcher, with debug logging
+    off. With debug on, the same line is logged as before."""
+    if logger.isEnabledFor(logging.DEBUG):
+        _EAGER_DEBUG(s, inst)
+
+
+# Every pyftpdlib module that imported ``debug`` by name calls this one instead.
+for _module in (
+    pyftpdlib.log,
+    pyftpdlib.ioloop,
+    pyftpdlib.servers,
+    pyftpdlib.handlers.ftp.control,
+    pyftpdlib.handlers.ftp.data,
+    pyftpdlib.handlers.ftp.dispatchers,
+    pyftpdlib.handlers.ftps.ssl,
+):
+    if getattr(_module, "debug", None) is _EAGER_DEBUG:
+        _module.debug = lazy_debug
 
 
 class Waker(AsyncChat):

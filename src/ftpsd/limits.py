@@ -51,6 +51,7 @@ _SLOT_HEAD = struct.Struct("=16sBxxxidd")  # key, kind, failures, first failure,
 _EMPTY = b"\0" * 16
 _IP, _USER, _PASSIVE = 1, 2, 3
 _COUNT, _PENDING = 0, 1  # per worker: the key's count, its password checks in flight
+_HINTS = 4096  # user slots a process remembers (SharedLimits._user_slot); forgotten all at once
 
 
 class Attempt(enum.Enum):
@@ -113,6 +114,7 @@ class SharedLimits:
         self._base = _HEADER.size * self.workers
         self._map = mmap.mmap(-1, self._base + slots * self._slot_size)
         self._lock = _FileLock()
+        self._hints: dict[tuple[int, str], tuple[bytes, int]] = {}  # (kind, user) -> (key, slot)
 
     def bind_worker(self, index: int) -> None:
         """Count this process's sessions in column ``index`` (0 <= index < workers)."""
@@ -168,6 +170,26 @@ class SharedLimits:
             return index
         return None
 
+    def _user_slot(self, name: str, kind: int, create: bool) -> int | None:
+        """The slot of user ``name``'s ``kind`` (:meth:`_find`), found without hashing the name
+        or scanning its window when this process found it before and the slot still holds that
+        key and kind: a key has at most one slot (``_find`` creates one only when its whole
+        window has none), so that slot is the one ``_find`` would return. A slot that has
+        changed hands since is found again."""
+        hint = self._hints.get((kind, name))
+        if hint is not None:
+            key, index = hint
+            addr, slot_kind = _SLOT_HEAD.unpack_from(self._map, self._offset(index))[:2]
+            if addr == key and slot_kind == kind:
+                return index
+        key = _user_key(name)
+        index = self._find(key, kind, time.time(), 0.0, create=create)
+        if index is not None:
+            if len(self._hints) >= _HINTS:
+                self._hints.clear()
+            self._hints[kind, name] = (key, index)
+        return index
+
     def _header(self, worker: int) -> list:
         return list(_HEADER.unpack_from(self._map, worker * _HEADER.size))
 
@@ -218,7 +240,7 @@ class SharedLimits:
         """Count one of ``name``'s ``kind`` (a login, a passive listener); False (not counted)
         if ``cap`` (0 = none) is reached or ``name`` cannot be tracked (fail closed)."""
         with self._lock:
-            index = self._find(_user_key(name), kind, time.time(), 0.0, create=True)
+            index = self._user_slot(name, kind, create=True)
             if index is None or (cap and self._count(index) >= cap):
                 return False
             self._add_slot(index, +1)
@@ -230,7 +252,7 @@ class SharedLimits:
         with self._lock:
             if header is not None:
                 self._add_header(header, -1)
-            index = self._find(_user_key(name), kind, time.time(), 0.0, create=False)
+            index = self._user_slot(name, kind, create=False)
             if index is not None:
                 self._add_slot(index, -1)
 
@@ -254,7 +276,7 @@ class SharedLimits:
     def passive(self, name: str) -> int:
         """Passive listeners of ``name`` open now, daemon-wide."""
         with self._lock:
-            index = self._find(_user_key(name), _PASSIVE, time.time(), 0.0, create=False)
+            index = self._user_slot(name, _PASSIVE, create=False)
             return self._count(index) if index is not None else 0
 
     def release_worker(self, worker: int) -> None:

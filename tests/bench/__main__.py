@@ -72,6 +72,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="git ref of an earlier ftpsd, run beside the current one as server 'ftpsd-base' "
         "(before/after ratios from one run)",
     )
+    p.add_argument(
+        "--baseline-workers",
+        type=int,
+        default=None,
+        help="run ftpsd-base with this server.workers (e.g. --baseline HEAD --baseline-workers 1: "
+        "the worker count measured alone)",
+    )
+    p.add_argument(
+        "--baseline-tunables",
+        default=None,
+        help="GLIBC_TUNABLES for ftpsd-base instead of the unit's ('' = unset; e.g. "
+        "--baseline HEAD --baseline-tunables '': the hugetlb tunable measured alone)",
+    )
     p.add_argument("--note", default="", help="free text recorded with the results (e.g. machine load)")
     a = p.parse_args(argv)
     quick = a.quick
@@ -299,6 +312,9 @@ class Bench:
                 s.scrypt_ln = a.ftpsd_scrypt_ln
             if isinstance(s, FtpsdBaseline):
                 s.ref = a.baseline
+                if a.baseline_workers is not None:
+                    s.workers = a.baseline_workers
+                s.tunables = a.baseline_tunables
         for s in servers:
             self.populate(s)
         try:

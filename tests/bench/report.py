@@ -108,7 +108,8 @@ per-connection 256 KiB cffi buffer, written to the file in 256 KiB pieces; send 
 chunks and calls `SSL_write` on a pointer that advances through the chunk (no slicing copies)
 until the socket is full or 1 MiB went out (fairness); `SSL_MODE_RELEASE_BUFFERS` and
 `SSL_MODE_ENABLE_PARTIAL_WRITE` are cleared on data connections only (one `SSL_write` per chunk:
-0.46 against 0.48-0.53 s/GiB without); the data handler's repr is cheap unless debug logging is on. Handshake,
+0.46 against 0.48-0.53 s/GiB without); pyftpdlib's `debug()` formats nothing unless debug
+logging is on (`ftpsd.handlers.lazy_debug`). Handshake,
 shutdown, errors, ASCII and throttled transfers stay on pyftpdlib's code path.
 
 - **Per data connection, while waiting.** pyftpdlib registers a download's data socket for WRITE

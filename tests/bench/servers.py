@@ -300,8 +300,15 @@ class FtpsdBaseline(Ftpsd):
         argv = super().prepare()
         return [sys.executable, "-m", "ftpsd", *argv[argv.index("--config") :]]
 
+    tunables: str | None = None  # GLIBC_TUNABLES instead of the unit's (--baseline-tunables; "" = unset)
+
     def environ(self) -> dict[str, str]:
-        return dict(super().environ(), PYTHONPATH=str(self.source))
+        env = dict(super().environ(), PYTHONPATH=str(self.source))
+        if self.tunables is not None:
+            env["GLIBC_TUNABLES"] = self.tunables
+            if not self.tunables:
+                del env["GLIBC_TUNABLES"]
+        return env
 
 
 class Proftpd(Server):

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import re
 import signal
 import ssl
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ftpsd.pages import droppable
 from tests.certs import Issued
 from tests.integration.conftest import PASSWORDS, Server
 
@@ -340,3 +342,59 @@ def test_replacement_worker_serves_the_last_applied_state(make_server) -> None:
     result = server.reload_command()
     assert result.returncode == 1
     assert f"by workers 0, 1, still serving certificate sha256={new.fingerprint}: tls." in result.stderr
+
+
+def _resident_kib(pid: int, library: str) -> int:
+    """Rss of the mappings of ``library`` (a file name) in process ``pid`` that hold only the
+    file's bytes (code, read-only data: ``ftpsd.pages.droppable``; not its relocated or
+    writable data, which is the process's own)."""
+    smaps = pathlib.Path(f"/proc/{pid}/smaps").read_text()
+    plain = {start for start, _ in droppable(smaps)}
+    total, inside = 0, False
+    for line in smaps.splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+            inside = line.endswith("/" + library) and int(line.split("-", 1)[0], 16) in plain
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def _supervisor_lets_go(server: Server, library: str) -> int:
+    """Rss of ``library`` in the supervisor once it dropped it (polled: it drops right after
+    forking and after loading a reload)."""
+    assert server.proc is not None
+    deadline = time.monotonic() + 10
+    while (kib := _resident_kib(server.proc.pid, library)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return kib
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/smaps")
+def test_the_supervisor_keeps_no_startup_library_pages_mapped(make_server) -> None:
+    """Issue 23: cryptography's Rust module (with its own OpenSSL) ran in the supervisor at start
+    and at each reload, and never between; the supervisor unmaps its pages (ftpsd.pages), the
+    workers keep theirs, and both serve and reload as before."""
+    server = make_server(workers=2)
+    server.wait_log("supervisor pid")
+    with _only_worker(server, 0):
+        first = server.served_fingerprint()  # a TLS session: worker 0 runs the module's code
+    assert _resident_kib(_worker_pid(server, 0), "_rust.abi3.so") > 0  # the measure sees pages
+    assert _supervisor_lets_go(server, "_rust.abi3.so") == 0
+    new = server.rotate()
+    result = server.reload_command()  # the supervisor loads the new state too (for replacements)
+    assert result.returncode == 0, result.stderr
+    # (It may load after the workers answered; this poll can then come first: the start is the
+    # strict case, this one shows a reload leaves nothing behind once it settled.)
+    assert _supervisor_lets_go(server, "_rust.abi3.so") == 0
+    assert server.served_fingerprint() == new.fingerprint != first
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/smaps")
+def test_a_single_worker_starts_serving_without_its_startup_library_pages(make_server) -> None:
+    """With ``workers = 1`` the one process lets go of them before it serves (no session has
+    run cryptography's code yet); a session maps what it runs again, and serves."""
+    server = make_server(workers=1)
+    assert server.proc is not None
+    assert _resident_kib(server.proc.pid, "_rust.abi3.so") == 0
+    assert server.served_fingerprint() == server.cert.fingerprint
+    assert _resident_kib(server.proc.pid, "_rust.abi3.so") > 0

@@ -62,3 +62,42 @@ def test_the_serving_daemon_does_not_import_the_metrics_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_certificate_summary_is_made_once_per_load_not_per_report(monkeypatch) -> None:
+    """load_everything() makes the status reports' certificate summary (in the supervisor, before
+    the workers fork: its objects stay shared); a worker's report (once a second while sessions
+    change) sends that one and never summarizes the certificate again."""
+    from types import SimpleNamespace
+
+    from ftpsd import daemon
+    from ftpsd.status import certificate_summary
+    from tests.certs import TestCA
+
+    issued = TestCA().issue()
+    material = SimpleNamespace(cert=issued.cert, chain=[issued.cert], fingerprint="f", directory="d")
+    config = SimpleNamespace()
+    monkeypatch.setattr(daemon, "FtpsdAuthorizer", lambda users: object())
+    monkeypatch.setattr(
+        daemon,
+        "load_all",
+        lambda path: SimpleNamespace(config=config, material=material, users=[], context=object()),
+    )
+    loaded = daemon.load_everything("/unused")
+    assert loaded.certificate == certificate_summary(issued.cert, [issued.cert], loaded.loaded_at)
+
+    def no_summary(*args, **kwargs):
+        raise AssertionError("a report summarized the certificate again")
+
+    monkeypatch.setattr(daemon, "certificate_summary", no_summary)
+    sent: dict = {}
+    worker = daemon.Worker.__new__(daemon.Worker)
+    worker.loaded, worker.index, worker.generation, worker.last_reload = loaded, 0, 3, None
+    worker.status = SimpleNamespace(report=lambda index, generation, **kw: sent.update(kw))
+    worker.runtime = SimpleNamespace(
+        sessions=set(),
+        counters=SimpleNamespace(changes=0, values={}),
+        limits=SimpleNamespace(header=lambda index: (0, 0), counts=lambda index: {"sessions": 0}),
+    )
+    worker.report([], [])
+    assert sent["certificate"] is loaded.certificate

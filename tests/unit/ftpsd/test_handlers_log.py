@@ -4,6 +4,7 @@ logger method whose level is off, and logs as before otherwise."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 from pyftpdlib.log import logger
@@ -57,3 +58,47 @@ def test_enabled_levels_and_other_log_functions_still_log(caplog) -> None:
     finally:
         logger.setLevel(old)
     assert caplog.records[-1].getMessage() == "192.0.2.1:2121-[alice] 226 Transfer complete."
+
+
+class _Loud:
+    """A dispatcher whose repr records that it was formatted."""
+
+    def __init__(self) -> None:
+        self.formatted = 0
+
+    def __repr__(self) -> str:
+        self.formatted += 1
+        return "<Loud>"
+
+
+def test_pyftpdlib_debug_lines_are_formatted_only_when_written(caplog) -> None:
+    """pyftpdlib's ``debug(s, inst)`` formatted ``repr(inst)`` on every call with debug logging
+    off (several times per data connection); every pyftpdlib module now calls ``lazy_debug``,
+    which formats nothing then and logs the same line when debug is on."""
+    import pyftpdlib.handlers.ftp.dispatchers
+
+    from ftpsd.handlers import lazy_debug
+
+    # Every loaded pyftpdlib module with a ``debug`` of its own (imported by name).
+    modules = [
+        m for name, m in sorted(sys.modules.items()) if name.startswith("pyftpdlib") and hasattr(m, "debug")
+    ]
+    assert len(modules) >= 7
+    assert all(module.debug is lazy_debug for module in modules)
+    inst = _Loud()
+    old = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        with caplog.at_level(logging.INFO, logger="pyftpdlib"):
+            for module in modules:
+                module.debug("call: close()", inst)
+        assert inst.formatted == 0
+        assert not [r for r in caplog.records if r.name == "pyftpdlib"]
+        logger.setLevel(logging.DEBUG)
+        with caplog.at_level(logging.DEBUG, logger="pyftpdlib"):
+            pyftpdlib.handlers.ftp.dispatchers.debug("call: close()", inst)
+    finally:
+        logger.setLevel(old)
+    assert inst.formatted == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyftpdlib"]
+    assert lines == ["[debug] call: close() (<Loud>)"]

@@ -10,9 +10,11 @@ banned, or refused; never admitted untracked.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import ipaddress
 import random
+import time
 
 import pytest
 
@@ -201,6 +203,50 @@ def test_passive_ports_capped_per_user_across_workers() -> None:
     limits.passive_close("alice")
     assert limits.passive("alice") == 0
     assert limits.counts(0)["passive"] == 0
+
+
+def _process(limits: SharedLimits, worker: int) -> SharedLimits:
+    """Another worker's view of ``limits``' shared table (as after fork): its own slot hints."""
+    view = copy.copy(limits)
+    view._hints = {}
+    view.bind_worker(worker)
+    return view
+
+
+def test_remembered_user_slots_decide_exactly_as_a_fresh_search() -> None:
+    """Each process remembers where a user's slot was (``_user_slot``): a seeded run of logins,
+    logouts and passive listeners of 12 users over two workers on an 8-slot table (slots change
+    hands, some users cannot be tracked) gives the same answers and leaves the same bytes as a
+    twin table that searches every time."""
+    rng = random.Random(23)
+    limits = SharedLimits(slots=8, workers=2)
+    twin = SharedLimits(slots=8, workers=2)
+    twin._secret = limits._secret  # the same windows
+    twin._user_slot = lambda name, kind, create: twin._find(  # type: ignore[method-assign]
+        limits_module._user_key(name), kind, time.time(), 0.0, create
+    )
+    views = [limits, _process(limits, 1)]
+    twins = [twin, _process(twin, 1)]
+    twins[1]._user_slot = twin._user_slot  # type: ignore[method-assign]
+    held: list[tuple[int, str, str]] = []  # (worker, op to undo, user)
+    hits = 0
+    for _ in range(3_000):
+        worker, user = rng.randrange(2), f"u{rng.randrange(12)}"
+        if held and rng.random() < 0.5:
+            worker, undo, user = held.pop(rng.randrange(len(held)))
+            getattr(views[worker], undo)(user)
+            getattr(twins[worker], undo)(user)
+        else:
+            op, undo = rng.choice([("passive_open", "passive_close"), ("user_login", "user_logout")])
+            kind = limits_module._PASSIVE if op == "passive_open" else limits_module._USER
+            hits += (kind, user) in views[worker]._hints
+            got = getattr(views[worker], op)(user, 3)
+            assert got == getattr(twins[worker], op)(user, 3)
+            if got:
+                held.append((worker, undo, user))
+        assert bytes(limits._map) == bytes(twin._map)
+        assert limits.passive(user) == twin.passive(user)
+    assert hits > 100  # the remembered path was taken, not only the search
 
 
 def test_counts_sums_every_slot_of_its_worker_only() -> None:
