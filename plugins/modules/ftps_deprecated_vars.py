@@ -33,7 +33,9 @@ extends_documentation_fragment:
   - ftpskit.ftps.attributes.no_diff
 attributes:
   check_mode:
-    description: Changes nothing, so it warns in check mode too. Runs on the controller (an action plugin) and contacts no host.
+    description: >-
+      Changes nothing, so it warns in check mode too. Runs on the controller (an action plugin) and
+      contacts no host.
 notes:
   - The ftps_fleet role runs it with its map of old to new names (roles/ftps_fleet/vars/main.yml).
 author:
