@@ -44,6 +44,7 @@ def sha256(path: pathlib.Path) -> str:
 
 def test_every_module_is_found() -> None:
     assert MODULES == [
+        "ftps_deprecated_vars",
         "ftps_pki_acme",
         "ftps_pki_acme_http01",
         "ftps_pki_ca",

@@ -65,9 +65,6 @@ KNOWN_SHARED = {
 
 # Playbook restatements of a role default not yet replaced by a published fact (design.md).
 KNOWN_PLAYBOOK_DEFAULTS = {
-    "ftps_server_control_port",
-    "ftps_server_implicit_port",
-    "ftps_server_listen",
     "ftps_server_venv",
     "ftps_server_config_dir",
     "ftps_pki_mode",
@@ -89,6 +86,10 @@ FIXED = {
     "ftps_server_tls_certfile",
     "ftps_server_tls_keyfile",
     "ftps_server_tls_chainfile",
+    # ftps_server_listening (its preflight, its entry point `listening`)
+    "ftps_server_control_port",
+    "ftps_server_implicit_port",
+    "ftps_server_listen",
 }
 
 
@@ -257,7 +258,19 @@ _PLAY_VARS = "\n".join(path.read_text() for path in PLAYBOOK_FILES)
 def test_layout_is_published_from_the_owners_variables() -> None:
     tasks = yaml.safe_load((ROOT / "roles/ftps_pki/tasks/layout.yml").read_text())
     (layout,) = [task["ansible.builtin.set_fact"]["ftps_pki_layout"] for task in tasks]
-    assert set(layout) == {"dir", "current", "cert", "key", "chain", "group", "key_type", "renew_before_days"}
+    assert set(layout) == {
+        "dir",
+        "current",
+        "cert",
+        "key",
+        "chain",
+        "group",
+        "key_type",
+        "renew_before_days",
+        "client_ca_enabled",
+        "client_ca_file",
+        "client_crl_file",
+    }
     for key, value in layout.items():
         assert "default(" not in value and re.search(r"\{\{ ftps_pki_[a-z_]+", value), (key, value)
 
@@ -571,3 +584,85 @@ def test_daemon_user_users_file_and_data_root_have_one_name() -> None:
         second = yaml.safe_load((ROOT / "roles/ftps_users/tasks" / entry).read_text())[1]
         assert second["ansible.builtin.include_tasks"]["file"] == "server_layout.yml", entry
     assert _grep(r"ftps_server_layout\.[a-z_]+ *\| *default\(", "roles/**/*.yml", "roles/**/*.j2") == []
+
+
+# ---- ftpsd's listeners and the client CA files: read from their owners, never spelled again ----
+# ftps_server publishes where ftpsd listens (ftps_server_listening); ftps_pki where a server keeps
+# the client CA certificate and CRL (ftps_pki_layout.client_ca_file, .client_crl_file).
+OWNED_ELSEWHERE = re.compile(
+    r"\bftps_server_(control_port|implicit_port|listen)\b|/client/c(a|rl)\.pem|default\((21|990)\)"
+)
+
+
+def test_the_fleet_reads_ports_and_client_ca_paths_from_their_owners() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in PLAYBOOK_FILES
+        if "meta" not in path.parts and "defaults" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OWNED_ELSEWHERE.search(line)
+    ]
+    assert found == [], found
+    # the client CA paths: ftps_pki's layout is their one definition in the roles' code
+    assert sorted(set(_grep(r"^\s*[^#\s].*/client/c(a|rl)\.pem", "roles/**/*.yml", "roles/**/*.j2"))) == [
+        "roles/ftps_pki/tasks/layout.yml"
+    ]
+
+
+def test_listening_readers_publish_it_first() -> None:
+    """ftps_server_listening is ftps_server's (its preflight, or its entry point ``listening``
+    alone). The fleet entry points that read it on a server run ``listening`` first when it is
+    missing; report.yml's and revoke.yml's server plays run it for their later plays' probes;
+    site.yml's proof reads what the server play's preflight published."""
+    tasks = yaml.safe_load((ROOT / "roles/ftps_server/tasks/preflight.yml").read_text())
+    assert {
+        "name": "Publish the checked addresses and ports",
+        "ansible.builtin.import_tasks": "listening.yml",
+    } in tasks
+    (publish,) = yaml.safe_load((ROOT / "roles/ftps_server/tasks/listening.yml").read_text())
+    assert set(publish["ansible.builtin.set_fact"]["ftps_server_listening"]) == {
+        "listen",
+        "control_port",
+        "implicit_port",
+        "passive_ports",
+    }
+    specs = yaml.safe_load((ROOT / "roles/ftps_server/meta/argument_specs.yml").read_text())["argument_specs"]
+    assert specs["listening"] == specs["main"]
+    listening = {"name": "ftpskit.ftps.ftps_server", "tasks_from": "listening"}
+
+    def includes(entry: str) -> list[dict]:
+        found = []
+
+        def walk(items: list) -> None:
+            for task in items or []:
+                include = task.get("ansible.builtin.include_role") or {}
+                found.append(
+                    {k: v for k, v in include.items() if k in ("name", "tasks_from")}
+                    | ({"when": task["when"]} if "when" in task else {})
+                )
+                walk(task.get("block"))
+
+        walk(yaml.safe_load((FLEET_ROLE / "tasks" / entry).read_text()))
+        return found
+
+    for entry in ("gate.yml", "rollback.yml"):
+        assert listening | {"when": "ftps_server_listening is not defined"} in includes(entry), entry
+    for entry in ("report_read.yml", "revoke.yml"):
+        assert listening in includes(entry), entry
+    # every reader (a task's name only names it)
+    readers = {
+        str(path.relative_to(FLEET_ROLE))
+        for path in FLEET_ROLE.rglob("*.yml")
+        if any(
+            "ftps_server_listening" in line and not line.lstrip().startswith(("- name:", "#"))
+            for line in path.read_text().splitlines()
+        )
+    }
+    assert readers == {
+        "tasks/gate.yml",
+        "tasks/rollback.yml",
+        "tasks/prove.yml",
+        "tasks/report_probe.yml",
+        "tasks/revoke_prove.yml",
+        "vars/main.yml",
+    }, readers

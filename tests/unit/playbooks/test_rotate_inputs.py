@@ -100,5 +100,5 @@ def test_good_input_passes_the_check(tmp_path: pathlib.Path, extra: dict) -> Non
     assert "Check the rotation's variables" not in "".join(
         line for line in result.stdout.splitlines() if line.startswith("fatal")
     )
-    deprecated = "[DEPRECATED] ftps_rotate_serial is deprecated" in result.stdout
-    assert deprecated == ("ftps_rotate_serial" in extra), result.stdout[-3000:]
+    deprecated = "[DEPRECATION WARNING]: The variable ftps_rotate_serial is deprecated" in result.stderr
+    assert deprecated == ("ftps_rotate_serial" in extra), result.stderr[-3000:]

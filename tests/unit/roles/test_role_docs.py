@@ -33,6 +33,15 @@ def test_readme_table_is_generated_from_the_specs(role: pathlib.Path) -> None:
         assert f"| `{name}` |" in readme, name
 
 
+# Role variables without the role's prefix, each with its reason.
+UNPREFIXED = {
+    # site.yml's probe account (entry point prove), older than the role and set in the client
+    # inventories (inventories/*, the Molecule scenarios, the EE jobs): declared with its default
+    # instead of a `| default('')` in the task; a rename would be a deprecation of its own
+    "ftps_fleet": ("ftps_site_probe_user", "ftps_site_probe_password"),
+}
+
+
 def _is_template(value: object) -> bool:
     return isinstance(value, str) and "{{" in value
 
@@ -57,4 +66,6 @@ def test_defaults_and_specs_agree(role: pathlib.Path) -> None:
         if "default" in spec:
             assert spec["default"] == defaults[name], f"{name}: {spec['default']!r} != {defaults[name]!r}"
     for name in defaults:
-        assert name.startswith(f"{role.name}_"), f"{name}: a role variable carries the role's prefix"
+        assert name.startswith(f"{role.name}_") or name in UNPREFIXED.get(role.name, ()), (
+            f"{name}: a role variable carries the role's prefix"
+        )
