@@ -18,9 +18,11 @@ description:
     port range C([first, last]); the ftps_server role's C(ftps_server_passive_ports) defaults to it.
   - C(pki_dir) is C(ftpskit_common.layout.PKI_DIR), where ftps_pki keeps a server's certificate
     generations; the ftps_pki role's C(ftps_pki_dir) defaults to it.
+  - C(renew_before_days) is C(ftpskit_common.layout.RENEW_BEFORE_DAYS), the renewal window in days;
+    the ftps_pki role's C(ftps_pki_renew_before_days) defaults to it.
 options:
   _terms:
-    description: The setting, one of C(passive_ports), C(pki_dir).
+    description: The setting, one of C(passive_ports), C(pki_dir), C(renew_before_days).
     required: true
     type: list
     elements: str
@@ -35,7 +37,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _raw:
   description:
-    - The default of each named setting (a list of two ports for C(passive_ports), a path for C(pki_dir)).
+    - The default of each named setting (a list of two ports for C(passive_ports), a path for
+      C(pki_dir), days for C(renew_before_days)).
   type: list
   elements: raw
 """
@@ -44,12 +47,16 @@ from typing import Any
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import PKI_DIR
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import (
+    PKI_DIR,
+    RENEW_BEFORE_DAYS,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.ports import PASSIVE_PORTS_DEFAULT
 
 DEFAULTS: dict[str, Any] = {
     "passive_ports": list(PASSIVE_PORTS_DEFAULT),
     "pki_dir": PKI_DIR,
+    "renew_before_days": RENEW_BEFORE_DAYS,
 }
 
 

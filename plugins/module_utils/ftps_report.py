@@ -25,6 +25,7 @@ import html
 import json
 from typing import Any
 
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import RENEW_BEFORE_DAYS
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.sans import san_mismatch
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.x509 import (
     CertificateParseError,
@@ -73,7 +74,7 @@ def build_row(  # noqa: PLR0912 - one branch per optional source (deployed, in m
     deployed_pem: str | None,
     status: dict | None = None,
     probes: list[dict] | None = None,
-    warn_days: int = 30,
+    warn_days: int = RENEW_BEFORE_DAYS,
     now: _dt.datetime | None = None,
     address: str = "",
     intended_sans: list[str] | None = None,

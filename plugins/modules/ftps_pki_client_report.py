@@ -79,6 +79,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import RENEW_BEFORE_DAYS
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
     ClientCA,
     crl_next_update_time,
@@ -97,7 +98,7 @@ def main() -> None:
         argument_spec={
             "path": {"type": "path", "required": True},
             "metrics_file": {"type": "path", "default": ""},
-            "warn_days": {"type": "int", "default": 30},
+            "warn_days": {"type": "int", "default": RENEW_BEFORE_DAYS},
         },
         supports_check_mode=False,
     )

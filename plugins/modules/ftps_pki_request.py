@@ -96,6 +96,7 @@ csr:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import RENEW_BEFORE_DAYS
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import load_certificate
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.keys import KEY_TYPE_ARGUMENT_SPEC
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.steps import request
@@ -110,7 +111,7 @@ def main() -> None:
             "common_name": {"type": "str", "required": True},
             "sans": {"type": "list", "elements": "str", "required": True},
             **KEY_TYPE_ARGUMENT_SPEC,
-            "renew_before_days": {"type": "int", "default": 30},
+            "renew_before_days": {"type": "int", "default": RENEW_BEFORE_DAYS},
             "rotate_key": {"type": "bool", "default": True},
             "force": {"type": "bool", "default": False},
             "issuer": {"type": "str", "default": ""},

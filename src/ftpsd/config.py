@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftpskit_common.layout import CERT_NAME, CHAIN_NAME, KEY_NAME, current_path
+from ftpskit_common.layout import CERT_NAME, CHAIN_NAME, KEY_NAME, RENEW_BEFORE_DAYS, current_path
 from ftpskit_common.ports import PASSIVE_PORTS_DEFAULT, passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -77,7 +77,7 @@ class TLSConfig:
     require_session_reuse: bool = True
     # The PKI's renewal window in days (ftps_pki_renew_before_days, written here by ftps_server):
     # `ftpsd metrics` and `ftpsd reload --metrics-out` report NotAfter minus this as the renewal due.
-    renew_before_days: int = 30
+    renew_before_days: int = RENEW_BEFORE_DAYS
     client_ca_file: str = ""  # "" = client certificates off
     client_crl_file: str = ""  # required with client_ca_file; re-read on every reload
     client_cert_field: str = "san_email"

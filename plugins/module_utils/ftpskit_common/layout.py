@@ -16,6 +16,11 @@ Layout (docs/design.md, "Certificate material on a server")::
 from __future__ import annotations
 
 PKI_DIR = "/etc/ftps-kit/pki"
+# The renewal window, in days: ftps_pki re-issues a certificate that expires within it, ftpsd's
+# metrics give its renewal time by it, rotate.yml's due_only and report.yml flag by it. Read by
+# ftpsd's TLS default, the modules' defaults and ftps_pki's role default (the lookup); nobody else
+# writes the number.
+RENEW_BEFORE_DAYS = 30
 CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.pem", "fullchain.pem"
 CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
 

@@ -23,6 +23,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import pathlib
 import re
 
@@ -204,16 +206,37 @@ def test_passive_range_one_validator() -> None:
 
 
 def test_renewal_window_one_name_one_default() -> None:
-    # one default: ftps_pki's (defaults + spec mirror) and ftpsd's own for a hand-written config
-    assert DEFAULTS["ftps_pki"]["ftps_pki_renew_before_days"] == TLSConfig.renew_before_days
+    """One definition of the number in the whole code: ftpskit_common.layout.RENEW_BEFORE_DAYS.
+    ftpsd's TLS default, the modules' defaults and the report's read it; ftps_pki's default (and its
+    spec mirror) read it through the lookup. The modules' documentation states it (validate-modules
+    compares it with the spec), kept equal here."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+    from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_report
+
+    assert TLSConfig.renew_before_days == layout.RENEW_BEFORE_DAYS
+    assert DEFAULTS["ftps_pki"]["ftps_pki_renew_before_days"] == _ftpsd_default("renew_before_days")
+    assert _spec_default("ftps_pki", "ftps_pki_renew_before_days") == _ftpsd_default("renew_before_days")
+    assert LookupModule().run(["renew_before_days"]) == [layout.RENEW_BEFORE_DAYS]
+    assert (
+        inspect.signature(ftps_report.build_row).parameters["warn_days"].default == layout.RENEW_BEFORE_DAYS
+    )
     assert "ftps_server_metrics_renew_before_days" not in DEFAULTS["ftps_server"]
     assert _grep(r"renew_before_days[^\n]*default\(30\)|default\(30\)", *CODE) == []
-    # in roles/, the number is written by its owner only (defaults, and the README table
-    # generated from the spec, whose `default: 30` sits on a line of its own)
-    assert sorted(_grep(r"renew[^\n]*\b30\b|\b30\b[^\n]*renew|\(30\)", "roles/**/*")) == [
-        "roles/ftps_pki/README.md",
-        "roles/ftps_pki/defaults/main.yml",
-    ]
+    # the number: its definition; in the modules only their documentation, equal to the spec
+    hits = sorted(set(_grep(r"^(?!\s*sample:).*((renew|warn)[a-z_]*\W.*\b30\b|\b30\b.*renew)", *CODE)))
+    assert hits == ["plugins/module_utils/ftpskit_common/layout.py"], hits
+    for module, option in (
+        ("ftps_pki_request", "renew_before_days"),
+        ("ftps_pki_client_report", "warn_days"),
+    ):
+        doc = yaml.safe_load(
+            importlib.import_module(
+                f"ansible_collections.ftpskit.ftps.plugins.modules.{module}"
+            ).DOCUMENTATION
+        )
+        assert doc["options"][option]["default"] == layout.RENEW_BEFORE_DAYS, module
+    # in roles/, no task or template writes the number (the README table is generated from the spec)
+    assert _grep(r"renew[^\n]*\b30\b|\b30\b[^\n]*renew|\(30\)", "roles/**/*.yml", "roles/**/*.j2") == []
     # no hidden flag: the units pass no window, ftpsd reads tls.renew_before_days
     assert _grep(r"--renew-before-days", "roles/**/*.j2") == []
     assert _grep(r"^renew_before_days = ", "roles/ftps_server/templates/ftpsd.toml.j2") == [
