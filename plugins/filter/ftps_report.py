@@ -27,9 +27,10 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_report import (
     render_json,
     render_table,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import RENEW_BEFORE_DAYS
 
 
-def ftps_report(inputs: list, warn_days: int = 30) -> dict:
+def ftps_report(inputs: list, warn_days: int = RENEW_BEFORE_DAYS) -> dict:
     try:
         warn_days = int(warn_days)
     except (TypeError, ValueError) as err:

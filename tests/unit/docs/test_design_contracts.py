@@ -210,6 +210,7 @@ def test_renewal_window_one_name_one_default() -> None:
     ftpsd's TLS default, the modules' defaults and the report's read it; ftps_pki's default (and its
     spec mirror) read it through the lookup. The modules' documentation states it (validate-modules
     compares it with the spec), kept equal here."""
+    from ansible_collections.ftpskit.ftps.plugins.filter import ftps_report as ftps_report_filter
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
     from ansible_collections.ftpskit.ftps.plugins.module_utils import ftps_report
 
@@ -224,7 +225,14 @@ def test_renewal_window_one_name_one_default() -> None:
     assert _grep(r"renew_before_days[^\n]*default\(30\)|default\(30\)", *CODE) == []
     # the number: its definition; in the modules only their documentation, equal to the spec
     hits = sorted(set(_grep(r"^(?!\s*sample:).*((renew|warn)[a-z_]*\W.*\b30\b|\b30\b.*renew)", *CODE)))
-    assert hits == ["plugins/module_utils/ftpskit_common/layout.py"], hits
+    assert hits == [], hits
+    assert _grep(r"^RENEW_BEFORE_DAYS = ", *CODE) == ["plugins/module_utils/ftpskit_common/layout.py"]
+    filter_doc = yaml.safe_load((ROOT / "plugins/filter/ftps_report.yml").read_text())["DOCUMENTATION"]
+    assert filter_doc["options"]["warn_days"]["default"] == layout.RENEW_BEFORE_DAYS
+    assert (
+        inspect.signature(ftps_report_filter.ftps_report).parameters["warn_days"].default
+        == layout.RENEW_BEFORE_DAYS
+    )
     for module, option in (
         ("ftps_pki_request", "renew_before_days"),
         ("ftps_pki_client_report", "warn_days"),
