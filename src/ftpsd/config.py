@@ -18,7 +18,14 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ftpskit_common.layout import CERT_NAME, CHAIN_NAME, KEY_NAME, RENEW_BEFORE_DAYS, current_path
+from ftpskit_common.layout import (
+    CERT_NAME,
+    CHAIN_NAME,
+    KEY_NAME,
+    RENEW_BEFORE_DAYS,
+    current_path,
+    renew_before_days_problem,
+)
 from ftpskit_common.ports import PASSIVE_PORTS_DEFAULT, passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -269,9 +276,7 @@ def _check_tls(c: _Checker, s: dict[str, Any]) -> dict[str, Any]:
         c.need(False, "tls.tls13", "is false but min_version is TLSv1.3: no protocol version left")
     renew = s.get("renew_before_days", TLSConfig.renew_before_days)
     if c.need(
-        _is_int(renew) and 0 <= renew <= 36500,
-        "tls.renew_before_days",
-        f"must be an integer 0-36500 days, got {renew!r}",
+        not renew_before_days_problem(renew), "tls.renew_before_days", renew_before_days_problem(renew)
     ):
         out["renew_before_days"] = renew
     c.path(out, s, "tls.client_ca_file", TLSConfig.client_ca_file, off="client certificates off")

@@ -21,6 +21,19 @@ PKI_DIR = "/etc/ftps-kit/pki"
 # ftpsd's TLS default, the modules' defaults and ftps_pki's role default (the lookup); nobody else
 # writes the number.
 RENEW_BEFORE_DAYS = 30
+RENEW_BEFORE_DAYS_MAX = 36500  # a hundred years: more is a typo, not a window
+
+
+def renew_before_days_problem(value: object) -> str:
+    """What is wrong with ``value`` as the renewal window, or "" when nothing: the one rule, applied
+    by ftpsd's config check (``tls.renew_before_days``) and by ftps_pki's preflight (the filter
+    ``ftpskit.ftps.ftps_renew_window_problem``). An integer (not a boolean, not a string), 0 to
+    :data:`RENEW_BEFORE_DAYS_MAX` days."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= RENEW_BEFORE_DAYS_MAX:
+        return ""
+    return f"must be an integer 0-{RENEW_BEFORE_DAYS_MAX} days, got {value!r}"
+
+
 CERT_NAME, KEY_NAME, CHAIN_NAME, FULLCHAIN_NAME = "cert.pem", "key.pem", "chain.pem", "fullchain.pem"
 CURRENT, PREVIOUS, PENDING, NEXT = "current", "previous", "pending", "next"
 

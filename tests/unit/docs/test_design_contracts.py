@@ -252,6 +252,15 @@ def test_renewal_window_one_name_one_default() -> None:
     ]
 
 
+def test_renewal_window_one_validator() -> None:
+    """One rule (ftpskit_common.layout.renew_before_days_problem): ftpsd's config check calls it, and
+    ftps_pki's preflight through the filter; nobody writes the bounds again."""
+    assert _grep(r"renew_before_days_problem\(", "src/ftpsd/*.py") == ["src/ftpsd/config.py"]
+    assert _grep(r"ftps_renew_window_problem", "roles/**/*.yml") == ["roles/ftps_pki/tasks/variables.yml"] * 2
+    assert _grep(r"36500", *CODE) == ["plugins/module_utils/ftpskit_common/layout.py"]
+    assert _grep(r"renew_before_days \| int <", "roles/**/*.yml") == []
+
+
 @pytest.mark.parametrize(
     ("variable", "preflight"),
     [

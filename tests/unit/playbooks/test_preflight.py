@@ -128,7 +128,13 @@ SERVER_CASES: dict[str, tuple[dict, str]] = {
     ),
     "renew-negative": (
         {"ftps_pki_renew_before_days": -1},
-        "ftps_pki_renew_before_days (-1) must be 0 or more days",
+        "ftps_pki_renew_before_days must be an integer 0-36500 days, got -1",
+    ),
+    # ftpsd's own rule (ftpskit_common.layout.renew_before_days_problem): the role accepted 40000
+    # days before, and only ftpsd's config check refused them, once the host was being changed
+    "renew-huge": (
+        {"ftps_pki_validity_days": 50000, "ftps_pki_renew_before_days": 40000},
+        "ftps_pki_renew_before_days must be an integer 0-36500 days, got 40000",
     ),
     # external certificates (mode provided)
     "provided-nocert": (
