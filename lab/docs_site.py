@@ -50,7 +50,10 @@ def playbooks_page(coll: pathlib.Path) -> str:
     for book in sorted((coll / "playbooks").glob("*.yml")):
         comment = []
         for line in book.read_text().splitlines():
-            if line.strip() == "---":
+            if line.startswith("---"):  # the document start, with the comment on its line if any
+                rest = line[3:].strip()
+                if rest.startswith("#"):
+                    comment.append(rest[1:].strip())
                 continue
             if not line.startswith("#"):
                 break
@@ -82,8 +85,8 @@ def main() -> None:
     for guide in guides:
         (src / "guides" / guide.name).write_text(guide_text(coll, guide, repository))
     (src / "playbooks.md").write_text(playbooks_page(coll))
-    # antsibull-docs' pages refer to two labels of Ansible's own documentation (reached through
-    # intersphinx on docs.ansible.com, which this build must not need): a local page holds both.
+    # antsibull-docs' pages refer to labels of Ansible's own documentation (reached through
+    # intersphinx on docs.ansible.com, which this build must not need): a local page holds them.
     (src / "ansible.rst").write_text(
         "Ansible's own documentation\n===========================\n\n"
         ".. _common_return_values:\n\nCommon return values\n--------------------\n\n"
@@ -91,7 +94,10 @@ def main() -> None:
         "https://docs.ansible.com/projects/ansible/latest/reference_appendices/common_return_values.html\n\n"
         ".. _ansible_configuration_settings:\n\nConfiguration settings\n----------------------\n\n"
         "Ansible's configuration settings and their environment variables:\n"
-        "https://docs.ansible.com/projects/ansible/latest/reference_appendices/config.html\n"
+        "https://docs.ansible.com/projects/ansible/latest/reference_appendices/config.html\n\n"
+        ".. _action_plugins:\n\nAction plugins\n--------------\n\n"
+        "A module with an action plugin runs (also) on the controller, not only on the managed host:\n"
+        "https://docs.ansible.com/projects/ansible/latest/plugins/action.html\n"
     )
     toc = "\n".join(f"   guides/{g.stem}" for g in guides)
     (src / "index.rst").write_text(
