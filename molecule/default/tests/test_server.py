@@ -267,10 +267,18 @@ def listener(host: testinfra.host.Host, port: int) -> Iterator[None]:
 
 
 def connect(client: testinfra.host.Host, name: str, port: int) -> str:
-    """'open', 'refused' or 'timeout' for a TCP connect from the client."""
+    """'open', 'refused' or 'timeout' for a TCP connect from the client to `name`'s address.
+
+    The name is resolved first, apart (asked again up to 5 times: the lab's DNS may be reloading),
+    so that a name that does not resolve is 'unresolved', never counted as a firewall's 'timeout'."""
     script = (
-        "import socket,sys\ntry:\n"
-        f" socket.create_connection(({name!r}, {port}), timeout=3).close(); print('open')\n"
+        "import socket,time\n"
+        "for attempt in range(5):\n"
+        " try: address = socket.getaddrinfo(" + repr(name) + ", None, socket.AF_INET)[0][4][0]; break\n"
+        " except socket.gaierror: time.sleep(2)\n"
+        "else: print('unresolved'); raise SystemExit\n"
+        "try:\n"
+        f" socket.create_connection((address, {port}), timeout=3).close(); print('open')\n"
         "except ConnectionRefusedError: print('refused')\nexcept OSError: print('timeout')"
     )
     return client.check_output(f"python3 -c {q(script)}")
