@@ -10,6 +10,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import time
 
 import jinja2
 import pytest
@@ -64,6 +65,12 @@ def test_rotation_loses_no_transfer_line(server: Server, tmp_path) -> None:
     ftp = server.client()
     try:
         ftp.retrbinary("RETR f.txt", lambda _: None)
+        # the 226 may reach the client before the transfer's xferlog line is written: rotate once
+        # it is there (logrotate skips an empty log), or the test races the daemon
+        xferlog = pathlib.Path(server.xferlog)
+        deadline = time.monotonic() + 30
+        while not (xferlog.exists() and "f.txt" in xferlog.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         conf = _render(server, tmp_path)
         done = subprocess.run(
             [LOGROTATE, "-f", "-s", str(tmp_path / "state"), str(conf)],
