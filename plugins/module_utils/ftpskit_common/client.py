@@ -89,6 +89,27 @@ class NoGreetingError(TimeoutError):
         self.timeout = timeout
 
 
+# A resolver that answers "temporary failure" (EAI_AGAIN: no answer from the DNS, e.g. one that is
+# reloading) is asked again, at most this many times in all, this many seconds apart; any other
+# failure (a name that does not exist, a refused or silent port) is raised at once.
+RESOLVE_ATTEMPTS = 3
+RESOLVE_PAUSE = 1.0
+
+
+def open_tcp(address: tuple[str, int], timeout: float | None, source_address: Any = None) -> socket.socket:
+    """:func:`socket.create_connection`, asking the resolver again while it answers EAI_AGAIN
+    (bounded: :data:`RESOLVE_ATTEMPTS`, :data:`RESOLVE_PAUSE`): a probe or a health gate does not
+    fail on a DNS that is briefly not answering, and never waits on one that says no."""
+    for _attempt in range(RESOLVE_ATTEMPTS - 1):
+        try:
+            return socket.create_connection(address, timeout, source_address=source_address)
+        except socket.gaierror as exc:
+            if exc.errno != socket.EAI_AGAIN:
+                raise
+            time.sleep(RESOLVE_PAUSE)
+    return socket.create_connection(address, timeout, source_address=source_address)
+
+
 def speaks_tls(host: str, port: int, timeout: float, source_address: Any = None) -> bool:
     """Whether ``host:port`` answers a TLS ClientHello in TLS (a completed handshake or a TLS
     alert), on a connection of its own; False for plaintext, silence or a closed port."""
@@ -96,7 +117,7 @@ def speaks_tls(host: str, port: int, timeout: float, source_address: Any = None)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout, source_address=source_address) as raw:
+        with open_tcp((host, port), timeout, source_address) as raw:
             raw.settimeout(timeout)
             with context.wrap_socket(raw):
                 return True
@@ -168,9 +189,7 @@ class FTPSClient(ftplib.FTP_TLS):
             self.timeout = timeout
         if source_address is not None:
             self.source_address = source_address
-        raw = socket.create_connection(
-            (self.host, self.port), self.timeout, source_address=self.source_address
-        )
+        raw = open_tcp((self.host, self.port), self.timeout, self.source_address)
         try:
             if self.implicit:
                 self.sock = self.context.wrap_socket(raw, server_hostname=self.tls_name)
@@ -590,7 +609,7 @@ def _tls_or_raise(
 def _plaintext_greeting(host: str, port: int, timeout: float) -> str:
     """The first line a server sends unprompted (a plaintext FTP greeting or refusal), or ""."""
     try:
-        with socket.create_connection((host, port), min(timeout, 5.0)) as raw:
+        with open_tcp((host, port), min(timeout, 5.0)) as raw:
             raw.settimeout(min(timeout, 3.0))
             data = raw.recv(512)
     except OSError:
