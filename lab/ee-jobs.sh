@@ -22,10 +22,6 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${VENV:-$root/.venv}
 network=ftpskit-molecule
-# Only the network's DNS (aardvark-dns on its gateway), asked again when it does not answer: as
-# .config/molecule/config.yml says, the host's resolvers after it answered "Name or service not
-# known" for the lab's hosts while aardvark-dns reloaded.
-dns=10.213.8.1
 ee_image=localhost/ftpskit-ee:lab
 # name, base image tag (12|13), groups
 hosts=(
@@ -134,7 +130,6 @@ ssh-keygen -q -t ed25519 -N '' -C ftpskit-ee -f "$work/ssh_key"
 for entry in "${hosts[@]}"; do
   read -r name tag _ <<<"$entry"
   podman run -d --name "$name" --hostname "$name" --network "$network" \
-    --dns "$dns" --dns-option timeout:2 --dns-option attempts:5 \
     --systemd=always --cap-add NET_ADMIN,NET_RAW --label ftpskit.lab=true \
     "localhost/ftpskit-ee-host:$tag" >/dev/null || fail "podman run $name"
 done
@@ -271,7 +266,6 @@ job() {
   printf -- '--ask-vault-pass\n' >"$dir/env/cmdline"
   podman rm -f "ee-job-$name" >/dev/null 2>&1 || true
   podman run --name "ee-job-$name" --network "$network" \
-    --dns "$dns" --dns-option timeout:2 --dns-option attempts:5 \
     -v "$project:/runner/project:ro" -v "$inventory:/runner/inventory:ro" \
     -v "$dir/env:/runner/env" -v "$dir/artifacts:/runner/artifacts" \
     "$ee_image" ansible-runner run /runner -p "$playbook" --ident "$name" >"$dir/runner.log" 2>&1 || rc=$?
