@@ -53,7 +53,7 @@ def normalize_spki(value: str) -> str:
     if len(hexed) == 64 and all(c in "0123456789abcdefABCDEF" for c in hexed):
         return base64.b64encode(bytes.fromhex(hexed)).decode("ascii")
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = _strict_b64decode(text)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"not an SPKI SHA-256 pin: {value!r}") from exc
     if len(raw) != 32:
@@ -428,6 +428,19 @@ def parse_certificate(der: bytes, *, now: _dt.datetime | None = None) -> dict[st
     }
 
 
+def _strict_b64decode(body: str) -> bytes:
+    """Base64 as RFC 4648 writes it: whole 4-character groups, padding only at the end. Python's
+    decoder (before 3.13's strict mode) reads a text with characters cut off as long as a pad
+    lands where a group may end, e.g. 61 characters ending in ``=``, and so turns a damaged file
+    into a shorter, wrong DER; this refuses every such text."""
+    data = body.rstrip("=")
+    if len(body) % 4 or len(body) - len(data) > 2 or "=" in data:
+        raise binascii.Error(
+            f"{len(body)} characters, which is not whole 4-character groups with padding only at the end"
+        )
+    return base64.b64decode(body, validate=True)
+
+
 def pem_to_der(pem: str) -> list[bytes]:
     """Every certificate in a PEM text, as DER. A damaged block raises CertificateParseError with
     a sentence a person can act on (which block, what is wrong), not the decoder's own words."""
@@ -440,7 +453,7 @@ def pem_to_der(pem: str) -> list[bytes]:
             )
         body = "".join(block.split("-----END CERTIFICATE-----")[0].split())
         try:
-            out.append(base64.b64decode(body, validate=True))
+            out.append(_strict_b64decode(body))
         except binascii.Error as err:
             raise CertificateParseError(
                 f"PEM block {number} of {len(blocks)} is damaged: its base64 text does not decode "
