@@ -470,8 +470,7 @@ def test_wiring_playbooks_are_block_style(name: str) -> None:
 @pytest.mark.parametrize("name", WIRING_PLAYBOOKS)
 def test_wiring_playbooks_read_no_role_internals(name: str) -> None:
     internals = sorted({m for line in _code_lines(name) for m in INTERNAL.findall(line)})
-    assert not internals, f"{name} reads role internals (publish them as a documented output instead): {internals}"
-
+    assert not internals, f"{name} reads role internals (publish a documented output instead): {internals}"
 
 
 # The roles of site.yml's server play and its client play's ftps_client tag their own tasks: every
@@ -497,11 +496,12 @@ def test_site_yml_wiring() -> None:
     """site.yml: the checks before any change, the key manager, the one server play whose roles
     share handlers (ftps_pki's and ftps_users' notifications reach ftps_server's), the clients."""
     plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
-    entry = [
-        (play["hosts"], task["ansible.builtin.import_role"]["name"], task["ansible.builtin.import_role"]["tasks_from"])
+    imports = [
+        (play["hosts"], task["ansible.builtin.import_role"])
         for play in plays
         for task in play.get("tasks", [])
     ]
+    entry = [(hosts, role["name"], role["tasks_from"]) for hosts, role in imports]
     assert entry == [
         ("ftps_servers", "ftpskit.ftps.ftps_fleet", "preflight"),
         ("ftps_ca", "ftpskit.ftps.ftps_pki", "key_manager.yml"),
@@ -518,11 +518,13 @@ def test_site_yml_wiring() -> None:
     # the client play: ftps_client and the proof under their tags, in the entry point
     clients = yaml.safe_load((FLEET_ROLE / "tasks" / "clients.yml").read_text())
     tagged = {
-        (t.get("ansible.builtin.import_role") or {}).get("name") or t.get("ansible.builtin.import_tasks"): t.get("tags")
+        (t.get("ansible.builtin.import_role") or {}).get("name")
+        or t.get("ansible.builtin.import_tasks"): t.get("tags")
         for t in clients
     }
     assert tagged["ftpskit.ftps.ftps_client"] == ["ftps_client"]
     assert tagged["prove.yml"] == ["probe"]
+
 
 def _readers_of_the_layout() -> set[str]:
     """The roles other than ftps_pki whose defaults, vars, tasks or templates read ftps_pki_layout."""

@@ -69,7 +69,9 @@ def test_whole_fleet_playbooks_refuse_a_slice_first(name: str) -> None:
         # guard as its first task
         assert first.get("name") == GUARD["name"], f"{name}: the guard must be the first task"
         entry = yaml.safe_load((ROOT / "roles/ftps_fleet/tasks" / f"{first['tasks_from']}.yml").read_text())
-        assert entry[0].get("ansible.builtin.import_tasks") == "unsliced.yml", f"{name}: the guard must be the first task"
+        assert entry[0].get("ansible.builtin.import_tasks") == "unsliced.yml", (
+            f"{name}: the guard comes first"
+        )
 
 
 @pytest.mark.parametrize("name", SLICEABLE + IMPORTED)
