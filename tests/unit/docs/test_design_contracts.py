@@ -559,6 +559,35 @@ def test_pki_location_one_definition() -> None:
     assert [hit for hit in named if not hit.startswith("roles/ftps_pki/")] == [], named
 
 
+def test_users_file_one_definition() -> None:
+    """ftpsd's users file path is written once in code, ftpskit_common.passwd.USERS_FILE: ftpsd's
+    ``users.file`` default, the ftps_users module's ``path`` default and ftps_server's
+    ``ftps_server_users_file`` (through the lookup, and its spec mirror) read it. The one documented
+    exception: the module's DOCUMENTATION states the default (validate-modules compares it with the
+    argument spec), kept equal here."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import USERS_FILE
+    from ftpsd.config import UsersConfig
+
+    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*", "inventories/**/*")))
+    assert hits == [
+        "plugins/module_utils/ftpskit_common/passwd.py",
+        "plugins/modules/ftps_users.py",
+    ], hits
+    assert _grep(r"^USERS_FILE = ", *CODE) == ["plugins/module_utils/ftpskit_common/passwd.py"]
+    assert _grep(r"/etc/ftpsd/users\.json", "plugins/modules/ftps_users.py") == [
+        "plugins/modules/ftps_users.py"
+    ]
+    doc = yaml.safe_load(
+        importlib.import_module("ansible_collections.ftpskit.ftps.plugins.modules.ftps_users").DOCUMENTATION
+    )
+    assert doc["options"]["path"]["default"] == USERS_FILE
+    assert UsersConfig.file == USERS_FILE
+    assert LookupModule().run(["users_file"]) == [USERS_FILE]
+    assert DEFAULTS["ftps_server"]["ftps_server_users_file"] == _ftpsd_default("users_file")
+    assert _spec_default("ftps_server", "ftps_server_users_file") == _ftpsd_default("users_file")
+
+
 def test_layout_readers_publish_it_first() -> None:
     """A role reading ftps_pki_layout runs ftps_pki's ``layout`` entry point when it is missing,
     first in its table of contents (any tag) and first in its preflight (site.yml, users.yml and
