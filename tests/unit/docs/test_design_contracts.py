@@ -569,7 +569,7 @@ def test_users_file_one_definition() -> None:
     from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import USERS_FILE
     from ftpsd.config import UsersConfig
 
-    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*", "inventories/**/*")))
+    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*.y*ml", "inventories/**/*")))
     assert hits == [
         "plugins/module_utils/ftpskit_common/passwd.py",
         "plugins/modules/ftps_users.py",
