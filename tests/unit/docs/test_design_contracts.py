@@ -684,6 +684,19 @@ def test_the_fleet_reads_ports_and_client_ca_paths_from_their_owners() -> None:
         if OWNED_ELSEWHERE.search(line)
     ]
     assert found == [], found
+    # nor any other role's tasks or templates (ftps_pki's layout defines the client CA paths, below):
+    # ftps_server's ports are read from what it publishes
+    # (ftps_server_listening), never restated (e.g. ftps_client's pin file, a `default(21)`)
+    others = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "roles").glob("*/*/*"))
+        if path.parts[-3] not in ("ftps_server", "ftps_pki")
+        and path.parts[-2] in ("tasks", "templates", "handlers", "vars")
+        and path.is_file()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OWNED_ELSEWHERE.search(line)
+    ]
+    assert others == [], others
     # the client CA paths: ftps_pki's layout is their one definition in the roles' code
     assert sorted(set(_grep(r"^\s*[^#\s].*/client/c(a|rl)\.pem", "roles/**/*.yml", "roles/**/*.j2"))) == [
         "roles/ftps_pki/tasks/layout.yml"
@@ -726,7 +739,8 @@ def test_listening_readers_publish_it_first() -> None:
         walk(yaml.safe_load((FLEET_ROLE / "tasks" / entry).read_text()))
         return found
 
-    for entry in ("gate.yml", "rollback.yml"):
+    # select.yml publishes it for the clients' pins (publish_pins.yml, before any server switches)
+    for entry in ("gate.yml", "rollback.yml", "select.yml"):
         assert listening | {"when": "ftps_server_listening is not defined"} in includes(entry), entry
     for entry in ("report_read.yml", "revoke.yml"):
         assert listening in includes(entry), entry
@@ -742,6 +756,7 @@ def test_listening_readers_publish_it_first() -> None:
     assert readers == {
         "tasks/gate.yml",
         "tasks/rollback.yml",
+        "tasks/select.yml",
         "tasks/prove.yml",
         "tasks/report_probe.yml",
         "tasks/revoke_prove.yml",
