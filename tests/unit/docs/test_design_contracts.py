@@ -567,6 +567,7 @@ def test_users_file_one_definition() -> None:
     argument spec), kept equal here."""
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
     from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import USERS_FILE
+
     from ftpsd.config import UsersConfig
 
     hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*.y*ml", "inventories/**/*")))
