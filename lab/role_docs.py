@@ -41,13 +41,11 @@ def _inline(text: str) -> str:
 
 def ftpsd_defaults() -> dict:
     """The values ``lookup('ftpskit.ftps.ftpsd_default', NAME)`` returns: the lookup's own map,
-    imported as Ansible imports the collection (.cache/collections links to this checkout, as
-    ``make collection-link`` and the tests make it)."""
+    imported as Ansible imports the collection (``make docs`` runs ``make collection-link`` first:
+    .cache/collections links to this checkout)."""
     collections = ROOT / ".cache" / "collections"
-    link = collections / "ansible_collections" / "ftpskit" / "ftps"
-    if not link.is_symlink():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to("../../../..")
+    if not (collections / "ansible_collections" / "ftpskit" / "ftps").is_symlink():
+        raise SystemExit("no collection link: run make collection-link (make docs does)")
     if str(collections) not in sys.path:
         sys.path.insert(0, str(collections))
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import DEFAULTS

@@ -142,6 +142,16 @@ def test_the_fragments_document_the_argument_specs_they_stand_for() -> None:
     assert fragment(f"{PREFIX}ca")["options"]["key_type"]["choices"] == list(CA_KEY_TYPES)
 
 
+def assert_documents(name: str, specs: dict) -> None:
+    """The fragment ``name`` documents exactly the options of ``specs``, each with its type,
+    default, required and choices."""
+    documented = fragment(f"{PREFIX}{name}")["options"]
+    assert set(documented) == set(specs)
+    keys = ("type", "default", "required", "choices")
+    for option, spec in specs.items():
+        assert {k: documented[option].get(k) for k in keys} == {k: spec.get(k) for k in keys}, option
+
+
 def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
     """ca_key documents CA_KEY_ARGUMENT_SPEC (the CA key's passphrase, no_log), host_key
     KEY_TYPE_ARGUMENT_SPEC (a host key's type), and every module taking those options extends them."""
@@ -152,14 +162,7 @@ def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
     )
 
     for name, specs in (("ca_key", CA_KEY_ARGUMENT_SPEC), ("host_key", KEY_TYPE_ARGUMENT_SPEC)):
-        documented = fragment(f"{PREFIX}{name}")["options"]
-        assert set(documented) == set(specs)
-        for option, spec in specs.items():
-            assert (documented[option]["type"], documented[option]["default"]) == (
-                spec["type"],
-                spec["default"],
-            )
-            assert documented[option].get("choices") == spec.get("choices")
+        assert_documents(name, specs)
     assert CA_KEY_ARGUMENT_SPEC["passphrase"]["no_log"] is True
     assert KEY_TYPE_ARGUMENT_SPEC["key_type"]["choices"] == list(KEY_TYPES)
     extending = {
@@ -208,13 +211,7 @@ def test_the_client_ca_fragment_documents_the_argument_spec_it_stands_for() -> N
     modules whose argument spec takes it extend it."""
     from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import CLIENT_CA_ARGUMENT_SPEC
 
-    documented = fragment(f"{PREFIX}client_ca")["options"]
-    assert set(documented) == set(CLIENT_CA_ARGUMENT_SPEC)
-    for option, spec in CLIENT_CA_ARGUMENT_SPEC.items():
-        assert (documented[option]["type"], documented[option]["required"]) == (
-            spec["type"],
-            spec["required"],
-        )
+    assert_documents("client_ca", CLIENT_CA_ARGUMENT_SPEC)
     using = {path.stem for path in MODULES if "CLIENT_CA_ARGUMENT_SPEC" in path.read_text()}
     extending = {path.stem for path in MODULES if f"{PREFIX}client_ca" in own_fragments(module_doc(path))}
     assert using == extending == {"ftps_pki_client_crl", "ftps_pki_client_report", "ftps_pki_client_sign"}
