@@ -186,14 +186,30 @@ def _spec_names_template_default(role: str, name: str, template: str) -> bool:
     return "default" not in option and f"Default: C({template})" in " ".join(option["description"])
 
 
+def _readmes_writing(pattern: str) -> list[str]:
+    """The role READMEs whose own words match: their generated variable tables show a lookup
+    default's value (lab/role_docs.py, tests/unit/roles/test_role_docs.py), no second definition."""
+    found = []
+    for readme in sorted(ROOT.glob("roles/*/README.md")):
+        text = readme.read_text()
+        if "<!-- BEGIN VARIABLES" in text:
+            before, rest = text.split("<!-- BEGIN VARIABLES", 1)
+            text = before + rest.split("<!-- END VARIABLES -->", 1)[1]
+        if re.search(pattern, text):
+            found.append(str(readme.relative_to(ROOT)))
+    return found
+
+
 def test_passive_range_one_definition() -> None:
     """One definition in the whole code: ftpskit_common.ports, beside the rule. ftpsd's config
     reads it; ftps_server's default (and its spec mirror) read it through the lookup, so the
     daemon's configuration and the firewall rule built from the role's variable name those ports."""
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
 
-    hits = _grep(r"50000, ?50099|50000-50099|50000\b[^\n]*50099", *CODE, "roles/**/*.md", "plugins/**/*.yml")
+    pattern = r"50000, ?50099|50000-50099|50000\b[^\n]*50099"
+    hits = _grep(pattern, *CODE, "plugins/**/*.yml")
     assert hits == ["plugins/module_utils/ftpskit_common/ports.py"], hits
+    assert _readmes_writing(pattern) == []
     assert ServerConfig.passive_ports is ports.PASSIVE_PORTS_DEFAULT
     assert DEFAULTS["ftps_server"]["ftps_server_passive_ports"] == _ftpsd_default("passive_ports")
     assert _spec_names_template_default(
@@ -543,11 +559,12 @@ def test_pki_location_one_definition() -> None:
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
     from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
 
-    hits = sorted(set(_grep(r"/etc/ftps-kit/pki\b", *CODE, "roles/**/*")))
+    hits = sorted(set(_grep(r"/etc/ftps-kit/pki\b", *CODE, "roles/**/*.y*ml", "roles/**/*.j2")))
     assert hits == [
         "plugins/doc_fragments/generations.py",
         "plugins/module_utils/ftpskit_common/layout.py",
     ], hits
+    assert _readmes_writing(r"/etc/ftps-kit/pki\b") == []
     assert DEFAULTS["ftps_pki"]["ftps_pki_dir"] == _ftpsd_default("pki_dir")
     assert _spec_default("ftps_pki", "ftps_pki_dir") == _ftpsd_default("pki_dir")
     assert LookupModule().run(["pki_dir"]) == [layout.PKI_DIR]
@@ -570,11 +587,12 @@ def test_users_file_one_definition() -> None:
 
     from ftpsd.config import UsersConfig
 
-    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*.y*ml", "inventories/**/*")))
+    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*.y*ml", "inventories/**/*.y*ml")))
     assert hits == [
         "plugins/module_utils/ftpskit_common/passwd.py",
         "plugins/modules/ftps_users.py",
     ], hits
+    assert _readmes_writing(r"/etc/ftpsd/users\.json") == []
     assert _grep(r"^USERS_FILE = ", *CODE) == ["plugins/module_utils/ftpskit_common/passwd.py"]
     assert _grep(r"/etc/ftpsd/users\.json", "plugins/modules/ftps_users.py") == [
         "plugins/modules/ftps_users.py"
