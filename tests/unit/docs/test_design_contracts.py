@@ -33,6 +33,7 @@ import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
 from ftpskit_common import layout, ports
+from ftpskit_common.passwd import USERS_FILE
 from tests.paths import ROOT
 
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
@@ -583,7 +584,6 @@ def test_users_file_one_definition() -> None:
     exception: the module's DOCUMENTATION states the default (validate-modules compares it with the
     argument spec), kept equal here."""
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
-    from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import USERS_FILE
 
     from ftpsd.config import UsersConfig
 
