@@ -552,23 +552,37 @@ def test_tls_paths_default_from_the_layout() -> None:
         assert readers == [], f"read __{name}, the resolved path: {readers}"
 
 
+def _written_only_in(pattern: str, files: list[str]) -> None:
+    """``pattern`` stands only in ``files`` of the code, the roles' YAML and templates and the
+    inventories, and in no README's own words."""
+    globs = (*CODE, "roles/**/*.y*ml", "roles/**/*.j2", "inventories/**/*.y*ml")
+    hits = sorted(set(_grep(pattern, *globs)))
+    assert hits == files, hits
+    assert _readmes_writing(pattern) == []
+
+
+def _role_default_is_the_lookups(role: str, name: str, setting: str, value: object) -> None:
+    """The role's default (and its spec mirror) is ``lookup('ftpskit.ftps.ftpsd_default', setting)``,
+    which returns ``value``."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+
+    assert DEFAULTS[role][name] == _ftpsd_default(setting)
+    assert _spec_default(role, name) == _ftpsd_default(setting)
+    assert LookupModule().run([setting]) == [value]
+
+
 def test_pki_location_one_definition() -> None:
     """The PKI's location is written once in code, ftpskit_common.layout.PKI_DIR: ftpsd's TLS
     defaults, the store modules' pki_dir default (STORE_ARGUMENT_SPEC) and ftps_pki's default
     (through the lookup) read it; the modules' documentation is the generations doc fragment
     (test_doc_fragments.py keeps it equal to STORE_ARGUMENT_SPEC)."""
-    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
     from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
 
-    hits = sorted(set(_grep(r"/etc/ftps-kit/pki\b", *CODE, "roles/**/*.y*ml", "roles/**/*.j2")))
-    assert hits == [
-        "plugins/doc_fragments/generations.py",
-        "plugins/module_utils/ftpskit_common/layout.py",
-    ], hits
-    assert _readmes_writing(r"/etc/ftps-kit/pki\b") == []
-    assert DEFAULTS["ftps_pki"]["ftps_pki_dir"] == _ftpsd_default("pki_dir")
-    assert _spec_default("ftps_pki", "ftps_pki_dir") == _ftpsd_default("pki_dir")
-    assert LookupModule().run(["pki_dir"]) == [layout.PKI_DIR]
+    _written_only_in(
+        r"/etc/ftps-kit/pki\b",
+        ["plugins/doc_fragments/generations.py", "plugins/module_utils/ftpskit_common/layout.py"],
+    )
+    _role_default_is_the_lookups("ftps_pki", "ftps_pki_dir", "pki_dir", layout.PKI_DIR)
     assert STORE_ARGUMENT_SPEC["pki_dir"]["default"] == layout.PKI_DIR
     for part in ("cert", "key", "chain"):
         assert getattr(TLSConfig, f"{part}file") == layout.current_path(f"{part}.pem")
@@ -583,16 +597,12 @@ def test_users_file_one_definition() -> None:
     ``ftps_server_users_file`` (through the lookup, and its spec mirror) read it. The one documented
     exception: the module's DOCUMENTATION states the default (validate-modules compares it with the
     argument spec), kept equal here."""
-    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
-
     from ftpsd.config import UsersConfig
 
-    hits = sorted(set(_grep(r"/etc/ftpsd/users\.json", *CODE, "roles/**/*.y*ml", "inventories/**/*.y*ml")))
-    assert hits == [
-        "plugins/module_utils/ftpskit_common/passwd.py",
-        "plugins/modules/ftps_users.py",
-    ], hits
-    assert _readmes_writing(r"/etc/ftpsd/users\.json") == []
+    _written_only_in(
+        r"/etc/ftpsd/users\.json",
+        ["plugins/module_utils/ftpskit_common/passwd.py", "plugins/modules/ftps_users.py"],
+    )
     assert _grep(r"^USERS_FILE = ", *CODE) == ["plugins/module_utils/ftpskit_common/passwd.py"]
     assert _grep(r"/etc/ftpsd/users\.json", "plugins/modules/ftps_users.py") == [
         "plugins/modules/ftps_users.py"
@@ -602,9 +612,7 @@ def test_users_file_one_definition() -> None:
     )
     assert doc["options"]["path"]["default"] == USERS_FILE
     assert UsersConfig.file == USERS_FILE
-    assert LookupModule().run(["users_file"]) == [USERS_FILE]
-    assert DEFAULTS["ftps_server"]["ftps_server_users_file"] == _ftpsd_default("users_file")
-    assert _spec_default("ftps_server", "ftps_server_users_file") == _ftpsd_default("users_file")
+    _role_default_is_the_lookups("ftps_server", "ftps_server_users_file", "users_file", USERS_FILE)
 
 
 def test_layout_readers_publish_it_first() -> None:
