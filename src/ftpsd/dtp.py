@@ -357,6 +357,62 @@ def _close_in_place(file_obj, sync: bool) -> tuple[int, OSError | None]:
     return size, error
 
 
+def _after_tls_event(self, was_waiting: bool) -> None:
+    """The IO-loop interest after a TLS event, as pyftpdlib's ``_handle_ssl_want_rw`` sets it."""
+    if self._ssl_want_read:
+        self.modify_ioloop_events(self._wanted_io_events | self.ioloop.READ, logdebug=True)
+    elif self._ssl_want_write:
+        self.modify_ioloop_events(self._wanted_io_events | self.ioloop.WRITE, logdebug=True)
+    elif was_waiting:
+        self.modify_ioloop_events(self._wanted_io_events)
+
+
+def tls_read_event(self) -> None:
+    """pyftpdlib's ``SSLConnectionMixin.handle_read_event`` without its generator context manager
+    (``_handle_ssl_want_rw``: a generator, its frame and two calls through contextlib on every
+    TLS read event of every control and data connection); the same steps in the same order, and
+    an exception other than "want read/write" propagates as before, without the event update.
+    Used by both handlers (``FtpsdDTPHandler``, ``ftpsd.handlers.FtpsdHandler``)."""
+    if not self._ssl_requested:
+        super(SSLConnectionMixin, self).handle_read_event()
+        return
+    was_waiting = self._ssl_want_read or self._ssl_want_write
+    try:
+        self._ssl_want_read = False
+        if self._ssl_accepting:
+            self._do_ssl_handshake()
+        elif self._ssl_closing:
+            self._do_ssl_shutdown()
+        else:
+            super(SSLConnectionMixin, self).handle_read_event()
+    except SSL.WantReadError:
+        self._ssl_want_read = True
+    except SSL.WantWriteError:
+        self._ssl_want_write = True
+    _after_tls_event(self, was_waiting)
+
+
+def tls_write_event(self) -> None:
+    """``SSLConnectionMixin.handle_write_event`` likewise (see :func:`tls_read_event`)."""
+    if not self._ssl_requested:
+        super(SSLConnectionMixin, self).handle_write_event()
+        return
+    was_waiting = self._ssl_want_read or self._ssl_want_write
+    try:
+        self._ssl_want_write = False
+        if self._ssl_accepting:
+            self._do_ssl_handshake()
+        elif self._ssl_closing:
+            self._do_ssl_shutdown()
+        else:
+            super(SSLConnectionMixin, self).handle_write_event()
+    except SSL.WantReadError:
+        self._ssl_want_read = True
+    except SSL.WantWriteError:
+        self._ssl_want_write = True
+    _after_tls_event(self, was_waiting)
+
+
 class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
     """TLS data channel with mandatory session reuse (as vsftpd's ``require_ssl_reuse``).
 
@@ -367,6 +423,8 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
 
     timeout = 300
     _gate: ResumptionGate | None = None
+    handle_read_event = tls_read_event
+    handle_write_event = tls_write_event
     ac_in_buffer_size = 65536
     ac_out_buffer_size = 65536
 

@@ -51,7 +51,7 @@ from pyftpdlib.utils import strerror
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.clientcert import REFUSALS, Verdict, decide
 from ftpsd.counters import Counters
-from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.dtp import FtpsdDTPHandler, tls_read_event, tls_write_event
 from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
@@ -437,6 +437,8 @@ class FtpsdHandler(TLS_FTPHandler):
     allow_hard_links = False  # HomeFS opens files with other hard links only if set
     implicit = False
     login_timeout = 60  # seconds from connect (or REIN/USER) to a successful login
+    handle_read_event = tls_read_event  # pyftpdlib's, without a context manager per event
+    handle_write_event = tls_write_event
     max_line = 2048  # bytes in one command line; a longer line is refused whole
 
     def __init__(self, conn, server, ioloop=None) -> None:
