@@ -367,50 +367,45 @@ def _after_tls_event(self, was_waiting: bool) -> None:
         self.modify_ioloop_events(self._wanted_io_events)
 
 
-def tls_read_event(self) -> None:
-    """pyftpdlib's ``SSLConnectionMixin.handle_read_event`` without its generator context manager
-    (``_handle_ssl_want_rw``: a generator, its frame and two calls through contextlib on every
-    TLS read event of every control and data connection); the same steps in the same order, and
-    an exception other than "want read/write" propagates as before, without the event update.
-    Used by both handlers (``FtpsdDTPHandler``, ``ftpsd.handlers.FtpsdHandler``)."""
+def _tls_event(self, reading: bool) -> None:
+    """pyftpdlib's ``SSLConnectionMixin.handle_read_event``/``handle_write_event`` without their
+    generator context manager (``_handle_ssl_want_rw``: a generator, its frame and two calls
+    through contextlib on every TLS event of every control and data connection); the same steps in
+    the same order, and an exception other than "want read/write" propagates as before, without
+    the event update. Used by both handlers (``FtpsdDTPHandler``, ``ftpsd.handlers.FtpsdHandler``)."""
+    below = super(SSLConnectionMixin, self)
     if not self._ssl_requested:
-        super(SSLConnectionMixin, self).handle_read_event()
+        below.handle_read_event() if reading else below.handle_write_event()
         return
     was_waiting = self._ssl_want_read or self._ssl_want_write
     try:
-        self._ssl_want_read = False
+        if reading:
+            self._ssl_want_read = False
+        else:
+            self._ssl_want_write = False
         if self._ssl_accepting:
             self._do_ssl_handshake()
         elif self._ssl_closing:
             self._do_ssl_shutdown()
+        elif reading:
+            below.handle_read_event()
         else:
-            super(SSLConnectionMixin, self).handle_read_event()
+            below.handle_write_event()
     except SSL.WantReadError:
         self._ssl_want_read = True
     except SSL.WantWriteError:
         self._ssl_want_write = True
     _after_tls_event(self, was_waiting)
+
+
+def tls_read_event(self) -> None:
+    """``handle_read_event`` of ftpsd's TLS handlers (:func:`_tls_event`)."""
+    _tls_event(self, True)
 
 
 def tls_write_event(self) -> None:
-    """``SSLConnectionMixin.handle_write_event`` likewise (see :func:`tls_read_event`)."""
-    if not self._ssl_requested:
-        super(SSLConnectionMixin, self).handle_write_event()
-        return
-    was_waiting = self._ssl_want_read or self._ssl_want_write
-    try:
-        self._ssl_want_write = False
-        if self._ssl_accepting:
-            self._do_ssl_handshake()
-        elif self._ssl_closing:
-            self._do_ssl_shutdown()
-        else:
-            super(SSLConnectionMixin, self).handle_write_event()
-    except SSL.WantReadError:
-        self._ssl_want_read = True
-    except SSL.WantWriteError:
-        self._ssl_want_write = True
-    _after_tls_event(self, was_waiting)
+    """``handle_write_event`` of ftpsd's TLS handlers (:func:`_tls_event`)."""
+    _tls_event(self, False)
 
 
 class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
