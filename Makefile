@@ -79,7 +79,7 @@ sanity: venv ## ansible-test sanity on the built collection (the venv's ansible-
 	$(call step,ansible-test sanity)
 	VENV=$(VENV) bash lab/sanity.sh || { echo "make: step 'sanity' failed (lab/sanity.sh)" >&2; exit 1; }
 
-docs: venv ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
+docs: venv collection-link ## Regenerate the role READMEs' variable tables from meta/argument_specs.yml
 	$(PY) lab/role_docs.py
 
 docs-site: venv ## Documentation site (antsibull-docs + the guides, sphinx-build -W) in .cache/docs-site/html, checked in headless Chromium

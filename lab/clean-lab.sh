@@ -3,7 +3,7 @@
 # the kit itself made, so that `bash .ci/run` in a fresh clone proves a from-nothing run:
 #   - every container created from the kit's images (localhost/ftpskit-debian:*): the lab's
 #     (ftpskit-deb12, ...) and every Molecule scenario's, whatever its name;
-#   - the kit's podman networks: ftpskit-lab, ftpskit-molecule and ftpskit-bench (make bench-fleet) (only if no other container
+#   - the kit's podman networks: ftpskit-lab, ftpskit-molecule (or FTPSKIT_LAB_NETWORK's) and ftpskit-bench (make bench-fleet) (only if no other container
 #     uses them: a container that is not ours keeps its network, and this script says so);
 #   - the kit's images: make test-ee's (localhost/ftpskit-ee:lab, localhost/ftpskit-ee-host:12
 #     and :13, built on the lab images, so removed first), localhost/ftpskit-debian:12 and :13;
@@ -19,6 +19,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 images=(localhost/ftpskit-ee:lab localhost/ftpskit-ee-host:12 localhost/ftpskit-ee-host:13
   localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
 networks=(ftpskit-lab ftpskit-molecule ftpskit-bench)
+# A Molecule network of its own (lab/lab_addresses.py: FTPSKIT_LAB_NETWORK) is the kit's too.
+[[ -z ${FTPSKIT_LAB_NETWORK:-} || $FTPSKIT_LAB_NETWORK == ftpskit-molecule ]] || networks+=("$FTPSKIT_LAB_NETWORK")
 
 if command -v podman >/dev/null; then
   for image in "${images[@]}"; do

@@ -21,7 +21,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${VENV:-$root/.venv}
-network=ftpskit-molecule
+# The Molecule network and the hosts' addresses: the lab's plan (lab/lab_addresses.py, job `ee`).
+read -r network _ < <("$venv/bin/python" "$root/lab/lab_addresses.py" network) || network=
 ee_image=localhost/ftpskit-ee:lab
 # name, base image tag (12|13), groups
 hosts=(
@@ -30,6 +31,7 @@ hosts=(
   "ee-client 12 ftps_clients"
 )
 step=preflight
+[[ -n $network ]] || { echo "ee-jobs: no address plan (lab/lab_addresses.py network)" >&2; exit 1; }
 fail() { echo "ee-jobs: step '$step' failed: $*" >&2; exit 1; }
 say() { echo "ee-jobs: $*"; }
 work=${1:-$(mktemp -d /tmp/ftpskit-ee.XXXXXX)}
@@ -125,11 +127,20 @@ remove_hosts() {
 }
 step="lab"
 bash "$root/lab/molecule-all.sh" --network >/dev/null || fail "the shared network $network"
+# Each host at its planned address, every host's name in every container's /etc/hosts (also the
+# job containers'): nothing here asks aardvark-dns for a lab name.
+declare -A address=()
+add_hosts=()
+while read -r name ip; do
+  address[$name]=$ip
+  add_hosts+=(--add-host "$name:$ip")
+done < <("$venv/bin/python" "$root/lab/lab_addresses.py" hosts ee)
 remove_hosts
 ssh-keygen -q -t ed25519 -N '' -C ftpskit-ee -f "$work/ssh_key"
 for entry in "${hosts[@]}"; do
   read -r name tag _ <<<"$entry"
-  podman run -d --name "$name" --hostname "$name" --network "$network" \
+  [[ -n ${address[$name]:-} ]] || fail "$name has no address in the plan (lab/lab_addresses.py JOB_HOSTS)"
+  podman run -d --name "$name" --hostname "$name" --network "$network" --ip "${address[$name]}" "${add_hosts[@]}" \
     --systemd=always --cap-add NET_ADMIN,NET_RAW --label ftpskit.lab=true \
     "localhost/ftpskit-ee-host:$tag" >/dev/null || fail "podman run $name"
 done
@@ -265,7 +276,7 @@ job() {
     "$ca_passphrase" "$extra" >"$dir/env/extravars"
   printf -- '--ask-vault-pass\n' >"$dir/env/cmdline"
   podman rm -f "ee-job-$name" >/dev/null 2>&1 || true
-  podman run --name "ee-job-$name" --network "$network" \
+  podman run --name "ee-job-$name" --network "$network" "${add_hosts[@]}" \
     -v "$project:/runner/project:ro" -v "$inventory:/runner/inventory:ro" \
     -v "$dir/env:/runner/env" -v "$dir/artifacts:/runner/artifacts" \
     "$ee_image" ansible-runner run /runner -p "$playbook" --ident "$name" >"$dir/runner.log" 2>&1 || rc=$?

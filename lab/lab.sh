@@ -17,13 +17,22 @@ hosts=(
   "ftpskit-client localhost/ftpskit-debian:13 10.213.0.20"
 )
 boot_timeout=90
+# Every host's name in every container's /etc/hosts (podman run --add-host, kept across restarts):
+# the hosts find each other without asking aardvark-dns, the network's DNS server, which is slow
+# while it reloads on every container start and stop on the machine.
+add_hosts=()
+for entry in "${hosts[@]}"; do
+  read -r name _ address <<<"$entry"
+  add_hosts+=(--add-host "$name:$address")
+done
 step="preflight"
 
 fail() { trap - EXIT; echo "lab: step '$step' failed: $*" >&2; exit 1; }
 trap 'rc=$?; [[ $rc -eq 0 ]] || echo "lab: step '"'"'$step'"'"' failed (exit $rc)" >&2' EXIT
 
-container_ok() { # name image address: running, from the current image, at the address
-  local name=$1 image=$2 address=$3 state img want_img ip
+container_ok() { # name image address: running, from the current image, at the address, with
+  # every host's /etc/hosts entry
+  local name=$1 image=$2 address=$3 state img want_img ip extra want_extra
   state=$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null) || return 1
   [[ $state == running ]] || return 1
   img=$(podman container inspect --format '{{.Image}}' "$name")
@@ -31,7 +40,10 @@ container_ok() { # name image address: running, from the current image, at the a
   [[ $img == "$want_img" ]] || return 1
   ip=$(podman container inspect --format "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$name" 2>/dev/null) \
     || return 1
-  [[ $ip == "$address" ]]
+  [[ $ip == "$address" ]] || return 1
+  extra=$(podman container inspect --format '{{range .HostConfig.ExtraHosts}}{{.}} {{end}}' "$name" | tr ' ' '\n' | sed '/^$/d' | sort)
+  want_extra=$(printf '%s\n' "${add_hosts[@]}" | grep -v '^--add-host$' | sort)
+  [[ $extra == "$want_extra" ]]
 }
 
 remove_containers() {
@@ -80,7 +92,7 @@ up() {
       echo "lab: removed stale $name"
     fi
     podman run -d --name "$name" --hostname "$name" \
-      --network "$network" --ip "$address" \
+      --network "$network" --ip "$address" "${add_hosts[@]}" \
       --systemd=always --cap-add NET_ADMIN,NET_RAW \
       --label ftpskit.lab=true \
       "$image" >/dev/null || fail "podman run $name"

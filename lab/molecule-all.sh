@@ -7,17 +7,20 @@
 # Debian's python3.11 with no other Python visible (make test-stock names it), not .venv.
 #   lab/molecule-all.sh --network       only create the shared network (for `molecule converge`
 #                                       and friends run by hand)
+#   lab/molecule-all.sh --env SCENARIO  print `export` lines of the scenario's addresses (the
+#                                       variables its molecule.yml reads), for a run by hand:
+#                                       eval "$(lab/molecule-all.sh --env pki)"
+# Every host's address and /etc/hosts entries come from the lab's plan, lab/lab_addresses.py (no
+# lab name is left to aardvark-dns). FTPSKIT_LAB_NETWORK=NAME FTPSKIT_LAB_SUBNET=10.213.N.0/24 put
+# the plan on another network (a second lab on a machine whose shared network is in use).
 # FTPSKIT_MOLECULE_JOBS=2 runs two scenarios at a time (default 1; output printed per scenario).
 # FTPSKIT_KEEP=1 keeps a failed scenario's containers for `molecule login -s SCENARIO -h HOST`.
-# Before each scenario it creates the shared network if missing and removes that scenario's
+# Before each scenario it creates the shared network as planned if missing and removes that scenario's
 # own leftover containers (by name: a run killed earlier leaves them behind). Prints the time
 # of each scenario; on failure names the scenario and the Molecule step that failed.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-network=ftpskit-molecule
-subnet=10.213.8.0/24
-gateway=10.213.8.1
 images=(localhost/ftpskit-debian:12 localhost/ftpskit-debian:13)
 
 cd "$root"
@@ -31,28 +34,42 @@ export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 die() { echo "molecule-all: $*" >&2; exit 1; }
 
+# The address plan (lab/lab_addresses.py) owns the network and every host's address.
+plan() { python "$root/lab/lab_addresses.py" "$@"; }
+read -r network subnet gateway ip_range < <(plan network) || die "step 'network': lab/lab_addresses.py network failed"
+[[ -n ${ip_range:-} ]] || die "step 'network': no address plan (lab/lab_addresses.py network)"
+
+# The network as planned: subnet, gateway and podman's dynamic range (--ip-range) apart from the
+# scenarios' static addresses. A network that differs (one made before the plan had a range, or
+# by Molecule itself) is recreated only when no container is attached: a scenario running on it
+# must not lose its network, so then this stops and says what to do.
 ensure_network() {
+  local problems attached
   if podman network exists "$network"; then
-    local have
-    have=$(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network")
-    [[ $have == "$subnet" ]] && return 0
-    # Created by Molecule itself (a run by hand before this script): recreate it if unused.
-    podman network rm "$network" >/dev/null 2>&1 \
-      || die "step 'network': $network has subnet '$have', not $subnet, and is in use; remove its containers first"
+    problems=$(podman network inspect "$network" | plan check-network) && return 0
+    attached=$(podman ps -a --filter "network=$network" --format '{{.Names}}' | tr '\n' ' ')
+    [[ -z ${attached// /} ]] || die "step 'network': $network is not as planned ($problems) and containers are attached (${attached% }): recreate it once they are gone (podman network rm $network; this script creates it), or run on another network: FTPSKIT_LAB_NETWORK=NAME FTPSKIT_LAB_SUBNET=10.213.N.0/24"
+    podman network rm "$network" >/dev/null \
+      || die "step 'network': podman network rm $network failed (a container attached meanwhile?)"
+    echo "molecule-all: removed network $network ($problems)"
   fi
-  podman network create --subnet "$subnet" --gateway "$gateway" "$network" >/dev/null \
-    || die "step 'network': podman network create $network ($subnet) failed"
-  echo "molecule-all: created network $network ($subnet)"
+  podman network create --subnet "$subnet" --gateway "$gateway" --ip-range "$ip_range" "$network" >/dev/null \
+    || die "step 'network': podman network create $network ($subnet, dynamic $ip_range) failed"
+  echo "molecule-all: created network $network ($subnet, podman's dynamic addresses $ip_range)"
 }
 
 # The container names a scenario uses: its platforms, as Molecule resolves them.
 scenario_containers() {
-  molecule list -s "$1" --format plain 2>/dev/null | awk 'NR > 0 && $2 == "podman" { print $1 }' || true
+  env "${scenario_env[@]}" molecule list -s "$1" --format plain 2>/dev/null | awk 'NR > 0 && $2 == "podman" { print $1 }' || true
 }
 
 scenarios=()
 if [[ ${1:-} == --network ]]; then
   ensure_network
+  exit 0
+elif [[ ${1:-} == --env ]]; then
+  (($# == 2)) || die "usage: lab/molecule-all.sh --env SCENARIO"
+  plan env "$2" | sed -E "s/^([A-Z0-9_]+)=(.*)$/export \\1='\\2'/"
   exit 0
 elif (($#)); then
   scenarios=("$@")
@@ -76,9 +93,13 @@ ensure_network
 # "<status> <seconds> <timing>" to $2 (status: the exit of `molecule test`, or "-" if it never ran).
 run_scenario() {
   local s=$1 result=$2 start=$SECONDS c eph log steps rc failed_step timing destroy=always
+  local -a scenario_env
   echo "-" >"$result"
   echo
   echo "==> molecule scenario '$s'"
+  # The scenario's network, addresses and /etc/hosts entries, for its molecule.yml.
+  mapfile -t scenario_env < <(plan env "$s") && ((${#scenario_env[@]})) \
+    || { echo "molecule-all: scenario '$s' has no address plan (lab/lab_addresses.py env $s)" >&2; return 0; }
   for c in $(scenario_containers "$s"); do
     if podman container exists "$c"; then
       podman rm -f -t 5 "$c" >/dev/null
@@ -99,7 +120,7 @@ run_scenario() {
   [[ ${FTPSKIT_KEEP:-0} == 1 ]] && destroy=never
   set +e
   # Pass the output through, noting when each Molecule step starts (for the timing line).
-  molecule test -s "$s" --destroy "$destroy" 2>&1 | while IFS= read -r line; do
+  env "${scenario_env[@]}" molecule test -s "$s" --destroy "$destroy" 2>&1 | while IFS= read -r line; do
     printf '%s\n' "$line"
     printf '%s\n' "$line" >>"$log"
     if [[ $line =~ \[$s\ \>\ ([a-z_]+)\]\ Executing$ ]]; then

@@ -19,12 +19,9 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.ports 
     passive_ports_problem,
     port_range_problem,
 )
+from ansible_collections.ftpskit.ftps.plugins.plugin_utils.role_values import as_role_int
 
 _PURPOSES = {"passive": passive_ports_problem, "firewall": port_range_problem}
-
-
-def _as_int(value: Any) -> Any:
-    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def ftps_port_range_problem(value: Any, purpose: str = "passive") -> str:
@@ -33,7 +30,7 @@ def ftps_port_range_problem(value: Any, purpose: str = "passive") -> str:
             f"ftps_port_range_problem: purpose must be one of {sorted(_PURPOSES)}, got {purpose!r}"
         )
     if isinstance(value, (list, tuple)):
-        value = [_as_int(port) for port in value]
+        value = [as_role_int(port) for port in value]
     return _PURPOSES[purpose](value)
 
 

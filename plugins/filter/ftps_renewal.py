@@ -16,12 +16,11 @@ from typing import Any
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import (
     renew_before_days_problem,
 )
+from ansible_collections.ftpskit.ftps.plugins.plugin_utils.role_values import as_role_int
 
 
 def ftps_renew_window_problem(value: Any) -> str:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return renew_before_days_problem(value)
+    return renew_before_days_problem(as_role_int(value))
 
 
 class FilterModule:

@@ -20,9 +20,11 @@ description:
     generations; the ftps_pki role's C(ftps_pki_dir) defaults to it.
   - C(renew_before_days) is C(ftpskit_common.layout.RENEW_BEFORE_DAYS), the renewal window in days;
     the ftps_pki role's C(ftps_pki_renew_before_days) defaults to it.
+  - C(users_file) is C(ftpskit_common.passwd.USERS_FILE), where ftpsd reads its users; the
+    ftps_server role's C(ftps_server_users_file) defaults to it.
 options:
   _terms:
-    description: The setting, one of C(passive_ports), C(pki_dir), C(renew_before_days).
+    description: The setting, one of C(passive_ports), C(pki_dir), C(renew_before_days), C(users_file).
     required: true
     type: list
     elements: str
@@ -38,7 +40,7 @@ RETURN = r"""
 _raw:
   description:
     - The default of each named setting (a list of two ports for C(passive_ports), a path for
-      C(pki_dir), days for C(renew_before_days)).
+      C(pki_dir) and C(users_file), days for C(renew_before_days)).
   type: list
   elements: raw
 """
@@ -51,12 +53,14 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout
     PKI_DIR,
     RENEW_BEFORE_DAYS,
 )
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import USERS_FILE
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.ports import PASSIVE_PORTS_DEFAULT
 
 DEFAULTS: dict[str, Any] = {
     "passive_ports": list(PASSIVE_PORTS_DEFAULT),
     "pki_dir": PKI_DIR,
     "renew_before_days": RENEW_BEFORE_DAYS,
+    "users_file": USERS_FILE,
 }
 
 

@@ -37,7 +37,9 @@ attributes:
       Changes nothing, so it warns in check mode too. Runs on the controller (an action plugin) and
       contacts no host.
 notes:
-  - The ftps_fleet role runs it with its map of old to new names (roles/ftps_fleet/vars/main.yml).
+  - The kit's one warner. The roles ftps_fleet, ftps_server and ftps_users run it with their maps
+    of old to new names (their C(vars/main.yml)); ftps_fleet warns, in each workflow, only about the
+    old names that workflow reads.
 author:
   - ftps-kit contributors (@ftps-kit)
 """

@@ -18,8 +18,7 @@ description:
   - An existing CA is never replaced; changing O(key_type), O(common_name) or O(validity_days)
     later has no effect on it. Replacing it is a staged CA rollover (M(ftpskit.ftps.ftps_pki_ca_rollover),
     C(playbooks/ca_rollover.yml)); while one is in progress a missing CA is an error, never created.
-  - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost,
-    C(run_once=true)); C(roles/ftps_pki/tasks/ca.yml) does.
+  - C(roles/ftps_pki/tasks/ca.yml) runs it.
 extends_documentation_fragment:
   - ftpskit.ftps.ca
   - ftpskit.ftps.attributes

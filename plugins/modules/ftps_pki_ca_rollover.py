@@ -17,7 +17,6 @@ description:
     the old CA's certificate after stage 3 (its key deleted), C(<path>-rollover.json) the state.
   - Every step is idempotent and checks the layout it starts from; a step that already happened
     changes nothing, a step whose stage has not come is refused before anything changes.
-  - Run it on the host of the kit's store (C(delegate_to) the key manager or localhost, C(run_once=true)).
 extends_documentation_fragment:
   - ftpskit.ftps.ca
   - ftpskit.ftps.attributes.no_diff

@@ -35,7 +35,7 @@ options:
     choices: [request, install]
     default: request
   renew_before_days:
-    description: Re-issue when the certificate expires within this many days.
+    description: Re-issue when the client certificate expires within this many days.
     type: int
     default: 10
   issuer:

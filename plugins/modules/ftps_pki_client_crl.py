@@ -16,16 +16,12 @@ description:
     revocations, when it was not signed by this CA, or when its nextUpdate is within
     O(renew_before_days); otherwise leaves it as it is (a second run reports no change). A new CRL
     is valid for O(next_update_days) and carries the next CRL number.
-  - Run it on the host of the kit's store (C(delegate_to) the key manager, C(run_once=true)).
 extends_documentation_fragment:
+  - ftpskit.ftps.client_ca
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
   - ftpskit.ftps.ca_key
 options:
-  path:
-    description: Directory of the client CA.
-    type: path
-    required: true
   next_update_days:
     description:
       - Days from now to a new CRL's nextUpdate (servers refuse every client certificate once it has passed).
@@ -102,14 +98,18 @@ revoked:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import certificate_facts
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, client_identity
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
+    CLIENT_CA_ARGUMENT_SPEC,
+    ClientCA,
+    client_identity,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
+            **CLIENT_CA_ARGUMENT_SPEC,
             **CA_KEY_ARGUMENT_SPEC,
             "next_update_days": {"type": "int", "default": 7},
             "renew_before_days": {"type": "int", "default": 3},

@@ -14,12 +14,9 @@ description:
     as a Prometheus textfile (node_exporter's textfile collector), atomically.
   - Reads only the store; never needs the CA key. Run it on the store's host.
 extends_documentation_fragment:
+  - ftpskit.ftps.client_ca
   - ftpskit.ftps.cryptography
 options:
-  path:
-    description: Directory of the client CA.
-    type: path
-    required: true
   metrics_file:
     description: Where to write the Prometheus textfile ("" = none).
     type: path
@@ -81,6 +78,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.atomicfile import atomic_write
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.layout import RENEW_BEFORE_DAYS
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
+    CLIENT_CA_ARGUMENT_SPEC,
     ClientCA,
     crl_next_update_time,
     render_lines,
@@ -96,7 +94,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import (
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
+            **CLIENT_CA_ARGUMENT_SPEC,
             "metrics_file": {"type": "path", "default": ""},
             "warn_days": {"type": "int", "default": RENEW_BEFORE_DAYS},
         },

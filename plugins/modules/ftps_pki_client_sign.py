@@ -17,16 +17,12 @@ description:
     signs nothing when any entry is bad.
   - Every certificate issued is kept in C(<path>/issued/<serial>.pem), so revocation by user and the
     fleet report can find it.
-  - Run it on the host of the kit's store (C(delegate_to) the key manager, C(run_once=true)).
 extends_documentation_fragment:
+  - ftpskit.ftps.client_ca
   - ftpskit.ftps.attributes.no_diff
   - ftpskit.ftps.cryptography
   - ftpskit.ftps.ca_key
 options:
-  path:
-    description: Directory of the client CA (C(ca.pem), C(ca.key)), made by M(ftpskit.ftps.ftps_pki_ca).
-    type: path
-    required: true
   validity_days:
     description: Validity of the issued certificates, in days.
     type: int
@@ -95,14 +91,18 @@ chain:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.ca import CA_KEY_ARGUMENT_SPEC
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.certs import cert_to_pem
-from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import ClientCA, check_client_csr
+from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import (
+    CLIENT_CA_ARGUMENT_SPEC,
+    ClientCA,
+    check_client_csr,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.support import PKIError, require_cryptography
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
+            **CLIENT_CA_ARGUMENT_SPEC,
             **CA_KEY_ARGUMENT_SPEC,
             "validity_days": {"type": "int", "default": 30},
             "fail_on_error": {"type": "bool", "default": False},

@@ -9,7 +9,7 @@ module: ftps_pki_sign
 short_description: Sign a batch of server CSRs with the ftps-kit internal CA
 description:
   - Loads the CA once and signs every request in one call, so a fleet's signing step is a single
-    module run on the host of the kit's store (C(run_once=true), C(delegate_to) the key manager or localhost).
+    module run.
   - The controller decides the certificate's names. The SANs come from O(requests[].sans), not from
     the CSR. The CSR contributes only its public key (its signature is checked).
   - A bad request fails only its host (returned in RV(errors)); the other hosts get certificates.

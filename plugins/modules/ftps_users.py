@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: ftps_users
-short_description: Manage ftpsd's virtual users file (/etc/ftpsd/users.json)
+short_description: Manage ftpsd's virtual users file
 description:
   - Adds, updates and removes virtual users in ftpsd's users file, hashing passwords with
     ftpsd's own code (scrypt by default).
@@ -20,7 +20,7 @@ extends_documentation_fragment:
   - ftpskit.ftps.attributes
 options:
   path:
-    description: The users file.
+    description: The users file (the default is where ftpsd reads it when its configuration names none).
     type: path
     default: /etc/ftpsd/users.json
   users:
@@ -104,7 +104,6 @@ author:
 EXAMPLES = r"""
 - name: Manage FTPS users
   ftpskit.ftps.ftps_users:
-    path: /etc/ftpsd/users.json
     owner: root
     group: ftpsd
     mode: "0640"
@@ -157,7 +156,10 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.accounts import check_accounts
-from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import UsersFileError
+from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.passwd import (
+    USERS_FILE,
+    UsersFileError,
+)
 from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file import (
     masked,
     parse_current,
@@ -169,7 +171,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftps_users_file impor
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "default": "/etc/ftpsd/users.json"},
+            "path": {"type": "path", "default": USERS_FILE},
             "users": {
                 "type": "list",
                 "elements": "dict",

@@ -26,6 +26,7 @@ from ftpskit_common.layout import (
     current_path,
     renew_before_days_problem,
 )
+from ftpskit_common.passwd import USERS_FILE
 from ftpskit_common.ports import PASSIVE_PORTS_DEFAULT, passive_ports_problem
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -94,7 +95,7 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class UsersConfig:
-    file: str = "/etc/ftpsd/users.json"
+    file: str = USERS_FILE  # ftpskit_common.passwd, the one spelling
 
 
 @dataclass(frozen=True)

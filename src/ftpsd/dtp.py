@@ -357,6 +357,57 @@ def _close_in_place(file_obj, sync: bool) -> tuple[int, OSError | None]:
     return size, error
 
 
+def _after_tls_event(self, was_waiting: bool) -> None:
+    """The IO-loop interest after a TLS event, as pyftpdlib's ``_handle_ssl_want_rw`` sets it."""
+    if self._ssl_want_read:
+        self.modify_ioloop_events(self._wanted_io_events | self.ioloop.READ, logdebug=True)
+    elif self._ssl_want_write:
+        self.modify_ioloop_events(self._wanted_io_events | self.ioloop.WRITE, logdebug=True)
+    elif was_waiting:
+        self.modify_ioloop_events(self._wanted_io_events)
+
+
+def _tls_event(self, reading: bool) -> None:
+    """pyftpdlib's ``SSLConnectionMixin.handle_read_event``/``handle_write_event`` without their
+    generator context manager (``_handle_ssl_want_rw``: a generator, its frame and two calls
+    through contextlib on every TLS event of every control and data connection); the same steps in
+    the same order, and an exception other than "want read/write" propagates as before, without
+    the event update. Used by both handlers (``FtpsdDTPHandler``, ``ftpsd.handlers.FtpsdHandler``)."""
+    below = super(SSLConnectionMixin, self)
+    if not self._ssl_requested:
+        below.handle_read_event() if reading else below.handle_write_event()
+        return
+    was_waiting = self._ssl_want_read or self._ssl_want_write
+    try:
+        if reading:
+            self._ssl_want_read = False
+        else:
+            self._ssl_want_write = False
+        if self._ssl_accepting:
+            self._do_ssl_handshake()
+        elif self._ssl_closing:
+            self._do_ssl_shutdown()
+        elif reading:
+            below.handle_read_event()
+        else:
+            below.handle_write_event()
+    except SSL.WantReadError:
+        self._ssl_want_read = True
+    except SSL.WantWriteError:
+        self._ssl_want_write = True
+    _after_tls_event(self, was_waiting)
+
+
+def tls_read_event(self) -> None:
+    """``handle_read_event`` of ftpsd's TLS handlers (:func:`_tls_event`)."""
+    _tls_event(self, True)
+
+
+def tls_write_event(self) -> None:
+    """``handle_write_event`` of ftpsd's TLS handlers (:func:`_tls_event`)."""
+    _tls_event(self, False)
+
+
 class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
     """TLS data channel with mandatory session reuse (as vsftpd's ``require_ssl_reuse``).
 
@@ -367,6 +418,8 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
 
     timeout = 300
     _gate: ResumptionGate | None = None
+    handle_read_event = tls_read_event
+    handle_write_event = tls_write_event
     ac_in_buffer_size = 65536
     ac_out_buffer_size = 65536
 

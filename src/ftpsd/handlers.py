@@ -44,14 +44,14 @@ from OpenSSL._util import lib as _lib
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
-from pyftpdlib.ioloop import AsyncChat
+from pyftpdlib.ioloop import Acceptor, AsyncChat
 from pyftpdlib.log import logger
 from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
 from ftpsd.clientcert import REFUSALS, Verdict, decide
 from ftpsd.counters import Counters
-from ftpsd.dtp import FtpsdDTPHandler
+from ftpsd.dtp import FtpsdDTPHandler, tls_read_event, tls_write_event
 from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
@@ -204,6 +204,37 @@ def _xferlog_name(path: str) -> str:
     return escape(path).replace(" ", "_")
 
 
+# Random draws from the passive range before its untried ports are listed (see _random_order).
+_RANDOM_DRAWS = 16
+# Passive ports are drawn from the kernel's generator: which port of the range the next transfer
+# listens on is not predictable from earlier replies (a stranger must find it; docs/benchmark.md
+# "Not changed", the kept listener). pyftpdlib drew them from the seeded Mersenne Twister.
+_PORT_RANDOM = random.SystemRandom()
+
+
+def _random_order(ports, skip, limit: int):
+    """Up to ``limit`` ports of ``ports`` (a sequence) not in ``skip``, each once, in random order.
+
+    A PASV almost always binds its first draw, so the range is not copied for it: up to
+    ``_RANDOM_DRAWS`` random draws first (repeats skipped), and only if none of them was free
+    the ports not drawn yet, shuffled; ``limit`` >= ``len(ports)`` yields every port of the range
+    not in ``skip`` before the iterator ends (a refusal means none was free)."""
+    count = len(ports)
+    seen = set(skip)
+    given = 0
+    for _draw in range(_RANDOM_DRAWS):
+        if given >= limit:
+            return
+        port = ports[_PORT_RANDOM.randrange(count)]
+        if port not in seen:
+            seen.add(port)
+            given += 1
+            yield port
+    rest = [port for port in ports if port not in seen]
+    _PORT_RANDOM.shuffle(rest)
+    yield from rest[: max(0, limit - given)]
+
+
 class PassivePortsExhausted(OSError):
     """Every port of ``passive_ports`` is taken; answered 425, never a port outside the range."""
 
@@ -229,6 +260,7 @@ class RangedPassiveDTP(PassiveDTP):
     """
 
     _counted_user = ""
+    _port = 0  # the port this listener's socket is bound to (0: none yet)
 
     def __init__(self, cmd_channel, extmode: bool = False) -> None:
         user, limits = cmd_channel.username, cmd_channel.runtime.limits
@@ -236,10 +268,46 @@ class RangedPassiveDTP(PassiveDTP):
             raise PassivePortsCapped(errno.EADDRINUSE, "max_passive_ports_per_user reached")
         self._counted_user = user
         try:
-            super().__init__(cmd_channel, extmode)
+            self._open(cmd_channel, extmode)
         except BaseException:
             self._release_port()
             raise
+
+    def _open(self, cmd_channel, extmode: bool) -> None:
+        """pyftpdlib's ``PassiveDTP.__init__`` without the work it repeated on every PASV/EPSV:
+        it asked the kernel for the control connection's local address (which cannot change;
+        :meth:`FtpsdHandler.local_ip` asks once per session), copied the whole port range into a
+        new list to draw a port from it (work growing with the range: 2 µs per PASV for 2,000
+        ports, 15 µs for 15,000), read ``SO_REUSEADDR`` before setting it, and asked the socket for
+        the port it had just bound. The same port choice (random, every free port of the range
+        tried before a refusal), the same 227/229 reply and timer."""
+        self.cmd_channel = cmd_channel
+        self.log = cmd_channel.log
+        self.log_exception = cmd_channel.log_exception
+        Acceptor.__init__(self, ioloop=cmd_channel.ioloop)
+        local_ip = cmd_channel.local_ip()
+        if local_ip in cmd_channel.masquerade_address_map:
+            masqueraded_ip = cmd_channel.masquerade_address_map[local_ip]
+        else:
+            masqueraded_ip = cmd_channel.masquerade_address or None
+        self.create_socket(socket.AF_INET6 if ":" in local_ip else socket.AF_INET, socket.SOCK_STREAM)
+        ports = cmd_channel.passive_ports
+        if ports:
+            self._bind_free(local_ip, _random_order(ports, (), len(ports)))
+        else:
+            self.bind((local_ip, 0))  # no range configured: the kernel's choice
+        self.listen(self.backlog or cmd_channel.server.backlog)
+        port = self._port or self.socket.getsockname()[1]
+        if extmode:
+            cmd_channel.respond(f"229 Entering extended passive mode (|||{port}|).")
+        else:
+            ip = masqueraded_ip or local_ip
+            if ip.startswith("::ffff:"):  # an IPv4 client of an IPv6 socket
+                ip = ip[7:]
+            host = ip.replace(".", ",")
+            cmd_channel.respond(f"227 Entering passive mode ({host},{port // 256},{port % 256}).")
+        if self.timeout:
+            self.call_later(self.timeout, self.handle_timeout)
 
     def _release_port(self) -> None:
         if self._counted_user:
@@ -289,6 +357,7 @@ class RangedPassiveDTP(PassiveDTP):
         if addr[1] == 0 and self.cmd_channel.passive_ports:
             self._refuse()
         super().bind(addr)
+        self._port = addr[1]
 
     # Ports tried again after losing a listen() race before answering 425 (bounded work per PASV).
     relisten_attempts = 16
@@ -300,7 +369,7 @@ class RangedPassiveDTP(PassiveDTP):
             return
         tried: set[int] = set()
         for _attempt in range(self.relisten_attempts + 1):
-            port = self.socket.getsockname()[1]
+            port = self._port
             # Every port refused with EPERM leaves the socket unbound: listen() would pick one.
             if port == 0:
                 break
@@ -313,18 +382,23 @@ class RangedPassiveDTP(PassiveDTP):
             # SO_REUSEADDR (needed: finished data connections leave TIME_WAIT on these ports)
             # lets two workers bind the same free port; only the first listen() wins.
             tried.add(port)
-            self._rebind([p for p in ports if p not in tried])
+            self._rebind(ports, tried)
         self._refuse()
 
-    def _rebind(self, candidates: list[int]) -> None:
-        """A fresh socket bound to one of ``candidates`` (left unbound if none is free)."""
+    def _rebind(self, ports, tried: set[int]) -> None:
+        """A fresh socket bound to a port of ``ports`` not in ``tried`` (at most
+        ``relisten_attempts`` tried; left unbound if none is free)."""
         family, ip = self.socket.family, self.socket.getsockname()[0]
         self.del_channel()
         self.socket.close()
+        self._port = 0
         self.create_socket(family, socket.SOCK_STREAM)
-        random.shuffle(candidates)
-        for port in candidates[: self.relisten_attempts]:
-            self.set_reuse_addr()
+        self._bind_free(ip, _random_order(ports, tried, self.relisten_attempts))
+
+    def _bind_free(self, ip: str, candidates) -> None:
+        """Bind to the first of ``candidates`` that is free (left unbound if none is)."""
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for port in candidates:
             try:
                 self.bind((ip, port))
                 return
@@ -363,6 +437,8 @@ class FtpsdHandler(TLS_FTPHandler):
     allow_hard_links = False  # HomeFS opens files with other hard links only if set
     implicit = False
     login_timeout = 60  # seconds from connect (or REIN/USER) to a successful login
+    handle_read_event = tls_read_event  # pyftpdlib's, without a context manager per event
+    handle_write_event = tls_write_event
     max_line = 2048  # bytes in one command line; a longer line is refused whole
 
     def __init__(self, conn, server, ioloop=None) -> None:
@@ -667,8 +743,17 @@ class FtpsdHandler(TLS_FTPHandler):
             self._in_buffer_len = 0
 
     # --- passive ports stay in the configured range --------------------------------------
+    _local_ip = ""
+
+    def local_ip(self) -> str:
+        """The control connection's local address: it cannot change while the connection lives,
+        so the kernel is asked once per session (pyftpdlib asked twice per PASV/EPSV)."""
+        if not self._local_ip:
+            self._local_ip = self.socket.getsockname()[0]
+        return self._local_ip
+
     def _make_epasv(self, extmode: bool = False) -> None:
-        local_ip = self.socket.getsockname()[0]
+        local_ip = self.local_ip()
         if not extmode and ":" in local_ip and not local_ip.startswith("::ffff:"):
             # A 227 reply carries an IPv4 address: on IPv6 only EPSV can answer (RFC 2428).
             self.respond("522 PASV is IPv4 only; use EPSV on IPv6 (RFC 2428).")

@@ -251,8 +251,16 @@ class HomeFS(AbstractedFS):
         return fd
 
     def open(self, filename: str, mode: str):
-        """A regular file below the home; O_NOFOLLOW everywhere, never a FIFO or device."""
+        """A regular file below the home; O_NOFOLLOW everywhere, never a FIFO or device.
+
+        A file opened for reading (``rb``: RETR) is unbuffered (``io.FileIO``): its only reader,
+        pyftpdlib's ``FileProducer``, reads chunks of 64-256 KiB, larger than a buffer. A
+        ``BufferedReader`` added per transfer an ``isatty`` probe and a ``tell`` when opened and a
+        second ``read`` per chunk (it reads until the chunk is full or EOF): three system calls
+        for nothing per small file."""
         self._parts(filename)  # refuses a NUL byte before open() would raise ValueError
+        if mode == "rb":
+            return open(filename, mode, buffering=0, opener=self._opener)
         return open(filename, mode, opener=self._opener)
 
     def mkstemp(self, suffix: str = "", prefix: str = "", dir: str | None = None, mode: str = "wb"):

@@ -12,10 +12,10 @@ Python, which has ``ftpskit_common.client``). Per server, two threads until the 
   downloads follow each other, so transfers are in flight while the server reloads.
 
 Each new connection resolves the server's name again, as a client with DNS does (the certificate
-is verified for the name): a container that ``podman stop`` and ``podman start`` brought back has a
-new address on the lab network (the ``faults`` scenario). If the resolver fails, the connection
-uses the address it gave last and the failure is counted (``resolve_failures``): a blip of the lab
-network's DNS, which other scenarios' containers coming and going can cause, is not what this
+is verified for the name; a server brought back by ``podman stop`` and ``podman start`` in the
+``faults`` scenario keeps the lab's planned address, which its test checks). If the resolver fails,
+the connection uses the address it gave last and the failure is counted (``resolve_failures``):
+the lab's names come from each container's /etc/hosts, so a resolver failure is not what this
 measures. The name must resolve once at the start (retried for at most 60 s).
 
 Every transfer is an event ``{server, address, kind, mode, start, end, ok, error}`` (epoch

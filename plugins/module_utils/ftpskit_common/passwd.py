@@ -1,4 +1,4 @@
-"""Password hashing and the users file of ftpsd (``/etc/ftpsd/users.json``).
+"""Password hashing and the users file of ftpsd (:data:`USERS_FILE`).
 
 Standard library only, part of the shared package ``ftpskit_common``, so the ``ftps_users`` role
 hashes and validates with the same code the daemon verifies with. The account rules (name, home,
@@ -52,6 +52,11 @@ PBKDF2_ITERATIONS = 600_000
 SALT_BYTES = 16
 KEY_BYTES = 32
 USERS_FILE_VERSION = 1
+# Where ftpsd reads its users file when its configuration names none: the one spelling of the
+# path. ftpsd's ``users.file`` default, the ftps_users module's ``path`` default (its documentation
+# states it, kept equal by a test) and ftps_server's role default (``ftps_server_users_file``,
+# through the ``ftpskit.ftps.ftpsd_default`` lookup) read it; nobody else writes it.
+USERS_FILE = "/etc/ftpsd/users.json"
 PERMS = ("ro", "rw", "upload")
 SCHEMES = ("scrypt", "pbkdf2-sha256")
 # Upper bounds on what a hash string may ask of us, so a hostile users file cannot make a

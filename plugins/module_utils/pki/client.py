@@ -61,6 +61,12 @@ if HAS_CRYPTOGRAPHY:
 
 ISSUED_DIR, REVOKED_FILE, CRL_FILE = "issued", "revoked.json", "crl.pem"
 
+# The client CA's directory, the option of every module that reads or signs with the client CA;
+# documented by the ftpskit.ftps.client_ca doc fragment.
+CLIENT_CA_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "path": {"type": "path", "required": True},
+}
+
 
 def check_identity(identity: str) -> str:
     """The identity a client certificate names (its SAN e-mail), or PKIError saying what is wrong.

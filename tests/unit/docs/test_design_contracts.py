@@ -33,6 +33,7 @@ import yaml
 
 from ftpsd.config import ServerConfig, TLSConfig
 from ftpskit_common import layout, ports
+from ftpskit_common.passwd import USERS_FILE
 from tests.paths import ROOT
 
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
@@ -186,14 +187,30 @@ def _spec_names_template_default(role: str, name: str, template: str) -> bool:
     return "default" not in option and f"Default: C({template})" in " ".join(option["description"])
 
 
+def _readmes_writing(pattern: str) -> list[str]:
+    """The role READMEs whose own words match: their generated variable tables show a lookup
+    default's value (lab/role_docs.py, tests/unit/roles/test_role_docs.py), no second definition."""
+    found = []
+    for readme in sorted(ROOT.glob("roles/*/README.md")):
+        text = readme.read_text()
+        if "<!-- BEGIN VARIABLES" in text:
+            before, rest = text.split("<!-- BEGIN VARIABLES", 1)
+            text = before + rest.split("<!-- END VARIABLES -->", 1)[1]
+        if re.search(pattern, text):
+            found.append(str(readme.relative_to(ROOT)))
+    return found
+
+
 def test_passive_range_one_definition() -> None:
     """One definition in the whole code: ftpskit_common.ports, beside the rule. ftpsd's config
     reads it; ftps_server's default (and its spec mirror) read it through the lookup, so the
     daemon's configuration and the firewall rule built from the role's variable name those ports."""
     from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
 
-    hits = _grep(r"50000, ?50099|50000-50099|50000\b[^\n]*50099", *CODE, "roles/**/*.md", "plugins/**/*.yml")
+    pattern = r"50000, ?50099|50000-50099|50000\b[^\n]*50099"
+    hits = _grep(pattern, *CODE, "plugins/**/*.yml")
     assert hits == ["plugins/module_utils/ftpskit_common/ports.py"], hits
+    assert _readmes_writing(pattern) == []
     assert ServerConfig.passive_ports is ports.PASSIVE_PORTS_DEFAULT
     assert DEFAULTS["ftps_server"]["ftps_server_passive_ports"] == _ftpsd_default("passive_ports")
     assert _spec_names_template_default(
@@ -578,28 +595,67 @@ def test_tls_paths_default_from_the_layout() -> None:
         assert readers == [], f"read __{name}, the resolved path: {readers}"
 
 
+def _written_only_in(pattern: str, files: list[str]) -> None:
+    """``pattern`` stands only in ``files`` of the code, the roles' YAML and templates and the
+    inventories, and in no README's own words."""
+    globs = (*CODE, "roles/**/*.y*ml", "roles/**/*.j2", "inventories/**/*.y*ml")
+    hits = sorted(set(_grep(pattern, *globs)))
+    assert hits == files, hits
+    assert _readmes_writing(pattern) == []
+
+
+def _role_default_is_the_lookups(role: str, name: str, setting: str, value: object) -> None:
+    """The role's default (and its spec mirror) is ``lookup('ftpskit.ftps.ftpsd_default', setting)``,
+    which returns ``value``."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+
+    assert DEFAULTS[role][name] == _ftpsd_default(setting)
+    assert _spec_default(role, name) == _ftpsd_default(setting)
+    assert LookupModule().run([setting]) == [value]
+
+
 def test_pki_location_one_definition() -> None:
     """The PKI's location is written once in code, ftpskit_common.layout.PKI_DIR: ftpsd's TLS
     defaults, the store modules' pki_dir default (STORE_ARGUMENT_SPEC) and ftps_pki's default
     (through the lookup) read it; the modules' documentation is the generations doc fragment
     (test_doc_fragments.py keeps it equal to STORE_ARGUMENT_SPEC)."""
-    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
     from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.store import STORE_ARGUMENT_SPEC
 
-    hits = sorted(set(_grep(r"/etc/ftps-kit/pki\b", *CODE, "roles/**/*")))
-    assert hits == [
-        "plugins/doc_fragments/generations.py",
-        "plugins/module_utils/ftpskit_common/layout.py",
-    ], hits
-    assert DEFAULTS["ftps_pki"]["ftps_pki_dir"] == _ftpsd_default("pki_dir")
-    assert _spec_default("ftps_pki", "ftps_pki_dir") == _ftpsd_default("pki_dir")
-    assert LookupModule().run(["pki_dir"]) == [layout.PKI_DIR]
+    _written_only_in(
+        r"/etc/ftps-kit/pki\b",
+        ["plugins/doc_fragments/generations.py", "plugins/module_utils/ftpskit_common/layout.py"],
+    )
+    _role_default_is_the_lookups("ftps_pki", "ftps_pki_dir", "pki_dir", layout.PKI_DIR)
     assert STORE_ARGUMENT_SPEC["pki_dir"]["default"] == layout.PKI_DIR
     for part in ("cert", "key", "chain"):
         assert getattr(TLSConfig, f"{part}file") == layout.current_path(f"{part}.pem")
     # the files of the served generation are named by ftps_pki alone; the others read ftps_pki_layout
     named = _grep(r"/current/(cert|key|chain)\.pem", "roles/**/*.yml", "roles/**/*.j2")
     assert [hit for hit in named if not hit.startswith("roles/ftps_pki/")] == [], named
+
+
+def test_users_file_one_definition() -> None:
+    """ftpsd's users file path is written once in code, ftpskit_common.passwd.USERS_FILE: ftpsd's
+    ``users.file`` default, the ftps_users module's ``path`` default and ftps_server's
+    ``ftps_server_users_file`` (through the lookup, and its spec mirror) read it. The one documented
+    exception: the module's DOCUMENTATION states the default (validate-modules compares it with the
+    argument spec), kept equal here."""
+    from ftpsd.config import UsersConfig
+
+    _written_only_in(
+        r"/etc/ftpsd/users\.json",
+        ["plugins/module_utils/ftpskit_common/passwd.py", "plugins/modules/ftps_users.py"],
+    )
+    assert _grep(r"^USERS_FILE = ", *CODE) == ["plugins/module_utils/ftpskit_common/passwd.py"]
+    assert _grep(r"/etc/ftpsd/users\.json", "plugins/modules/ftps_users.py") == [
+        "plugins/modules/ftps_users.py"
+    ]
+    doc = yaml.safe_load(
+        importlib.import_module("ansible_collections.ftpskit.ftps.plugins.modules.ftps_users").DOCUMENTATION
+    )
+    assert doc["options"]["path"]["default"] == USERS_FILE
+    assert UsersConfig.file == USERS_FILE
+    _role_default_is_the_lookups("ftps_server", "ftps_server_users_file", "users_file", USERS_FILE)
 
 
 def test_layout_readers_publish_it_first() -> None:
@@ -698,6 +754,19 @@ def test_the_fleet_reads_ports_and_client_ca_paths_from_their_owners() -> None:
         if OWNED_ELSEWHERE.search(line)
     ]
     assert found == [], found
+    # nor any other role's tasks or templates (ftps_pki's layout defines the client CA paths, below):
+    # ftps_server's ports are read from what it publishes
+    # (ftps_server_listening), never restated (e.g. ftps_client's pin file, a `default(21)`)
+    others = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "roles").glob("*/*/*"))
+        if path.parts[-3] not in ("ftps_server", "ftps_pki")
+        and path.parts[-2] in ("tasks", "templates", "handlers", "vars")
+        and path.is_file()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OWNED_ELSEWHERE.search(line)
+    ]
+    assert others == [], others
     # the client CA paths: ftps_pki's layout is their one definition in the roles' code
     assert sorted(set(_grep(r"^\s*[^#\s].*/client/c(a|rl)\.pem", "roles/**/*.yml", "roles/**/*.j2"))) == [
         "roles/ftps_pki/tasks/layout.yml"
@@ -740,7 +809,8 @@ def test_listening_readers_publish_it_first() -> None:
         walk(yaml.safe_load((FLEET_ROLE / "tasks" / entry).read_text()))
         return found
 
-    for entry in ("gate.yml", "rollback.yml"):
+    # select.yml publishes it for the clients' pins (publish_pins.yml, before any server switches)
+    for entry in ("gate.yml", "rollback.yml", "select.yml"):
         assert listening | {"when": "ftps_server_listening is not defined"} in includes(entry), entry
     for entry in ("report_read.yml", "revoke.yml"):
         assert listening in includes(entry), entry
@@ -756,6 +826,7 @@ def test_listening_readers_publish_it_first() -> None:
     assert readers == {
         "tasks/gate.yml",
         "tasks/rollback.yml",
+        "tasks/select.yml",
         "tasks/prove.yml",
         "tasks/report_probe.yml",
         "tasks/revoke_prove.yml",

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import os
 import pathlib
 import stat
 
 import pytest
 from pyftpdlib.exceptions import FilesystemError
+from pyftpdlib.handlers.ftp.producers import FileProducer
 
 from ftpsd import homefs
 from ftpsd.homefs import HomeFS
@@ -340,3 +342,27 @@ def test_noreplace_fallback_is_link_and_unlink(fs: HomeFS, tree, monkeypatch) ->
     assert (home / "sub" / "f.txt").read_text() == "in"
     fs.rename_noreplace(fs.ftp2fs("sub/b.txt"), fs.ftp2fs("sub/c.txt"))
     assert (home / "sub" / "c.txt").read_text() == "b" and not (home / "sub" / "b.txt").exists()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 65536, 65537, 300_000])
+@pytest.mark.parametrize("offset", [0, 1, 4095])
+def test_a_file_for_retr_is_read_unbuffered_and_whole(fs: HomeFS, tree, size: int, offset: int) -> None:
+    """RETR's file (mode ``rb``) is a raw ``FileIO``: no ``BufferedReader`` (an ``isatty`` probe
+    and a ``tell`` at open, a second ``read`` per chunk); pyftpdlib's ``FileProducer`` still
+    yields every byte from the REST offset on, in order, then EOF. Fails on the old code (a
+    ``BufferedReader``)."""
+    home, _ = tree
+    data = os.urandom(size)
+    (home / "sub" / "r.bin").write_bytes(data)
+    with fs.open(fs.ftp2fs("sub/r.bin"), "rb") as handle:
+        assert type(handle) is io.FileIO
+        start = offset if offset <= size else 0  # pyftpdlib answers 554 past the end
+        handle.seek(start)
+        producer = FileProducer(handle, "i")
+        chunks = []
+        while chunk := producer.more():
+            chunks.append(chunk)
+        assert b"".join(chunks) == data[start:]
+    for mode in ("wb", "ab", "r+b"):  # writers keep their buffer
+        with fs.open(fs.ftp2fs("sub/r.bin"), mode) as handle:
+            assert isinstance(handle, io.BufferedIOBase)

@@ -4,6 +4,7 @@ worker wins the race for the same port (SO_REUSEADDR lets both bind; only one li
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
@@ -43,6 +44,9 @@ class _Channel:
         self.socket = socket.socket(family)
         self.socket.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         self.server = type("S", (), {"socket": self.socket, "backlog": 5})()
+
+    def local_ip(self) -> str:
+        return self.socket.getsockname()[0]
 
     def log(self, *args, **kwargs) -> None:
         pass
@@ -142,3 +146,80 @@ def test_listeners_per_user_are_capped(ioloop) -> None:
         assert channel.runtime.limits.passive("alice") == 0
     finally:
         channel.socket.close()
+
+
+class _CountingRange(Sequence):
+    """A port range that counts how often it is walked whole (``list(ports)`` walks it)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self._ports = ports
+        self.walks = 0
+
+    def __len__(self) -> int:
+        return len(self._ports)
+
+    def __getitem__(self, index):
+        return self._ports[index]
+
+    def __iter__(self):
+        self.walks += 1
+        return iter(self._ports)
+
+
+def test_a_pasv_draws_its_port_without_copying_the_range(ioloop) -> None:
+    """pyftpdlib copied the whole range into a new list on every PASV/EPSV (work growing with the
+    range); the listener draws its port from the range as it is. Same reply, port in the range.
+    Fails on the old code (the range is walked once per listener)."""
+    ports = _CountingRange(_free_ports(8))
+    channel = _Channel(ioloop, ports)
+    try:
+        for extmode in (False, True, False):
+            dtp = RangedPassiveDTP(channel, extmode=extmode)
+            port = dtp.socket.getsockname()[1]
+            assert port in ports._ports
+            dtp.close()
+        assert ports.walks == 0
+        second = int(channel.replies[1].split("|||")[1].split("|")[0])
+        for reply in (channel.replies[0], channel.replies[2]):
+            head, _, tail = reply.partition("(")
+            assert head == "227 Entering passive mode "
+            numbers = [int(x) for x in tail.rstrip(").").split(",")]
+            assert numbers[:4] == [127, 0, 0, 1] and numbers[4] * 256 + numbers[5] in ports._ports
+            assert reply.endswith(").")
+        assert channel.replies[1] == f"229 Entering extended passive mode (|||{second}|)."
+    finally:
+        channel.socket.close()
+
+
+@pytest.mark.parametrize("attempt", range(6))  # the draws are random: several tries
+def test_every_free_port_of_the_range_is_found_before_a_refusal(ioloop, attempt: int) -> None:
+    """With all but one port of the range taken (more than the random draws can be expected to
+    hit), the listener still finds the free one; with none free it refuses (425 upstream),
+    replying nothing itself and never leaving the range."""
+    ports = _free_ports(40)
+    taken = []
+    try:
+        for port in ports[1:]:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+            taken.append(sock)
+        channel = _Channel(ioloop, list(ports))
+        try:
+            dtp = RangedPassiveDTP(channel, extmode=True)
+            assert dtp.socket.getsockname()[1] == ports[0]
+            dtp.close()
+            channel.replies.clear()
+            blocker = socket.socket()
+            blocker.bind(("127.0.0.1", ports[0]))
+            blocker.listen(1)
+            taken.append(blocker)
+            with pytest.raises(PassivePortsExhausted):
+                RangedPassiveDTP(channel, extmode=True)
+            assert channel.replies == []
+            assert channel.runtime.limits.passive("alice") == 0
+        finally:
+            channel.socket.close()
+    finally:
+        for sock in taken:
+            sock.close()

@@ -36,11 +36,22 @@ OLD_FTP2 = {
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the pin file is written owned by root")
 
 
+# what rotate.yml's select publishes for each server it read (ftps_server's `listening`)
+LISTENING = {
+    "listen": ["192.0.2.1"],
+    "control_port": 21,
+    "implicit_port": 990,
+    "passive_ports": [50000, 50009],
+}
+
+
 def publish(
-    tmp_path: pathlib.Path, *extra: str, pins_enabled: bool = True
+    tmp_path: pathlib.Path, *extra: str, pins_enabled: bool = True, listening: dict | None = LISTENING
 ) -> subprocess.CompletedProcess[str]:
     """publish_pins.yml with the controller as the one client; ``pins_enabled=False``: a client
-    that does not pin (ftps_client_pins_enabled not set: ftps_client's default)."""
+    that does not pin (ftps_client_pins_enabled not set: ftps_client's default); ``listening``:
+    ftp1's ftps_server_listening (None: not published)."""
+    ftp1 = {"ftps_fleet_pins": PINS} | ({"ftps_server_listening": listening} if listening else {})
     client = {"ftps_client_pins_enabled": True} if pins_enabled else {}
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
@@ -50,7 +61,7 @@ def publish(
                     "children": {
                         "ftps_servers": {
                             # ftp1 has the fact rotate.yml sets; ftp2 has none in this run
-                            "hosts": {"ftp1": {"ftps_fleet_pins": PINS}, "ftp2": {}},
+                            "hosts": {"ftp1": ftp1, "ftp2": {}},
                         },
                         "ftps_clients": {
                             "hosts": {
@@ -120,3 +131,16 @@ def test_a_client_that_does_not_pin_is_left_untouched(tmp_path: pathlib.Path) ->
     assert (tmp_path / "known_servers.json").read_text() == mine
     recap = re.search(r"localhost\s*: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", result.stdout)
     assert recap, result.stdout[-3000:]
+
+
+def test_the_pins_are_keyed_by_the_ports_the_server_published(tmp_path: pathlib.Path) -> None:
+    result = publish(tmp_path, listening={**LISTENING, "control_port": 2121, "implicit_port": 0})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert sorted(pins(tmp_path)) == ["ftp1:2121"]
+
+
+def test_a_server_without_its_published_ports_fails_naming_it(tmp_path: pathlib.Path) -> None:
+    result = publish(tmp_path, listening=None)
+    assert result.returncode == 2
+    assert "ftp1 has ftps_fleet_pins but no ftps_server_listening fact" in said(result)
+    assert not (tmp_path / "known_servers.json").exists()

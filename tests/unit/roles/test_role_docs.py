@@ -8,6 +8,7 @@ the same variables with the same defaults (the specs say "mirrors defaults/main.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -69,3 +70,34 @@ def test_defaults_and_specs_agree(role: pathlib.Path) -> None:
         assert name.startswith(f"{role.name}_") or name in UNPREFIXED.get(role.name, ()), (
             f"{name}: a role variable carries the role's prefix"
         )
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "setting"),
+    [
+        ("ftps_pki", "ftps_pki_dir", "pki_dir"),
+        ("ftps_pki", "ftps_pki_renew_before_days", "renew_before_days"),
+        ("ftps_server", "ftps_server_passive_ports", "passive_ports"),
+        ("ftps_server", "ftps_server_users_file", "users_file"),
+    ],
+)
+def test_an_ftpsd_default_is_shown_as_its_value(role: str, name: str, setting: str) -> None:
+    """A default read through the ftpsd_default lookup (in the spec, or in defaults/main.yml for a
+    typed option) shows in the README table as the value the lookup returns, saying so; never as
+    the lookup expression alone."""
+    from ansible_collections.ftpskit.ftps.plugins.lookup.ftpsd_default import LookupModule
+
+    (value,) = LookupModule().run([setting])
+    shown = value if isinstance(value, str) else json.dumps(value)
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{name}` |")]
+    default = row.split(" | ")[2]
+    assert default == f"`{shown}` (ftpsd's own: the `ftpsd_default` lookup's `{setting}`)", row
+    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    assert defaults[name] == f"{{{{ lookup('ftpskit.ftps.ftpsd_default', '{setting}') }}}}"
+
+
+def test_markup_with_parentheses_inside_renders_whole() -> None:
+    assert (
+        role_docs._inline("Default: C({{ lookup('a', 'b') }}) (x)") == "Default: `{{ lookup('a', 'b') }}` (x)"
+    )

@@ -95,7 +95,8 @@ def test_check_and_diff_mode_come_from_the_attributes_fragment(path: pathlib.Pat
 def test_no_module_restates_a_fragment(path: pathlib.Path) -> None:
     """An option a fragment documents is only refined (its description) by a module that extends
     the fragment, and no module documents the same option (name, type, default, choices) on its
-    own; a requirement a fragment states is not written again."""
+    own (``path`` is such an option only where it names the same directory); a requirement a
+    fragment states is not written again."""
     own = module_doc(path)
     extended = own_fragments(own)
     for name in sorted(f"{PREFIX}{p.stem}" for p in FRAGMENTS.glob("*.py")):
@@ -106,10 +107,11 @@ def test_no_module_restates_a_fragment(path: pathlib.Path) -> None:
             if name in extended:
                 assert set(mine) == {"description"}, f"{option}: only its description may differ"
             else:
-                same = {k: mine.get(k) for k in ("type", "default", "choices")}
-                assert same != {k: spec.get(k) for k in ("type", "default", "choices")}, (
-                    f"{option} is documented by {name}: extend it"
-                )
+                # ``path`` is each module's own directory (a CA, a client's key): the same
+                # option only where it names the same directory.
+                keys = ("type", "default", "choices") + (("description",) if option == "path" else ())
+                same = {k: mine.get(k) for k in keys}
+                assert same != {k: spec.get(k) for k in keys}, f"{option} is documented by {name}: extend it"
     stated = {r for name in extended for r in fragment(name).get("requirements", [])}
     assert not stated & set(own.get("requirements", []))
 
@@ -140,6 +142,16 @@ def test_the_fragments_document_the_argument_specs_they_stand_for() -> None:
     assert fragment(f"{PREFIX}ca")["options"]["key_type"]["choices"] == list(CA_KEY_TYPES)
 
 
+def assert_documents(name: str, specs: dict) -> None:
+    """The fragment ``name`` documents exactly the options of ``specs``, each with its type,
+    default, required and choices."""
+    documented = fragment(f"{PREFIX}{name}")["options"]
+    assert set(documented) == set(specs)
+    keys = ("type", "default", "required", "choices")
+    for option, spec in specs.items():
+        assert {k: documented[option].get(k) for k in keys} == {k: spec.get(k) for k in keys}, option
+
+
 def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
     """ca_key documents CA_KEY_ARGUMENT_SPEC (the CA key's passphrase, no_log), host_key
     KEY_TYPE_ARGUMENT_SPEC (a host key's type), and every module taking those options extends them."""
@@ -150,14 +162,7 @@ def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
     )
 
     for name, specs in (("ca_key", CA_KEY_ARGUMENT_SPEC), ("host_key", KEY_TYPE_ARGUMENT_SPEC)):
-        documented = fragment(f"{PREFIX}{name}")["options"]
-        assert set(documented) == set(specs)
-        for option, spec in specs.items():
-            assert (documented[option]["type"], documented[option]["default"]) == (
-                spec["type"],
-                spec["default"],
-            )
-            assert documented[option].get("choices") == spec.get("choices")
+        assert_documents(name, specs)
     assert CA_KEY_ARGUMENT_SPEC["passphrase"]["no_log"] is True
     assert KEY_TYPE_ARGUMENT_SPEC["key_type"]["choices"] == list(KEY_TYPES)
     extending = {
@@ -179,8 +184,18 @@ def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
             f"{PREFIX}cryptography.managed_host",
             f"{PREFIX}host_key",
         ],
-        "ftps_pki_client_crl": [f"{PREFIX}attributes.no_diff", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
-        "ftps_pki_client_sign": [f"{PREFIX}attributes.no_diff", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
+        "ftps_pki_client_crl": [
+            f"{PREFIX}client_ca",
+            f"{PREFIX}attributes.no_diff",
+            f"{PREFIX}cryptography",
+            f"{PREFIX}ca_key",
+        ],
+        "ftps_pki_client_sign": [
+            f"{PREFIX}client_ca",
+            f"{PREFIX}attributes.no_diff",
+            f"{PREFIX}cryptography",
+            f"{PREFIX}ca_key",
+        ],
         "ftps_pki_request": [
             f"{PREFIX}generations",
             f"{PREFIX}attributes",
@@ -189,3 +204,56 @@ def test_the_key_fragments_document_the_argument_specs_they_stand_for() -> None:
         ],
         "ftps_pki_sign": [f"{PREFIX}attributes", f"{PREFIX}cryptography", f"{PREFIX}ca_key"],
     }
+
+
+def test_the_client_ca_fragment_documents_the_argument_spec_it_stands_for() -> None:
+    """client_ca documents CLIENT_CA_ARGUMENT_SPEC (the client CA's directory), and exactly the
+    modules whose argument spec takes it extend it."""
+    from ansible_collections.ftpskit.ftps.plugins.module_utils.pki.client import CLIENT_CA_ARGUMENT_SPEC
+
+    assert_documents("client_ca", CLIENT_CA_ARGUMENT_SPEC)
+    using = {path.stem for path in MODULES if "CLIENT_CA_ARGUMENT_SPEC" in path.read_text()}
+    extending = {path.stem for path in MODULES if f"{PREFIX}client_ca" in own_fragments(module_doc(path))}
+    assert using == extending == {"ftps_pki_client_crl", "ftps_pki_client_report", "ftps_pki_client_sign"}
+
+
+def test_the_ca_key_fragment_says_where_its_modules_run() -> None:
+    """Every module that opens a CA key runs on the host of the kit's store: the ca_key fragment
+    says so once (a note), and ansible-doc shows it for each of them."""
+    note = fragment(f"{PREFIX}ca_key")["notes"]
+    assert len(note) == 1 and "host of the kit's store" in note[0]
+    for path in MODULES:
+        if f"{PREFIX}ca_key" in own_fragments(module_doc(path)):
+            assert rendered(path)["notes"] == note, path.stem
+
+
+def own_paragraphs(doc: dict) -> list[str]:
+    """Every paragraph a module writes itself: its description and notes, and each option's
+    (and suboption's) description."""
+    out = list(doc.get("description", [])) + list(doc.get("notes", []))
+    stack = list(doc.get("options", {}).values())
+    while stack:
+        spec = stack.pop()
+        text = spec.get("description", [])
+        out += [text] if isinstance(text, str) else list(text)
+        stack += list(spec.get("suboptions", {}).values())
+    return [" ".join(p.split()) for p in out]
+
+
+def test_no_two_modules_write_the_same_documentation() -> None:
+    """Documentation two modules share lives in a fragment: no paragraph of one module's own
+    DOCUMENTATION (description, notes, an option's description) stands word for word in another's,
+    and no option is documented whole (name, description, type, default, required) by two modules."""
+    seen_text: dict[str, str] = {}
+    seen_option: dict[str, str] = {}
+    repeats = []
+    for path in MODULES:
+        own = module_doc(path)
+        for text in set(own_paragraphs(own)):
+            if len(text) >= 40 and seen_text.setdefault(text, path.stem) != path.stem:
+                repeats.append(f"{seen_text[text]} and {path.stem}: {text!r}")
+        for name, spec in own.get("options", {}).items():
+            key = repr((name, sorted((k, repr(v)) for k, v in spec.items())))
+            if seen_option.setdefault(key, path.stem) != path.stem:
+                repeats.append(f"{seen_option[key]} and {path.stem}: option {name}")
+    assert repeats == []
