@@ -434,10 +434,14 @@ def test_converted_playbooks_are_wiring_with_declared_inputs(name: str) -> None:
 
 
 # ---- issue 24 item 2: a wired playbook's plays only name role entry points ----
-# The wiring playbooks except rotate.yml (its batch keywords serial / max_fail_percentage) and
-# site.yml (its tasks carry tags for `--tags`), which the check above covers.
-WIRED_PLAYBOOKS = [name for name in WIRING_PLAYBOOKS if name not in {"rotate.yml", "site.yml"}]
-_PLAY_KEYS = {"name", "hosts", "gather_facts", "become", "any_errors_fatal", "tags", "tasks", "connection"}
+# The wiring playbooks except site.yml (its server play lists roles: test_site_yml_wiring), which
+# the check above covers. rotate.yml's batched play has the batch keywords, read from ftps_fleet's
+# settings.
+WIRED_PLAYBOOKS = [name for name in WIRING_PLAYBOOKS if name != "site.yml"]
+_PLAY_KEYS = {
+    *("name", "hosts", "gather_facts", "become", "any_errors_fatal", "tags", "tasks", "connection"),
+    *("serial", "max_fail_percentage"),
+}
 _IMPORT_KEYS = {"name", "ansible.builtin.import_playbook", "when", "vars"}
 
 
@@ -463,12 +467,6 @@ def test_wired_playbook_plays_only_name_entry_points(name: str) -> None:
 FLOW_MAPPING = re.compile(r"(^\s*-\s*\{(?!\{))|(:\s*\{(?!\{))")
 # ``__`` names are a role's internals (STYLE.md): a playbook reads a role's published outputs.
 INTERNAL = re.compile(r"(?<!\w)__[a-z][a-z0-9_]*")
-# Not yet: rotate.yml and site.yml still write their tasks in flow style on one line; rotate.yml's
-# batch keywords (serial, max_fail_percentage) read ftps_fleet's __ftps_fleet_serial and
-# __ftps_fleet_max_fail_percentage, site.yml hands ftps_server ftps_fleet's __ftps_fleet_ca_file
-# and __ftps_fleet_crl_file. A fixed one must leave the list.
-KNOWN_FLOW_STYLE = {"rotate.yml", "site.yml"}
-KNOWN_INTERNALS = {"rotate.yml", "site.yml"}
 
 
 def _code_lines(name: str) -> list[str]:
@@ -483,21 +481,66 @@ def _code_lines(name: str) -> list[str]:
 @pytest.mark.parametrize("name", WIRING_PLAYBOOKS)
 def test_wiring_playbooks_are_block_style(name: str) -> None:
     flow = [line.strip() for line in _code_lines(name) if FLOW_MAPPING.search(line)]
-    if name in KNOWN_FLOW_STYLE:
-        assert flow, f"{name} is block style now: drop it from KNOWN_FLOW_STYLE"
-    else:
-        assert not flow, f"{name}: write tasks and mappings in block style, not flow style: {flow}"
+    assert not flow, f"{name}: write tasks and mappings in block style, not flow style: {flow}"
 
 
 @pytest.mark.parametrize("name", WIRING_PLAYBOOKS)
 def test_wiring_playbooks_read_no_role_internals(name: str) -> None:
     internals = sorted({m for line in _code_lines(name) for m in INTERNAL.findall(line)})
-    if name in KNOWN_INTERNALS:
-        assert internals, f"{name} reads no internals now: drop it from KNOWN_INTERNALS"
-    else:
-        assert not internals, (
-            f"{name} reads role internals (publish them as a documented output instead): {internals}"
-        )
+    assert not internals, f"{name} reads role internals (publish a documented output instead): {internals}"
+
+
+# The roles of site.yml's server play and its client play's ftps_client tag their own tasks: every
+# task of the table of contents carries the role's name (or `always`), handed to what it includes
+# (`apply`), so `--tags ftps_server` and `--skip-tags ftps_server` select a role's tasks without a
+# tag on the play's role entry.
+SELF_TAGGING = ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall", "ftps_client")
+
+
+@pytest.mark.parametrize("role", SELF_TAGGING)
+def test_site_roles_tag_their_own_tasks(role: str) -> None:
+    for task in yaml.safe_load((ROOT / "roles" / role / "tasks" / "main.yml").read_text()):
+        tags = set(task.get("tags") or [])
+        assert role in tags or tags == {"always"}, (role, task["name"], tags)
+        include = task.get("ansible.builtin.include_tasks")
+        if include is not None:
+            assert set(include["apply"]["tags"]) == tags, (role, task["name"])
+        else:
+            assert "ansible.builtin.import_tasks" in task, (role, task["name"])
+
+
+def test_site_yml_wiring() -> None:
+    """site.yml: the checks before any change, the key manager, the one server play whose roles
+    share handlers (ftps_pki's and ftps_users' notifications reach ftps_server's), the clients."""
+    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    imports = [
+        (play["hosts"], task["ansible.builtin.import_role"])
+        for play in plays
+        for task in play.get("tasks", [])
+    ]
+    entry = [(hosts, role["name"], role["tasks_from"]) for hosts, role in imports]
+    assert entry == [
+        ("ftps_servers", "ftpskit.ftps.ftps_fleet", "preflight"),
+        ("ftps_ca", "ftpskit.ftps.ftps_pki", "key_manager.yml"),
+        ("ftps_clients", "ftpskit.ftps.ftps_fleet", "clients"),
+    ]
+    assert plays[1]["tags"] == ["ftps_pki"]
+    (server,) = [play for play in plays if "roles" in play]
+    assert plays.index(server) == 2 and server["hosts"] == "ftps_servers"
+    assert [role["role"] for role in server["roles"]] == [
+        f"ftpskit.ftps.{name}" for name in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall")
+    ]
+    # the firewall's rules are ftps_server's published ones, handed over here (debops' dependent rules)
+    assert server["roles"][3]["vars"] == {"ftps_firewall_dependent_rules": "{{ ftps_server_firewall_rules }}"}
+    # the client play: ftps_client and the proof under their tags, in the entry point
+    clients = yaml.safe_load((FLEET_ROLE / "tasks" / "clients.yml").read_text())
+    tagged = {
+        (t.get("ansible.builtin.import_role") or {}).get("name")
+        or t.get("ansible.builtin.import_tasks"): t.get("tags")
+        for t in clients
+    }
+    assert tagged["ftpskit.ftps.ftps_client"] == ["ftps_client"]
+    assert tagged["prove.yml"] == ["probe"]
 
 
 def _readers_of_the_layout() -> set[str]:
@@ -734,7 +777,7 @@ def test_listening_readers_publish_it_first() -> None:
     """ftps_server_listening is ftps_server's (its preflight, or its entry point ``listening``
     alone). The fleet entry points that read it on a server run ``listening`` first when it is
     missing; report.yml's and revoke.yml's server plays run it for their later plays' probes;
-    site.yml's proof reads what the server play's preflight published."""
+    site.yml's proof reads what its first play's preflight published."""
     tasks = yaml.safe_load((ROOT / "roles/ftps_server/tasks/preflight.yml").read_text())
     assert {
         "name": "Publish the checked addresses and ports",
