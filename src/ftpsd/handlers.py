@@ -440,6 +440,15 @@ class FtpsdHandler(TLS_FTPHandler):
     handle_read_event = tls_read_event  # pyftpdlib's, without a context manager per event
     handle_write_event = tls_write_event
     max_line = 2048  # bytes in one command line; a longer line is refused whole
+    # Replies queued for a client that does not read them: past this many bytes the session reads
+    # and runs no further command until they drain (a listing being sent counts as this much).
+    max_reply_backlog = 64 * 1024
+    # Lines read but not yet run (a login being decided, a reply backlog): past this the session
+    # ends (reads stop first, so only a client that defeats that gets here).
+    max_held_bytes = 256 * 1024
+    # Seconds a closing session (421, QUIT, a TLS shutdown) may take to send its last replies and
+    # close_notify before the connection is cut: a client that never reads cannot keep it open.
+    close_grace = 5.0
 
     def __init__(self, conn, server, ioloop=None) -> None:
         self.user_max_rate = 0
@@ -451,6 +460,10 @@ class FtpsdHandler(TLS_FTPHandler):
         self._checking_password = False
         self._auth_delay = False  # a failed login's reply is still being delayed
         self._held: collections.deque[bytes | None] = collections.deque()  # lines read meanwhile
+        self._held_bytes = 0
+        self._partial: tuple[list[bytes], int] | None = None  # the next line's start, while one runs
+        self._resume_due = False  # a _resume is scheduled (the reply backlog drained)
+        self._close_deadline = None  # the close_grace timer, once the session closes
         self._overlong = False  # discarding the rest of a line longer than max_line
         self._login_timer = None
         self._data_failure = ""  # why a data connection failed before any command needed it
@@ -586,6 +599,8 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         self._released = True
         self._stop_login_timer()
+        if self._close_deadline is not None and not self._close_deadline.cancelled:
+            self._close_deadline.cancel()
         try:
             self._release_user()
             for temp in list(self._uploads):
@@ -672,10 +687,15 @@ class FtpsdHandler(TLS_FTPHandler):
         self._overlong = False
         self._in_buffer = []
         self._in_buffer_len = 0
-        if self._busy() or self._held:
-            # A login is being decided: what the client pipelined behind it waits its turn (the
-            # socket is unregistered meanwhile, so this holds at most one read).
+        if self._busy() or self._held or self._backlogged():
+            # A login is being decided, or the client is not reading its replies: what it
+            # pipelined waits its turn (the socket is not read meanwhile, see _pace_reads).
             self._held.append(line)
+            self._held_bytes += len(line or b"") + 2
+            if self._held_bytes > self.max_held_bytes:
+                log.warning("%s:%s too many commands pipelined unread: closing", self.remote_ip, self.remote_port)
+                self._held.clear()
+                self._cut()
             return
         self._run_line(line)
 
@@ -685,20 +705,93 @@ class FtpsdHandler(TLS_FTPHandler):
                 self._idler.reset()
             self.respond_w_warning("500 Command too long.")
             return
+        # A held line runs after later reads: the start of the next line may already be in
+        # _in_buffer. It stays the next line's (it used to be dropped, so the rest of that line
+        # ran as a command of its own), unless the command discards the input (AUTH TLS).
+        self._partial = (self._in_buffer, self._in_buffer_len)
         self._in_buffer = [line]
         self._in_buffer_len = len(line)
-        super().found_terminator()
+        try:
+            super().found_terminator()
+        finally:
+            if self._partial is not None:
+                self._in_buffer, self._in_buffer_len = self._partial
+                self._partial = None
 
     def _busy(self) -> bool:
         """True while a login is being decided (password check, or a failed login's delay)."""
         return self._checking_password or self._auth_delay
 
     def _resume(self) -> None:
-        """Run the lines held while a login was decided, in order, until the next one blocks."""
-        while self._held and not self._busy() and not self._closed and not self._closing:
-            self._run_line(self._held.popleft())
+        """Run the held lines, in order, until the next one blocks (a login being decided, or
+        replies piling up unread)."""
+        self._resume_due = False
+        if self.producer_fifo and not self._closed and self._fileno in self.ioloop.socket_map:
+            self.initiate_send()  # after add_channel (READ only): write what waits, pace reads
+        while self._held and not self._busy() and not self._backlogged() and not self._closed and not self._closing:
+            line = self._held.popleft()
+            self._held_bytes -= len(line or b"") + 2
+            self._run_line(line)
         if self._closed or self._closing:
             self._held.clear()
+            self._held_bytes = 0
+
+    # --- replies nobody reads: bounded memory, bounded time -------------------------------
+    def _backlogged(self) -> bool:
+        """True while more than ``max_reply_backlog`` bytes of replies wait to be sent: the kernel's
+        buffers are full and the client is not reading. Each command is a few bytes and its reply
+        up to a thousand times more (``HELP``, ``STAT`` of a directory), so without this a client
+        that sends commands and never reads grew the worker by 30 bytes per byte sent."""
+        fifo = self.producer_fifo
+        if not fifo:
+            return False
+        queued = 0
+        for item in fifo:
+            queued += len(item) if isinstance(item, bytes | bytearray | memoryview) else self.max_reply_backlog
+            if queued > self.max_reply_backlog:
+                return True
+        return False
+
+    def initiate_send(self) -> None:
+        super().initiate_send()
+        self._pace_reads()
+
+    def _pace_reads(self) -> None:
+        """The one place reading follows writing: while replies are backlogged the socket is
+        watched for writing only (commands stay in the kernel's buffers, and then the client's);
+        once they drain, pyftpdlib's ``initiate_send`` watches it for reading again and the lines
+        held meanwhile run in order."""
+        if self._closed or self._fileno is None or self._fileno not in self.ioloop.socket_map:
+            return
+        if self._backlogged():
+            if self._wanted_io_events != self.ioloop.WRITE:
+                self.ioloop.modify(self._fileno, self.ioloop.WRITE)
+                self._wanted_io_events = self._current_io_events = self.ioloop.WRITE
+        elif self._held and not self._busy() and not self._resume_due:
+            self._resume_due = True  # not from inside a send: replies of held lines push again
+            self.ioloop.call_later(0, self._resume, _errback=self.handle_error)
+
+    def close_when_done(self) -> None:
+        super().close_when_done()
+        self._arm_close_deadline()
+
+    def close(self) -> None:
+        super().close()  # on an established TLS connection: starts the TLS shutdown
+        self._arm_close_deadline()
+
+    def _arm_close_deadline(self) -> None:
+        if self._closed or self._close_deadline is not None:
+            return
+        self._close_deadline = self.ioloop.call_later(self.close_grace, self._cut, _errback=self.handle_error)
+
+    def _cut(self) -> None:
+        """End the session now: no more replies, no TLS shutdown (which needs the client to read)."""
+        if self._closed:
+            return
+        self._error = True  # SSLConnectionMixin.close: close the socket, no SSL_shutdown
+        self._ssl_closing = False
+        self.producer_fifo.clear()
+        self.close()
 
     # --- login deadline -------------------------------------------------------------------
     def _start_login_timer(self) -> None:
@@ -731,16 +824,25 @@ class FtpsdHandler(TLS_FTPHandler):
         (in the same packet or before the handshake) is discarded, never run as if it came over
         TLS (the STARTTLS command-injection class, CVE-2011-0411)."""
         super().ftp_AUTH(line)
-        if self._ssl_requested and (self.ac_in_buffer or self._in_buffer):
+        if not self._ssl_requested:
+            return
+        # Unread bytes, the start of the next line, and whole lines held (replies backlogged).
+        partial = self._partial[1] if self._partial is not None else self._in_buffer_len
+        discarded = len(self.ac_in_buffer) + partial + self._held_bytes
+        self.ac_in_buffer = b""
+        self._in_buffer = []
+        self._in_buffer_len = 0
+        self._partial = None
+        self._overlong = False
+        self._held.clear()
+        self._held_bytes = 0
+        if discarded:
             log.warning(
                 "%s:%s discarded %d plaintext bytes pipelined after AUTH TLS",
                 self.remote_ip,
                 self.remote_port,
-                len(self.ac_in_buffer) + sum(len(chunk) for chunk in self._in_buffer),
+                discarded,
             )
-            self.ac_in_buffer = b""
-            self._in_buffer = []
-            self._in_buffer_len = 0
 
     # --- passive ports stay in the configured range --------------------------------------
     _local_ip = ""

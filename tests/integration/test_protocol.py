@@ -289,6 +289,26 @@ def test_row4_an_overlong_line_is_refused_whole(server: Server) -> None:
     assert victim.exists()
 
 
+@pytest.mark.parametrize("behind", ["login", "failed login"])
+def test_a_line_split_across_records_behind_a_login_runs_whole(server: Server, behind: str) -> None:
+    """Lines pipelined behind a login are held while it is decided; the start of the next line,
+    read with them, was dropped when they ran, so the rest of that line (in the next TLS record)
+    ran as a command of its own: ``HELP `` + ``DELE victim`` deleted ``victim``. Now the line
+    runs whole (``HELP DELE victim``: 501) and the file stays."""
+    victim = server.homes["alice"] / "victim"
+    victim.write_bytes(b"v")
+    password = PASSWORDS["alice"] if behind == "login" else "wrong"
+    _sock, conn = starttls(server)
+    conn.sendall(f"USER alice\r\nPASS {password}\r\nNOOP\r\nHELP ".encode())  # NOOP: held
+    conn.sendall(b"DELE victim\r\nSYST\r\n")  # a second TLS record, read after the login's answer
+    lines = _lines_until(conn, b"215")
+    decided = b"230 " if behind == "login" else b"530 "
+    # HELP DELE victim: 501 (no such command to help with), then SYST; nothing else ran.
+    finals = [line[:4] for line in _final_lines(lines)]
+    assert finals == [b"331 ", decided, b"200 ", b"501 ", b"215 "], lines
+    assert victim.exists()
+
+
 def test_row5_one_login_per_pass_and_counts_released_once(make_server) -> None:
     """Row 5: USER, PASS, PASS in one TLS record gave two 230s and leaked a per-user slot."""
     server = make_server(users={"alice": {"max_connections": 1}}, login_failure_delay=0.2)
