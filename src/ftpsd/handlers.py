@@ -669,6 +669,13 @@ class FtpsdHandler(TLS_FTPHandler):
         return True
 
     # --- command lines: framed whole, run one at a time, in order ---------------------------
+    def decode(self, data: bytes) -> str:
+        """A command line must be UTF-8 (RFC 2640): pyftpdlib replaced invalid bytes with U+FFFD,
+        so ``caf\\xe9`` and ``caf\\xe8`` (Latin-1 names) were both ``caf`` + U+FFFD: a second
+        upload replaced the first, a ``DELE`` removed a file the client never named. Strict
+        decoding makes pyftpdlib answer ``501 Can't decode command.`` before anything runs."""
+        return data.decode(self.encoding)
+
     def collect_incoming_data(self, data: bytes) -> None:
         """pyftpdlib empties its line buffer past 2,048 bytes but goes on reading, so the tail of an
         over-long line ran as a command of its own. Here the whole line is discarded up to its CRLF

@@ -309,6 +309,26 @@ def test_a_line_split_across_records_behind_a_login_runs_whole(server: Server, b
     assert victim.exists()
 
 
+def test_invalid_utf8_in_a_command_is_refused_before_anything_runs(server: Server) -> None:
+    """pyftpdlib replaced invalid UTF-8 with U+FFFD, so distinct names sent as Latin-1 (``r\\xe9``,
+    ``r\\xe8``) meant the one file ``r\ufffd``: DELE removed it, MKD created it. Now every such
+    line gets ``501`` and nothing on disk changes; valid UTF-8 (U+FFFD itself too) still works."""
+    home = server.homes["alice"]
+    (home / "r\ufffd").write_bytes(b"keep")
+    (home / "d\ufffd").mkdir()
+    before = sorted(os.listdir(home))
+    _sock, conn = login(server, "alice", PASSWORDS["alice"])
+    bad = [b"DELE r\xe9", b"MKD n\xff\xfe", b"RMD d\xe8", b"RNFR r\xe9", b"SIZE r\xe9", b"CWD d\xe8",
+           b"MKD a\xed\xa0\x80b", b"STOR s\xc3", b"USER \xff", b"N\xffOP"]  # fmt: skip
+    conn.sendall(b"".join(line + b"\r\n" for line in bad) + b"SYST\r\n")
+    lines = _lines_until(conn, b"215")
+    assert [line[:4] for line in _final_lines(lines)] == [b"501 "] * len(bad) + [b"215 "], lines
+    assert sorted(os.listdir(home)) == before
+    assert command(conn, "DELE r\ufffd").startswith(b"250")  # the name itself, sent as UTF-8
+    assert command(conn, "MKD caf\u00e9").startswith(b"257")
+    assert (home / "caf\u00e9").is_dir()
+
+
 def test_row5_one_login_per_pass_and_counts_released_once(make_server) -> None:
     """Row 5: USER, PASS, PASS in one TLS record gave two 230s and leaked a per-user slot."""
     server = make_server(users={"alice": {"max_connections": 1}}, login_failure_delay=0.2)
