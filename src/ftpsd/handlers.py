@@ -907,6 +907,17 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond(reply)
             self.log_cmd(cmd, args[0] if args else "", int(reply[:3]), reply[4:])
             return
+        if args and cmd != "STOU" and self.proto_cmds[cmd]["perm"] and final_name(os.path.basename(args[0])):
+            # The one check for every path command (pyftpdlib has mapped its argument to a path by
+            # now): the temporary name of an upload is the daemon's, never a client's. Another
+            # session renaming an upload in progress over the real name put a cut upload there
+            # (and the upload's reply said "not stored"); reading or deleting one is no better.
+            reply = _RESERVED_NAME if cmd in _CREATING else "550 Name reserved for uploads in progress."
+            if cmd == "RNTO":
+                self._rnfr = None
+            self.respond(reply)
+            self.log_cmd(cmd, args[0], int(reply[:3]), reply[4:])
+            return
         if cmd in _CREATING and args and not os.path.basename(args[0]).isprintable():
             self.respond(_UNPRINTABLE_NAME)
             self.log_cmd(cmd, args[0], 553, _UNPRINTABLE_NAME[4:])
@@ -1219,8 +1230,6 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def _store_refusal(self, file: str, mode: str, upload_only: bool) -> str | None:
         """The reply refusing this STOR/APPE before any byte is read, or None to go ahead."""
-        if final_name(os.path.basename(file)) is not None:
-            return _RESERVED_NAME
         resume = mode != "w" or self._restart_position
         if upload_only and resume:
             self._restart_position = 0
@@ -1269,10 +1278,6 @@ class FtpsdHandler(TLS_FTPHandler):
         self._rnfr_identity = identity if self._rnfr else None
 
     def ftp_RNTO(self, path: str):
-        if final_name(os.path.basename(path)) is not None:
-            self.respond(_RESERVED_NAME)
-            self._rnfr = None
-            return None
         if self._rnfr:
             # Rename what RNFR named, not whatever holds that name now (another session may
             # have swapped it in between). Resolution keeps either inside the home anyway.
