@@ -71,6 +71,8 @@ _CREATING = frozenset({"STOR", "APPE", "MKD", "XMKD", "RNTO"})
 # Commands that need a data connection: without one (no PASV/EPSV/PORT/EPRT) they are refused.
 _TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 _DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
+# Commands after which a REST marker still holds (every other one clears it once it has run).
+_REST_KEPT_BY = frozenset({b"REST", b"PASV", b"EPSV", b"PORT", b"EPRT", b"TYPE"})
 _NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
 _TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
 # The level of each pyftpdlib logger method its handlers pass as ``logfun`` (see FtpsdHandler.log).
@@ -724,6 +726,12 @@ class FtpsdHandler(TLS_FTPHandler):
             if self._partial is not None:
                 self._in_buffer, self._in_buffer_len = self._partial
                 self._partial = None
+        # REST applies to the transfer command that follows it (RFC 959: "shall be immediately
+        # followed by"); data-connection setup may come between. pyftpdlib kept the marker through
+        # any other command, so a STOR long after a REST (whose APPE was refused, say) overwrote
+        # in place from the marker instead of replacing the file.
+        if self._restart_position and line.split(b" ", 1)[0].upper() not in _REST_KEPT_BY:
+            self._restart_position = 0
 
     def _busy(self) -> bool:
         """True while a login is being decided (password check, or a failed login's delay)."""

@@ -21,6 +21,21 @@ def _parts(home) -> list[str]:
     return [p.name for p in home.iterdir() if p.name.endswith(".ftpsd-part")]
 
 
+def _epsv(ftp) -> int:
+    from tests.integration.sessions import epsv_port
+
+    return epsv_port(ftp)
+
+
+def _send_data(ftp, port: int, data: bytes) -> None:
+    from tests.integration.sessions import data_connect
+
+    conn = data_connect(ftp, port)
+    conn.sendall(data)
+    conn.unwrap()
+    conn.close()
+
+
 def _wait_no_parts(home, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while _parts(home) and time.monotonic() < deadline:
@@ -390,3 +405,27 @@ def test_another_session_cannot_touch_an_upload_in_progress(server: Server) -> N
     b.voidcmd("NOOP")
     a.quit()
     b.quit()
+
+
+@pytest.mark.parametrize("between", ["APPE f.txt", "SIZE f.txt", "NOOP", "PWD", "MKD d", "DELE missing", None])
+def test_rest_applies_only_to_the_transfer_that_follows_it(server: Server, between: str | None) -> None:
+    """``REST 5``, then any command but data-connection setup or TYPE, then ``STOR``: the STOR
+    replaces the file (pyftpdlib kept the marker and overwrote in place from byte 5, so a client
+    whose resume was refused and that fell back to a plain upload got ``helloXYorld``). With only
+    EPSV and TYPE between (``None``), REST + STOR still resumes in place."""
+    home = server.homes["alice"]
+    (home / "f.txt").write_bytes(b"hello world")
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    assert ftp.sendcmd("REST 5").startswith("350")
+    if between is not None:
+        with contextlib.suppress(ftplib.Error):  # APPE without EPSV: 425; DELE missing: 550
+            ftp.sendcmd(between)
+    ftp.voidcmd("TYPE I")
+    port = _epsv(ftp)
+    reply = ftp.sendcmd("STOR f.txt")
+    assert reply.startswith("150"), reply
+    _send_data(ftp, port, b"XY")
+    assert ftp.voidresp().startswith("226")
+    assert (home / "f.txt").read_bytes() == (b"helloXYorld" if between is None else b"XY")
+    ftp.quit()
