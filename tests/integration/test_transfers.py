@@ -407,7 +407,9 @@ def test_another_session_cannot_touch_an_upload_in_progress(server: Server) -> N
     b.quit()
 
 
-@pytest.mark.parametrize("between", ["APPE f.txt", "SIZE f.txt", "NOOP", "PWD", "MKD d", "DELE missing", None])
+@pytest.mark.parametrize(
+    "between", ["APPE f.txt", "SIZE f.txt", "NOOP", "PWD", "MKD d", "DELE missing", None]
+)
 def test_rest_applies_only_to_the_transfer_that_follows_it(server: Server, between: str | None) -> None:
     """``REST 5``, then any command but data-connection setup or TYPE, then ``STOR``: the STOR
     replaces the file (pyftpdlib kept the marker and overwrote in place from byte 5, so a client
