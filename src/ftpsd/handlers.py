@@ -714,6 +714,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if line is None:
             if self._idler is not None and not self._idler.cancelled:
                 self._idler.reset()
+            self._restart_position = 0  # a command like any other (REST: below)
             self.respond_w_warning("500 Command too long.")
             return
         # A held line runs after later reads: the start of the next line may already be in
@@ -926,7 +927,12 @@ class FtpsdHandler(TLS_FTPHandler):
             self.respond(reply)
             self.log_cmd(cmd, args[0] if args else "", int(reply[:3]), reply[4:])
             return
-        if args and cmd != "STOU" and self.proto_cmds[cmd]["perm"] and final_name(os.path.basename(args[0])):
+        if (
+            args
+            and cmd != "STOU"
+            and self.proto_cmds[cmd]["perm"]
+            and final_name(os.path.basename(args[0])) is not None
+        ):
             # The one check for every path command (pyftpdlib has mapped its argument to a path by
             # now): the temporary name of an upload is the daemon's, never a client's. Another
             # session renaming an upload in progress over the real name put a cut upload there
