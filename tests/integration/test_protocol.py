@@ -21,6 +21,7 @@ from tests.integration.conftest import PASSWORDS, Server
 from tests.integration.sessions import (
     ZERO,
     client_context,
+    closed_by_server,
     command,
     connect,
     data_connect,
@@ -39,21 +40,6 @@ def _session(server: Server, user: str = "alice"):
     ftp = server.client(user)
     ftp.voidcmd("TYPE I")
     return ftp
-
-
-def _closed_by_server(sock: socket.socket, within: float) -> bool:
-    """True if the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            if not sock.recv(4096):
-                return True
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-    return False
 
 
 def _lines_until(conn: SSL.Connection, final_code: bytes, limit: float = 10.0) -> list[bytes]:
@@ -93,7 +79,7 @@ def test_row1_foreign_connection_to_a_passive_port_says_nothing_on_the_control_c
         foreign = socket.socket()
         foreign.bind(("127.0.0.2", 0))
         foreign.connect(("127.0.0.1", port))
-        assert _closed_by_server(foreign, 5), "a foreign data connection was kept"
+        assert closed_by_server(foreign, 5), "a foreign data connection was kept"
         foreign.close()
     assert ftp.voidcmd("NOOP").startswith("200")  # not 425 (pyftpdlib's reply to no command)
     conn = data_connect(ftp, port)  # the listener still waits for the session's own client
@@ -234,7 +220,7 @@ def test_row2_a_chatty_session_cannot_starve_other_sessions_timeouts(make_server
         started = time.monotonic()
         margin = 6  # generous: the loop's own wake-ups, a loaded machine
         for sock in silent:
-            assert _closed_by_server(sock, idle + margin - (time.monotonic() - started)), (
+            assert closed_by_server(sock, idle + margin - (time.monotonic() - started)), (
                 "an idle session outlived idle_timeout while another session was chatty"
             )
         assert thread.is_alive()  # the chatty session was served all along
@@ -271,7 +257,7 @@ def test_row13_a_session_that_never_logs_in_is_closed(make_server) -> None:
     assert replies and replies[-1].startswith(b"421 Login timed out"), replies
     assert time.monotonic() - started < 8
     assert command(logged, "NOOP").startswith(b"200")  # past login_timeout, still served
-    assert _closed_by_server(half, 5)
+    assert closed_by_server(half, 5)
     logged_sock.close()
 
 

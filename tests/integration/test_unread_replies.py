@@ -18,7 +18,7 @@ import threading
 import time
 
 from tests.integration.conftest import PASSWORDS, Server
-from tests.integration.sessions import ZERO, counted, status, wait_counted_zero
+from tests.integration.sessions import ZERO, closed_by_server, counted, status, wait_counted_zero
 
 CLOSE_GRACE = 5  # ftpsd.handlers.FtpsdHandler.close_grace
 
@@ -54,21 +54,6 @@ def _send_until_blocked(sock: socket.socket, data: bytes, limit_seconds: float) 
     return sent
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    """True if the server closes ``sock`` within ``seconds`` (replies still arriving are read)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            if not sock.recv(1 << 20):
-                return True
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-    return False
-
-
 def test_a_client_that_never_reads_costs_bounded_memory_and_still_times_out(make_server) -> None:
     """4 MB of ``HELP`` before any login, no reply read: the worker stops reading (its RSS grows
     by less than 24 MiB; pyftpdlib's queue grew by ~120 MB), and the session still ends at
@@ -85,7 +70,7 @@ def test_a_client_that_never_reads_costs_bounded_memory_and_still_times_out(make
     while counted(server) != ZERO and time.monotonic() < deadline:
         time.sleep(0.5)
     assert counted(server) == ZERO, "a session whose replies are not read outlived login_timeout"
-    assert _closed_within(sock, 5)
+    assert closed_by_server(sock, 5)
     sock.close()
     assert "Traceback" not in server.log()
 
@@ -194,6 +179,6 @@ def test_replies_stay_one_per_command_in_order_across_a_backlog(make_server) -> 
     while counted(server) != ZERO and time.monotonic() < deadline:
         time.sleep(0.5)
     assert wait_counted_zero(server, timeout=1) == ZERO, "a session not reading outlived idle_timeout"
-    assert _closed_within(sock, 5)
+    assert closed_by_server(sock, 5)
     sock.close()
     assert "Traceback" not in server.log()
