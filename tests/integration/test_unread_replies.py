@@ -139,7 +139,7 @@ _COMMANDS = [
 
 
 def test_replies_stay_one_per_command_in_order_across_a_backlog(make_server) -> None:
-    """A logged-in TLS session pipelines 12,000 seeded random commands (~2 MB of replies, more than
+    """A logged-in TLS session pipelines 12,000 seeded random commands (~25 MB of replies, more than
     the kernel buffers hold) and reads only after sending them all: exactly one final reply per
     command, in order (the server paused reading instead of queuing). Then the same session
     floods again and never reads: it ends at ``idle_timeout`` (+ the close grace), counts 0."""
