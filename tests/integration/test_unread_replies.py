@@ -2,8 +2,8 @@
 
 Every command is a few bytes and its reply up to a hundred times more (``HELP``: 6 bytes in, 400
 out; ``STAT`` of a directory). pyftpdlib reads commands and queues replies whatever the client
-reads, so a client that pipelines commands and never reads grew the worker by ~30 bytes per byte
-it sent (4 MB of ``HELP`` before any login: +120 MB), and a session whose replies could not be
+reads, so a client that pipelines commands and never reads grew the worker by ~90 bytes per byte
+it sent (4 MB of ``HELP`` before any login: +370 MB), and a session whose replies could not be
 sent never ended: ``421 Login timed out.``/``Control connection timed out.`` waited behind them
 for ever, holding its counts (``max_connections_per_ip``). docs/ftpsd.md, "Replies → Backpressure".
 """
@@ -56,7 +56,7 @@ def _send_until_blocked(sock: socket.socket, data: bytes, limit_seconds: float) 
 
 def test_a_client_that_never_reads_costs_bounded_memory_and_still_times_out(make_server) -> None:
     """4 MB of ``HELP`` before any login, no reply read: the worker stops reading (its RSS grows
-    by less than 24 MiB; pyftpdlib's queue grew by ~120 MB), and the session still ends at
+    by less than 24 MiB; pyftpdlib's queue grew by ~370 MB), and the session still ends at
     ``login_timeout`` (+ the close grace) with every count back to 0."""
     server = make_server(login_timeout=3, idle_timeout=60)
     before = _rss_kib(server)
