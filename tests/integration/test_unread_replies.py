@@ -5,7 +5,7 @@ out; ``STAT`` of a directory). pyftpdlib reads commands and queues replies whate
 reads, so a client that pipelines commands and never reads grew the worker by ~90 bytes per byte
 it sent (4 MB of ``HELP`` before any login: +370 MB), and a session whose replies could not be
 sent never ended: ``421 Login timed out.``/``Control connection timed out.`` waited behind them
-for ever, holding its counts (``max_connections_per_ip``). docs/ftpsd.md, "Replies → Backpressure".
+for ever, holding its counts (``max_connections_per_ip``). docs/ftpsd.md, "Security model → Replies".
 """
 
 from __future__ import annotations
