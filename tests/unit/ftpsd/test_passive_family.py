@@ -78,17 +78,17 @@ def _free_ports(family: int, host: str, count: int) -> list[int]:
             sock.close()
 
 
-def _stand_in(cls, ioloop: IOLoop, listener: socket.socket, accepted: socket.socket, ports):
+def _stand_in(cls, ioloop: IOLoop, control: tuple[socket.socket, socket.socket], ports, masquerade):
     """A ``cls`` control channel on the accepted connection, past login and PROT P, with what
     ``ftp_PASV``/``ftp_EPSV`` and the passive listener read (no TLS: the listener never uses it)."""
+    listener, accepted = control
     handler = object.__new__(cls)
     handler.ioloop = ioloop
     handler.socket = accepted
     handler.connected = True
     handler.remote_ip = accepted.getpeername()[0]
     handler.passive_ports = ports
-    handler.masquerade_address = None
-    handler.masquerade_address_map = {}
+    handler.masquerade_address, handler.masquerade_address_map = masquerade
     handler.server = type(
         "Server", (), {"socket": listener, "backlog": 5, "_accept_new_cons": lambda _s: True}
     )()
@@ -103,10 +103,11 @@ def _stand_in(cls, ioloop: IOLoop, listener: socket.socket, accepted: socket.soc
     return handler
 
 
-def _run(cls, command: str, ioloop, control, ports) -> tuple:
-    """(reply bytes with the port as ``<port>``, listener family, bound address) after ``command``;
-    the port is checked: the bound one, in ``ports``."""
-    handler = _stand_in(cls, ioloop, *control, ports)
+def _run(cls, command: str, ioloop, control, ports, *, masquerade=(None, {})) -> tuple:
+    """(reply bytes with the port as ``<port>``, listener family, bound address) after ``command``
+    (``masquerade``: the address and the map, as ``server.masquerade_address`` sets them); the port
+    is checked: the bound one, in ``ports``."""
+    handler = _stand_in(cls, ioloop, control, ports, masquerade)
     getattr(handler, f"ftp_{command}")("")
     assert len(handler.replies) == 1, handler.replies
     reply = (handler.replies[0] + "\r\n").encode()
@@ -162,3 +163,29 @@ def test_pasv_over_ipv6_is_refused_where_pyftpdlib_sends_an_unparsable_227(ioloo
     assert stock == (b"227 Entering passive mode (::1<port>.\r\n", socket.AF_INET6, "::1")
     ours = _run(FtpsdHandler, "PASV", ioloop, control, ports)
     assert ours == (b"522 PASV is IPv4 only; use EPSV on IPv6 (RFC 2428).\r\n", None, None)
+
+
+_MASQUERADE_CASES = [
+    pytest.param("ipv4", id="ipv4"),
+    pytest.param("mapped", id="mapped", marks=_V6),
+]
+
+
+@pytest.mark.parametrize("control", _MASQUERADE_CASES, indirect=True)
+@pytest.mark.parametrize("command", ["PASV", "EPSV"])
+def test_masquerade_replies_are_pyftpdlibs(ioloop, control, command) -> None:
+    """``masquerade_address`` (NAT) and the per-local-address map give pyftpdlib's replies too: the
+    masqueraded address in a 227 (the map's entry for the local address first), none in a 229."""
+    accepted = control[1]
+    local_ip = accepted.getsockname()[0]
+    ports = _free_ports(accepted.family, local_ip, 8)
+    cases = {
+        "203.0.113.7": ("203.0.113.7", {}),
+        "198.51.100.9": ("203.0.113.7", {local_ip: "198.51.100.9", "192.0.2.1": "192.0.2.2"}),
+    }
+    for shown, masquerade in cases.items():
+        stock = _run(FTPHandler, command, ioloop, control, ports, masquerade=masquerade)
+        ours = _run(FtpsdHandler, command, ioloop, control, ports, masquerade=masquerade)
+        assert ours == stock, masquerade
+        if command == "PASV":
+            assert ours[0] == f"227 Entering passive mode ({shown.replace('.', ',')}<port>.\r\n".encode()
