@@ -12,14 +12,11 @@ root) with tags that select only checks, so nothing is changed.
 
 from __future__ import annotations
 
-import json
 import pathlib
-import sys
 
 import pytest
 
-from tests.playbook import run_playbook
-from tests.unit.playbooks.test_site_preflight import GOOD_USERS
+from tests.unit.playbooks.test_site_preflight import run_locally
 
 OWN_DUPLICATE = {"ftps_firewall_rules": [{"name": "ftpsd-passive", "proto": "tcp", "ports": [8021]}]}
 NAMES = "ftps_firewall rule names must be unique"
@@ -35,14 +32,7 @@ PATHS = {
 
 
 def _run(tmp_path: pathlib.Path, playbook: str, extra: dict):
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    ftps_servers:\n      hosts:\n        localhost:\n"
-        "          ansible_connection: local\n          ansible_become: false\n"
-        f"          ansible_python_interpreter: {sys.executable}\n"
-    )
-    extra_vars = {"ftps_users_accounts": GOOD_USERS, "ftps_pki_ca_dir": str(tmp_path / "ca"), **extra}
-    return run_playbook(inventory, playbook, *PATHS[playbook], "-e", json.dumps(extra_vars))
+    return run_locally(tmp_path, playbook, extra, *PATHS[playbook])
 
 
 @pytest.mark.parametrize("playbook", sorted(PATHS))
