@@ -266,7 +266,9 @@ class Bench:
             warm = C.open_idle(t, self.a.idle)[0]
             time.sleep(0.5)
             before, before_anon = server.pss_kib(), server.pss_kib("Pss_Anon")
+            cpu0 = server.cpu_seconds()
             sessions, setup = C.open_idle(t, self.a.idle)
+            setup_cpu = (server.cpu_seconds() - cpu0) / self.a.idle
         except Exception as exc:
             C.close_all(warm)
             self.errors[key].append(f"{type(exc).__name__}: {exc}"[:300])
@@ -280,6 +282,11 @@ class Bench:
         self.values[key].append((after - before) / self.a.idle)
         self.values[("idle_anon", "py", server.name)].append((after_anon - before_anon) / self.a.idle)
         self.values[("setup", "py", server.name)].append(statistics.median(setup) * 1000)
+        # Server CPU per session set up (all its processes, the sessions opened one after the
+        # other), and the same less the password hash's cost measured in this process (the
+        # server runs the same algorithm at the same cost): what a session costs besides the hash.
+        self.values[("setup_cpu", "py", server.name)].append(setup_cpu * 1000)
+        self.values[("setup_cpu_nohash", "py", server.name)].append((setup_cpu - server.login_cost) * 1000)
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self) -> dict:  # noqa: PLR0912 - the driver loop, top to bottom

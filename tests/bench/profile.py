@@ -1,7 +1,8 @@
-"""Profile ftpsd's TLS data path with py-spy: ``python -m tests.bench.profile [--size-mib N]``.
+"""Profile ftpsd with py-spy: ``python -m tests.bench.profile [--what download,upload,small,login]``.
 
 Starts ftpsd with one worker (so one process holds every sample) on a private tmpfs, then
-records a download and an upload of the same file with the Python client, each under
+records a download and an upload of the same file, small files, or sessions set up one by
+one (``login``) with the Python client, each under
 ``py-spy record --native``, and prints the functions holding most samples (self and total).
 Flame graphs (SVG) are left in --outdir. Not a test.
 """
@@ -48,7 +49,8 @@ def main() -> int:
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--outdir", default="/tmp/ftpsd-profile")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    p.add_argument("--what", default="download,upload,small", help="comma list: download,upload,small")
+    p.add_argument("--what", default="download,upload,small", help="comma list: download,upload,small,login")
+    p.add_argument("--logins", type=int, default=100, help="sessions set up one by one for 'login'")
     p.add_argument("--small-count", type=int, default=500)
     p.add_argument("--no-native", action="store_true", help="Python frames only (less overhead)")
     a = p.parse_args()
@@ -84,6 +86,10 @@ def main() -> int:
                 t0 = time.perf_counter()
                 C.py_many(t, small, env.mountpoint / "small")
                 seconds = time.perf_counter() - t0
+            elif what == "login":
+                t0 = time.perf_counter()
+                C.close_all(C.open_idle(t, a.logins)[0])
+                seconds = time.perf_counter() - t0
             elif what == "download":
                 seconds = session.get("big.bin", local)
             else:
@@ -96,6 +102,9 @@ def main() -> int:
             if what == "small":
                 per_file = cpu / len(small) * 1000
                 print(f"{what}: {len(small) / seconds:.0f} files/s, server CPU {per_file:.2f} ms/file")
+            elif what == "login":
+                per = cpu / a.logins * 1000
+                print(f"{what}: {a.logins / seconds:.0f} sessions/s, server CPU {per:.2f} ms/session")
             else:
                 print(
                     f"{what}: {a.size_mib * MIB / seconds / 1e6:.0f} MB/s, server CPU {cpu / gib:.2f} s/GiB"

@@ -324,3 +324,18 @@ def test_report_names_a_skipped_server_and_why():
     text = render(r, "python -m tests.bench")
     assert "**proftpd not measured in this run**: ProFTPD column skipped: no apt-get here" in text
     assert "| Measure | Client | ftpsd | vsftpd | unit | ftpsd/vsftpd | ftpsd target |" in text
+
+
+def test_session_setup_rows_show_server_cpu_and_the_part_besides_the_hash_against_the_goal():
+    servers = ["ftpsd", "vsftpd"]
+    r = _result(servers)
+    r["values"].update({
+        ("setup_cpu", "py", "ftpsd"): [27.2], ("setup_cpu", "py", "vsftpd"): [35.7],
+        ("setup_cpu_nohash", "py", "ftpsd"): [4.0], ("setup_cpu_nohash", "py", "vsftpd"): [20.4],
+    })  # fmt: skip
+    text = render(r, "python -m tests.bench")
+    assert "| session setup: server CPU ↓ | Python | 27.2 | 35.7 | ms/session | 0.76x |" in text
+    row = next(line for line in text.splitlines() if "besides the password hash ↓ | Python" in line)
+    assert row.endswith("| 4.0 | 20.4 | ms/session | 0.20x | <= 2: **NOT met** |"), row
+    r["values"][("setup_cpu_nohash", "py", "ftpsd")] = [1.3]
+    assert "0.06x | <= 2: **met** |" in render(r, "python -m tests.bench")
