@@ -281,8 +281,9 @@ class RangedPassiveDTP(PassiveDTP):
         :meth:`FtpsdHandler.local_ip` asks once per session), copied the whole port range into a
         new list to draw a port from it (work growing with the range: 2 µs per PASV for 2,000
         ports, 15 µs for 15,000), read ``SO_REUSEADDR`` before setting it, and asked the socket for
-        the port it had just bound. The same port choice (random, every free port of the range
-        tried before a refusal), the same 227/229 reply and timer."""
+        the port it had just bound. The same address family and bound address (the control
+        connection's, :meth:`FtpsdHandler.local_family`), the same port choice (random, every free
+        port of the range tried before a refusal), the same 227/229 reply and timer."""
         self.cmd_channel = cmd_channel
         self.log = cmd_channel.log
         self.log_exception = cmd_channel.log_exception
@@ -292,7 +293,7 @@ class RangedPassiveDTP(PassiveDTP):
             masqueraded_ip = cmd_channel.masquerade_address_map[local_ip]
         else:
             masqueraded_ip = cmd_channel.masquerade_address or None
-        self.create_socket(socket.AF_INET6 if ":" in local_ip else socket.AF_INET, socket.SOCK_STREAM)
+        self.create_socket(cmd_channel.local_family(), socket.SOCK_STREAM)
         ports = cmd_channel.passive_ports
         if ports:
             self._bind_free(local_ip, _random_order(ports, (), len(ports)))
@@ -319,14 +320,6 @@ class RangedPassiveDTP(PassiveDTP):
     def close(self) -> None:
         self._release_port()
         super().close()
-
-    def bind_af_unspecified(self, addr) -> int:
-        """pyftpdlib finds the address family of a non-IPv4 listener by binding port 0, a port
-        outside the range (refused by :meth:`bind`: IPv6 passive mode never worked). The family
-        follows from the control connection's local address; only the socket is made here."""
-        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-        self.create_socket(family, socket.SOCK_STREAM)
-        return family
 
     def handle_accepted(self, sock, addr) -> None:
         channel = self.cmd_channel
@@ -873,17 +866,29 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- passive ports stay in the configured range --------------------------------------
     _local_ip = ""
+    _local_family = socket.AF_INET
 
     def local_ip(self) -> str:
         """The control connection's local address: it cannot change while the connection lives,
         so the kernel is asked once per session (pyftpdlib asked twice per PASV/EPSV)."""
         if not self._local_ip:
-            self._local_ip = self.socket.getsockname()[0]
+            sock = self.socket
+            self._local_ip = sock.getsockname()[0]
+            self._local_family = sock.family
         return self._local_ip
+
+    def local_family(self) -> int:
+        """The control connection's address family, the passive listener's. pyftpdlib takes it
+        from the control socket on an IPv4 server and from ``getaddrinfo`` of the local address
+        on any other (port 0 bound as a probe, outside the range): for every address a socket
+        reports that is the socket's own family (an IPv4 client of a dual-stack listener,
+        ``::ffff:a.b.c.d``, included). tests/unit/ftpsd/test_passive_family.py runs both."""
+        self.local_ip()
+        return self._local_family
 
     def _make_epasv(self, extmode: bool = False) -> None:
         local_ip = self.local_ip()
-        if not extmode and ":" in local_ip and not local_ip.startswith("::ffff:"):
+        if not extmode and self.local_family() == socket.AF_INET6 and not local_ip.startswith("::ffff:"):
             # A 227 reply carries an IPv4 address: on IPv6 only EPSV can answer (RFC 2428).
             self.respond("522 PASV is IPv4 only; use EPSV on IPv6 (RFC 2428).")
             return

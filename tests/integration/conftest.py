@@ -73,11 +73,12 @@ class Server:
     proc: subprocess.Popen | None = None
     generation: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to the daemon's environment
 
     # -- process ----------------------------------------------------------------------
     def start(self) -> None:
         """Start (or start again, after stop() or kill()) and wait until every worker listens."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_start = self._log.tell()
         # Its own process group, as in its systemd cgroup: kill() reaches every worker.
@@ -220,7 +221,8 @@ def write_config(path: pathlib.Path, sections: dict[str, dict[str, Any]]) -> Non
 
 
 def build_server(tmp: pathlib.Path, **options: Any) -> Server:
-    """Lay out a server directory; ``options`` override [server]/[tls] keys or per-user fields."""
+    """Lay out a server directory; ``options`` override [server]/[tls] keys or per-user fields
+    (``users``), ``env`` adds to the daemon's environment."""
     tmp.mkdir(parents=True, exist_ok=True)
     ca = TestCA()
     pki = tmp / "pki"
@@ -230,6 +232,7 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
     cafile = ca.write_root(tmp / "ca.pem")
     homes = {}
     user_fields = options.pop("users", {})
+    env = options.pop("env", {})
     users = []
     perms = {"alice": "rw", "bob": "ro", "carol": "upload", "dave": "rw"}
     for name, perm in perms.items():
@@ -310,6 +313,7 @@ def build_server(tmp: pathlib.Path, **options: Any) -> Server:
         cert=cert,
         runtime_dir=pathlib.Path(server["runtime_dir"]),
         options={"workers": server["workers"]},
+        env=env,
     )
 
 

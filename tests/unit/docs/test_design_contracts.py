@@ -530,8 +530,9 @@ def test_site_yml_wiring() -> None:
     assert [role["role"] for role in server["roles"]] == [
         f"ftpskit.ftps.{name}" for name in ("ftps_pki", "ftps_server", "ftps_users", "ftps_firewall")
     ]
-    # the firewall's rules are ftps_server's published ones, handed over here (debops' dependent rules)
-    assert server["roles"][3]["vars"] == {"ftps_firewall_dependent_rules": "{{ ftps_server_firewall_rules }}"}
+    # the firewall programs the rules the first play checked, ftps_server's among them (ftps_fleet's
+    # preflight_firewall, test_firewall_rules_are_handed_over_in_one_place): no wiring of its own here
+    assert server["roles"][3] == {"role": "ftpskit.ftps.ftps_firewall"}
     # the client play: ftps_client and the proof under their tags, in the entry point
     clients = yaml.safe_load((FLEET_ROLE / "tasks" / "clients.yml").read_text())
     tagged = {
@@ -541,6 +542,61 @@ def test_site_yml_wiring() -> None:
     }
     assert tagged["ftpskit.ftps.ftps_client"] == ["ftps_client"]
     assert tagged["prove.yml"] == ["probe"]
+
+
+# ---- one owner per fact: ftps_server's ports reach ftps_firewall in one place ----
+WIRING_FILES = sorted([*(ROOT / "playbooks").rglob("*.yml"), *(ROOT / "roles").rglob("*.yml")])
+
+
+READS_SERVER_RULES = re.compile(r"\{\{.*\bftps_server_firewall_rules\b", re.S)
+
+
+def _templates(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [text for value in node.values() for text in _templates(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in _templates(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def _handovers(node: object, where: str) -> list[str]:
+    """Every ``ftps_firewall_dependent_rules`` given a value whose template reads
+    ``ftps_server_firewall_rules`` (vars of a task, a role entry, a play or a block, a set_fact; block
+    or flow style; an argument spec's description, no template, is not one)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "ftps_firewall_dependent_rules" and any(
+                map(READS_SERVER_RULES.search, _templates(value))
+            ):
+                found.append(where)
+            found += _handovers(value, where)
+    elif isinstance(node, list):
+        for item in node:
+            found += _handovers(item, where)
+    return found
+
+
+def test_firewall_rules_are_handed_over_in_one_place() -> None:
+    """ftps_server's exported ports become ftps_firewall's dependent rules in exactly one place,
+    ftps_fleet's entry point preflight_firewall, which site.yml, firewall.yml and preflight.yml run
+    (the role READMEs' examples, for plays of one's own, are not the kit's wiring). On the old
+    code four places wired it: site.yml, firewall.yml, ftps_fleet's preflight and preflight_vars."""
+    places = [
+        place
+        for path in WIRING_FILES
+        for place in _handovers(yaml.safe_load(path.read_text()), str(path.relative_to(ROOT)))
+    ]
+    assert places == ["roles/ftps_fleet/tasks/preflight_firewall.yml"], places
+    imports = {
+        name: (ROOT / path).read_text().count("preflight_firewall")
+        for name, path in {
+            "site.yml (its first play)": "roles/ftps_fleet/tasks/preflight.yml",
+            "preflight.yml": "roles/ftps_fleet/tasks/preflight_vars.yml",
+            "firewall.yml": "playbooks/firewall.yml",
+        }.items()
+    }
+    assert all(count >= 1 for count in imports.values()), imports
 
 
 def _readers_of_the_layout() -> set[str]:

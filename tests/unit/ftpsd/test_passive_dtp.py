@@ -48,6 +48,9 @@ class _Channel:
     def local_ip(self) -> str:
         return self.socket.getsockname()[0]
 
+    def local_family(self) -> int:
+        return self.socket.family
+
     def log(self, *args, **kwargs) -> None:
         pass
 

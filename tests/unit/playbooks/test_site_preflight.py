@@ -23,7 +23,11 @@ GOOD_USERS = [
 ]
 
 
-def run_preflight(tmp_path: pathlib.Path, extra: dict) -> subprocess.CompletedProcess[str]:
+def run_locally(
+    tmp_path: pathlib.Path, playbook: str, extra: dict, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``playbook`` on the controller itself as the one server (local connection, no become), good
+    users and a CA directory under ``tmp_path`` unless ``extra`` says otherwise."""
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  children:\n    ftps_servers:\n      hosts:\n        localhost:\n"
@@ -31,9 +35,11 @@ def run_preflight(tmp_path: pathlib.Path, extra: dict) -> subprocess.CompletedPr
         f"          ansible_python_interpreter: {sys.executable}\n"
     )
     extra_vars = {"ftps_users_accounts": GOOD_USERS, "ftps_pki_ca_dir": str(tmp_path / "ca"), **extra}
-    return run_playbook(
-        inventory, "site.yml", "--tags", "preflight-only-no-role-task", "-e", json.dumps(extra_vars)
-    )
+    return run_playbook(inventory, playbook, *args, "-e", json.dumps(extra_vars))
+
+
+def run_preflight(tmp_path: pathlib.Path, extra: dict) -> subprocess.CompletedProcess[str]:
+    return run_locally(tmp_path, "site.yml", extra, "--tags", "preflight-only-no-role-task")
 
 
 def test_good_variables_pass_and_change_nothing(tmp_path: pathlib.Path) -> None:
