@@ -71,6 +71,8 @@ _CREATING = frozenset({"STOR", "APPE", "MKD", "XMKD", "RNTO"})
 # Commands that need a data connection: without one (no PASV/EPSV/PORT/EPRT) they are refused.
 _TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 _DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
+# Commands after which a REST marker still holds (every other one clears it once it has run).
+_REST_KEPT_BY = frozenset({b"REST", b"PASV", b"EPSV", b"PORT", b"EPRT", b"TYPE"})
 _NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
 _TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
 # The level of each pyftpdlib logger method its handlers pass as ``logfun`` (see FtpsdHandler.log).
@@ -433,6 +435,15 @@ class FtpsdHandler(TLS_FTPHandler):
     handle_read_event = tls_read_event  # pyftpdlib's, without a context manager per event
     handle_write_event = tls_write_event
     max_line = 2048  # bytes in one command line; a longer line is refused whole
+    # Replies queued for a client that does not read them: past this many bytes the session reads
+    # and runs no further command until they drain (a listing being sent counts as this much).
+    max_reply_backlog = 64 * 1024
+    # Lines read but not yet run (a login being decided, a reply backlog): past this the session
+    # ends (reads stop first, so only a client that defeats that gets here).
+    max_held_bytes = 256 * 1024
+    # Seconds a closing session (421, QUIT, a TLS shutdown) may take to send its last replies and
+    # close_notify before the connection is cut: a client that never reads cannot keep it open.
+    close_grace = 5.0
 
     def __init__(self, conn, server, ioloop=None) -> None:
         self.user_max_rate = 0
@@ -444,6 +455,10 @@ class FtpsdHandler(TLS_FTPHandler):
         self._checking_password = False
         self._auth_delay = False  # a failed login's reply is still being delayed
         self._held: collections.deque[bytes | None] = collections.deque()  # lines read meanwhile
+        self._held_bytes = 0
+        self._partial: tuple[list[bytes], int] | None = None  # the next line's start, while one runs
+        self._resume_due = False  # a _resume is scheduled (the reply backlog drained)
+        self._close_deadline = None  # the close_grace timer, once the session closes
         self._overlong = False  # discarding the rest of a line longer than max_line
         self._login_timer = None
         self._data_failure = ""  # why a data connection failed before any command needed it
@@ -579,6 +594,8 @@ class FtpsdHandler(TLS_FTPHandler):
             return
         self._released = True
         self._stop_login_timer()
+        if self._close_deadline is not None and not self._close_deadline.cancelled:
+            self._close_deadline.cancel()
         try:
             self._release_user()
             for temp in list(self._uploads):
@@ -647,6 +664,13 @@ class FtpsdHandler(TLS_FTPHandler):
         return True
 
     # --- command lines: framed whole, run one at a time, in order ---------------------------
+    def decode(self, data: bytes) -> str:
+        """A command line must be UTF-8 (RFC 2640): pyftpdlib replaced invalid bytes with U+FFFD,
+        so ``caf\\xe9`` and ``caf\\xe8`` (Latin-1 names) were both ``caf`` + U+FFFD: a second
+        upload replaced the first, a ``DELE`` removed a file the client never named. Strict
+        decoding makes pyftpdlib answer ``501 Can't decode command.`` before anything runs."""
+        return data.decode(self.encoding)
+
     def collect_incoming_data(self, data: bytes) -> None:
         """pyftpdlib empties its line buffer past 2,048 bytes but goes on reading, so the tail of an
         over-long line ran as a command of its own. Here the whole line is discarded up to its CRLF
@@ -665,10 +689,17 @@ class FtpsdHandler(TLS_FTPHandler):
         self._overlong = False
         self._in_buffer = []
         self._in_buffer_len = 0
-        if self._busy() or self._held:
-            # A login is being decided: what the client pipelined behind it waits its turn (the
-            # socket is unregistered meanwhile, so this holds at most one read).
+        if self._busy() or self._held or self._backlogged():
+            # A login is being decided, or the client is not reading its replies: what it
+            # pipelined waits its turn (the socket is not read meanwhile, see _pace_reads).
             self._held.append(line)
+            self._held_bytes += len(line or b"") + 2
+            if self._held_bytes > self.max_held_bytes:
+                log.warning(
+                    "%s:%s too many commands pipelined unread: closing", self.remote_ip, self.remote_port
+                )
+                self._held.clear()
+                self._cut()
             return
         self._run_line(line)
 
@@ -676,22 +707,111 @@ class FtpsdHandler(TLS_FTPHandler):
         if line is None:
             if self._idler is not None and not self._idler.cancelled:
                 self._idler.reset()
+            self._restart_position = 0  # a command like any other (REST: below)
             self.respond_w_warning("500 Command too long.")
             return
+        # A held line runs after later reads: the start of the next line may already be in
+        # _in_buffer. It stays the next line's (it used to be dropped, so the rest of that line
+        # ran as a command of its own), unless the command discards the input (AUTH TLS).
+        self._partial = (self._in_buffer, self._in_buffer_len)
         self._in_buffer = [line]
         self._in_buffer_len = len(line)
-        super().found_terminator()
+        try:
+            super().found_terminator()
+        finally:
+            if self._partial is not None:
+                self._in_buffer, self._in_buffer_len = self._partial
+                self._partial = None
+        # REST applies to the transfer command that follows it (RFC 959: "shall be immediately
+        # followed by"); data-connection setup may come between. pyftpdlib kept the marker through
+        # any other command, so a STOR long after a REST (whose APPE was refused, say) overwrote
+        # in place from the marker instead of replacing the file.
+        if self._restart_position and line.split(b" ", 1)[0].upper() not in _REST_KEPT_BY:
+            self._restart_position = 0
 
     def _busy(self) -> bool:
         """True while a login is being decided (password check, or a failed login's delay)."""
         return self._checking_password or self._auth_delay
 
     def _resume(self) -> None:
-        """Run the lines held while a login was decided, in order, until the next one blocks."""
-        while self._held and not self._busy() and not self._closed and not self._closing:
-            self._run_line(self._held.popleft())
+        """Run the held lines, in order, until the next one blocks (a login being decided, or
+        replies piling up unread)."""
+        self._resume_due = False
+        if self.producer_fifo and not self._closed and self._fileno in self.ioloop.socket_map:
+            self.initiate_send()  # after add_channel (READ only): write what waits, pace reads
+        while (
+            self._held
+            and not self._busy()
+            and not self._backlogged()
+            and not self._closed
+            and not self._closing
+        ):
+            line = self._held.popleft()
+            self._held_bytes -= len(line or b"") + 2
+            self._run_line(line)
         if self._closed or self._closing:
             self._held.clear()
+            self._held_bytes = 0
+
+    # --- replies nobody reads: bounded memory, bounded time -------------------------------
+    def _backlogged(self) -> bool:
+        """True while more than ``max_reply_backlog`` bytes (or 64 replies) wait to be sent: the
+        kernel's buffers are full and the client is not reading. A command is a few bytes and its
+        reply up to a hundred times more (``HELP``, ``STAT`` of a directory): without this, 4 MB
+        of ``HELP`` never read grew a worker by 370 MB."""
+        fifo = self.producer_fifo
+        if not fifo:
+            return False
+        if len(fifo) > 64:  # 64 replies waiting is a backlog too; the sum below stays short
+            return True
+        limit = self.max_reply_backlog
+        queued = 0
+        for item in fifo:
+            queued += len(item) if isinstance(item, bytes | bytearray | memoryview) else limit
+            if queued > limit:
+                return True
+        return False
+
+    def initiate_send(self) -> None:
+        super().initiate_send()
+        self._pace_reads()
+
+    def _pace_reads(self) -> None:
+        """The one place reading follows writing: while replies are backlogged the socket is
+        watched for writing only (commands stay in the kernel's buffers, and then the client's);
+        once they drain, pyftpdlib's ``initiate_send`` watches it for reading again and the lines
+        held meanwhile run in order."""
+        if self._closed or self._fileno is None or self._fileno not in self.ioloop.socket_map:
+            return
+        if self._backlogged():
+            if self._wanted_io_events != self.ioloop.WRITE:
+                self.ioloop.modify(self._fileno, self.ioloop.WRITE)
+                self._wanted_io_events = self._current_io_events = self.ioloop.WRITE
+        elif self._held and not self._busy() and not self._resume_due:
+            self._resume_due = True  # not from inside a send: replies of held lines push again
+            self.ioloop.call_later(0, self._resume, _errback=self.handle_error)
+
+    def close_when_done(self) -> None:
+        super().close_when_done()
+        self._arm_close_deadline()
+
+    def close(self) -> None:
+        super().close()  # on an established TLS connection: starts the TLS shutdown
+        self._arm_close_deadline()
+
+    def _arm_close_deadline(self) -> None:
+        if self._closed or self._close_deadline is not None:
+            return
+        self._close_deadline = self.ioloop.call_later(self.close_grace, self._cut, _errback=self.handle_error)
+
+    def _cut(self) -> None:
+        """End the session now: no more replies, no TLS shutdown (which needs the client to read)."""
+        if self._closed:
+            return
+        self._error = True  # SSLConnectionMixin.close: close the socket, no SSL_shutdown
+        self._ssl_closing = False
+        self.producer_fifo.clear()
+        self.close()
 
     # --- login deadline -------------------------------------------------------------------
     def _start_login_timer(self) -> None:
@@ -724,16 +844,25 @@ class FtpsdHandler(TLS_FTPHandler):
         (in the same packet or before the handshake) is discarded, never run as if it came over
         TLS (the STARTTLS command-injection class, CVE-2011-0411)."""
         super().ftp_AUTH(line)
-        if self._ssl_requested and (self.ac_in_buffer or self._in_buffer):
+        if not self._ssl_requested:
+            return
+        # Unread bytes, the start of the next line, and whole lines held (replies backlogged).
+        partial = self._partial[1] if self._partial is not None else self._in_buffer_len
+        discarded = len(self.ac_in_buffer) + partial + self._held_bytes
+        self.ac_in_buffer = b""
+        self._in_buffer = []
+        self._in_buffer_len = 0
+        self._partial = None
+        self._overlong = False
+        self._held.clear()
+        self._held_bytes = 0
+        if discarded:
             log.warning(
                 "%s:%s discarded %d plaintext bytes pipelined after AUTH TLS",
                 self.remote_ip,
                 self.remote_port,
-                len(self.ac_in_buffer) + sum(len(chunk) for chunk in self._in_buffer),
+                discarded,
             )
-            self.ac_in_buffer = b""
-            self._in_buffer = []
-            self._in_buffer_len = 0
 
     # --- passive ports stay in the configured range --------------------------------------
     _local_ip = ""
@@ -802,6 +931,22 @@ class FtpsdHandler(TLS_FTPHandler):
             reply, self._data_failure = self._data_failure or _NO_DATA_CONNECTION, ""
             self.respond(reply)
             self.log_cmd(cmd, args[0] if args else "", int(reply[:3]), reply[4:])
+            return
+        if (
+            args
+            and cmd != "STOU"
+            and self.proto_cmds[cmd]["perm"]
+            and final_name(os.path.basename(args[0])) is not None
+        ):
+            # The one check for every path command (pyftpdlib has mapped its argument to a path by
+            # now): the temporary name of an upload is the daemon's, never a client's. Another
+            # session renaming an upload in progress over the real name put a cut upload there
+            # (and the upload's reply said "not stored"); reading or deleting one is no better.
+            reply = _RESERVED_NAME if cmd in _CREATING else "550 Name reserved for uploads in progress."
+            if cmd == "RNTO":
+                self._rnfr = None
+            self.respond(reply)
+            self.log_cmd(cmd, args[0], int(reply[:3]), reply[4:])
             return
         if cmd in _CREATING and args and not os.path.basename(args[0]).isprintable():
             self.respond(_UNPRINTABLE_NAME)
@@ -1115,8 +1260,6 @@ class FtpsdHandler(TLS_FTPHandler):
 
     def _store_refusal(self, file: str, mode: str, upload_only: bool) -> str | None:
         """The reply refusing this STOR/APPE before any byte is read, or None to go ahead."""
-        if final_name(os.path.basename(file)) is not None:
-            return _RESERVED_NAME
         resume = mode != "w" or self._restart_position
         if upload_only and resume:
             self._restart_position = 0
@@ -1165,10 +1308,6 @@ class FtpsdHandler(TLS_FTPHandler):
         self._rnfr_identity = identity if self._rnfr else None
 
     def ftp_RNTO(self, path: str):
-        if final_name(os.path.basename(path)) is not None:
-            self.respond(_RESERVED_NAME)
-            self._rnfr = None
-            return None
         if self._rnfr:
             # Rename what RNFR named, not whatever holds that name now (another session may
             # have swapped it in between). Resolution keeps either inside the home anyway.

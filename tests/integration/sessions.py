@@ -123,6 +123,21 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True if the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            if not sock.recv(4096):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
+
+
 def bogus_record(sock: socket.socket) -> None:
     """A TLS application-data record whose MAC cannot verify, written under the TLS layer."""
     sock.sendall(b"\x17\x03\x03\x00\x20" + bytes(range(32)))

@@ -21,6 +21,7 @@ from tests.integration.conftest import PASSWORDS, Server
 from tests.integration.sessions import (
     ZERO,
     client_context,
+    closed_by_server,
     command,
     connect,
     data_connect,
@@ -39,21 +40,6 @@ def _session(server: Server, user: str = "alice"):
     ftp = server.client(user)
     ftp.voidcmd("TYPE I")
     return ftp
-
-
-def _closed_by_server(sock: socket.socket, within: float) -> bool:
-    """True if the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            if not sock.recv(4096):
-                return True
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-    return False
 
 
 def _lines_until(conn: SSL.Connection, final_code: bytes, limit: float = 10.0) -> list[bytes]:
@@ -93,7 +79,7 @@ def test_row1_foreign_connection_to_a_passive_port_says_nothing_on_the_control_c
         foreign = socket.socket()
         foreign.bind(("127.0.0.2", 0))
         foreign.connect(("127.0.0.1", port))
-        assert _closed_by_server(foreign, 5), "a foreign data connection was kept"
+        assert closed_by_server(foreign, 5), "a foreign data connection was kept"
         foreign.close()
     assert ftp.voidcmd("NOOP").startswith("200")  # not 425 (pyftpdlib's reply to no command)
     conn = data_connect(ftp, port)  # the listener still waits for the session's own client
@@ -234,7 +220,7 @@ def test_row2_a_chatty_session_cannot_starve_other_sessions_timeouts(make_server
         started = time.monotonic()
         margin = 6  # generous: the loop's own wake-ups, a loaded machine
         for sock in silent:
-            assert _closed_by_server(sock, idle + margin - (time.monotonic() - started)), (
+            assert closed_by_server(sock, idle + margin - (time.monotonic() - started)), (
                 "an idle session outlived idle_timeout while another session was chatty"
             )
         assert thread.is_alive()  # the chatty session was served all along
@@ -271,7 +257,7 @@ def test_row13_a_session_that_never_logs_in_is_closed(make_server) -> None:
     assert replies and replies[-1].startswith(b"421 Login timed out"), replies
     assert time.monotonic() - started < 8
     assert command(logged, "NOOP").startswith(b"200")  # past login_timeout, still served
-    assert _closed_by_server(half, 5)
+    assert closed_by_server(half, 5)
     logged_sock.close()
 
 
@@ -287,6 +273,46 @@ def test_row4_an_overlong_line_is_refused_whole(server: Server) -> None:
     lines = _lines_until(conn, b"200")
     assert [line[:4] for line in _final_lines(lines)] == [b"500 ", b"200 "], lines
     assert victim.exists()
+
+
+@pytest.mark.parametrize("behind", ["login", "failed login"])
+def test_a_line_split_across_records_behind_a_login_runs_whole(server: Server, behind: str) -> None:
+    """Lines pipelined behind a login are held while it is decided; the start of the next line,
+    read with them, was dropped when they ran, so the rest of that line (in the next TLS record)
+    ran as a command of its own: ``HELP `` + ``DELE victim`` deleted ``victim``. Now the line
+    runs whole (``HELP DELE victim``: 501) and the file stays."""
+    victim = server.homes["alice"] / "victim"
+    victim.write_bytes(b"v")
+    password = PASSWORDS["alice"] if behind == "login" else "wrong"
+    _sock, conn = starttls(server)
+    conn.sendall(f"USER alice\r\nPASS {password}\r\nNOOP\r\nHELP ".encode())  # NOOP: held
+    conn.sendall(b"DELE victim\r\nSYST\r\n")  # a second TLS record, read after the login's answer
+    lines = _lines_until(conn, b"215")
+    decided = b"230 " if behind == "login" else b"530 "
+    # HELP DELE victim: 501 (no such command to help with), then SYST; nothing else ran.
+    finals = [line[:4] for line in _final_lines(lines)]
+    assert finals == [b"331 ", decided, b"200 ", b"501 ", b"215 "], lines
+    assert victim.exists()
+
+
+def test_invalid_utf8_in_a_command_is_refused_before_anything_runs(server: Server) -> None:
+    """pyftpdlib replaced invalid UTF-8 with U+FFFD, so distinct names sent as Latin-1 (``r\\xe9``,
+    ``r\\xe8``) meant the one file ``r\ufffd``: DELE removed it, MKD created it. Now every such
+    line gets ``501`` and nothing on disk changes; valid UTF-8 (U+FFFD itself too) still works."""
+    home = server.homes["alice"]
+    (home / "r\ufffd").write_bytes(b"keep")
+    (home / "d\ufffd").mkdir()
+    before = sorted(os.listdir(home))
+    _sock, conn = login(server, "alice", PASSWORDS["alice"])
+    bad = [b"DELE r\xe9", b"MKD n\xff\xfe", b"RMD d\xe8", b"RNFR r\xe9", b"SIZE r\xe9", b"CWD d\xe8",
+           b"MKD a\xed\xa0\x80b", b"STOR s\xc3", b"USER \xff", b"N\xffOP"]  # fmt: skip
+    conn.sendall(b"".join(line + b"\r\n" for line in bad) + b"SYST\r\n")
+    lines = _lines_until(conn, b"215")
+    assert [line[:4] for line in _final_lines(lines)] == [b"501 "] * len(bad) + [b"215 "], lines
+    assert sorted(os.listdir(home)) == before
+    assert command(conn, "DELE r\ufffd").startswith(b"250")  # the name itself, sent as UTF-8
+    assert command(conn, "MKD caf\u00e9").startswith(b"257")
+    assert (home / "caf\u00e9").is_dir()
 
 
 def test_row5_one_login_per_pass_and_counts_released_once(make_server) -> None:

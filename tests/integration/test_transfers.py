@@ -21,6 +21,21 @@ def _parts(home) -> list[str]:
     return [p.name for p in home.iterdir() if p.name.endswith(".ftpsd-part")]
 
 
+def _epsv(ftp) -> int:
+    from tests.integration.sessions import epsv_port
+
+    return epsv_port(ftp)
+
+
+def _send_data(ftp, port: int, data: bytes) -> None:
+    from tests.integration.sessions import data_connect
+
+    conn = data_connect(ftp, port)
+    conn.sendall(data)
+    conn.unwrap()
+    conn.close()
+
+
 def _wait_no_parts(home, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while _parts(home) and time.monotonic() < deadline:
@@ -348,3 +363,71 @@ def test_upload_temporary_names_are_reserved(server: Server, how: str) -> None:
     ftp.voidcmd("NOOP")
     ftp.quit()
     assert not (server.homes["alice"] / reserved).exists()
+
+
+def test_another_session_cannot_touch_an_upload_in_progress(server: Server) -> None:
+    """While session A uploads ``big``, session B (same user) sees its temporary name in a listing
+    but cannot address it: RNFR + RNTO over ``big`` put the unfinished upload under the real name
+    (the original gone; had A been cut, a truncated file) and A's reply said ``451 Upload not
+    stored`` while ``big`` held A's data. Every path command on the name is refused now; A's upload
+    commits whole with 226."""
+    from tests.integration.sessions import data_connect, epsv_port
+
+    home = server.homes["alice"]
+    (home / "big").write_bytes(b"original")
+    a, b = server.client(), server.client()
+    for ftp in (a, b):
+        ftp.voidcmd("TYPE I")
+    port = epsv_port(a)
+    a.sendcmd("STOR big")
+    conn = data_connect(a, port)
+    conn.sendall(b"N" * 100_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (part,) = _parts(home)
+    for command in ("SIZE", "MDTM", "MLST", "DELE", "RNFR", "CWD", "RMD", "STAT"):
+        with pytest.raises(ftplib.error_perm, match=r"^550 Name reserved"):
+            b.sendcmd(f"{command} {part}")
+    with pytest.raises(ftplib.error_perm, match=r"^550 Name reserved"):
+        b.sendcmd(f"MFMT 20200101000000 {part}")
+    with pytest.raises(ftplib.error_perm, match=r"^503"):  # the refused RNFR left nothing to rename
+        b.sendcmd("RNTO big")
+    with pytest.raises(ftplib.error_perm, match=r"^550 Name reserved"):
+        b.retrbinary(f"RETR {part}", lambda _data: None)
+    assert (home / "big").read_bytes() == b"original"
+    conn.sendall(b"N" * 100_000)
+    conn.unwrap()
+    conn.close()
+    assert a.voidresp().startswith("226")
+    assert (home / "big").read_bytes() == b"N" * 200_000
+    assert _parts(home) == []
+    b.voidcmd("NOOP")
+    a.quit()
+    b.quit()
+
+
+@pytest.mark.parametrize(
+    "between", ["APPE f.txt", "SIZE f.txt", "NOOP", "PWD", "MKD d", "DELE missing", None]
+)
+def test_rest_applies_only_to_the_transfer_that_follows_it(server: Server, between: str | None) -> None:
+    """``REST 5``, then any command but data-connection setup or TYPE, then ``STOR``: the STOR
+    replaces the file (pyftpdlib kept the marker and overwrote in place from byte 5, so a client
+    whose resume was refused and that fell back to a plain upload got ``helloXYorld``). With only
+    EPSV and TYPE between (``None``), REST + STOR still resumes in place."""
+    home = server.homes["alice"]
+    (home / "f.txt").write_bytes(b"hello world")
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    assert ftp.sendcmd("REST 5").startswith("350")
+    if between is not None:
+        with contextlib.suppress(ftplib.Error):  # APPE without EPSV: 425; DELE missing: 550
+            ftp.sendcmd(between)
+    ftp.voidcmd("TYPE I")
+    port = _epsv(ftp)
+    reply = ftp.sendcmd("STOR f.txt")
+    assert reply.startswith("150"), reply
+    _send_data(ftp, port, b"XY")
+    assert ftp.voidresp().startswith("226")
+    assert (home / "f.txt").read_bytes() == (b"helloXYorld" if between is None else b"XY")
+    ftp.quit()
