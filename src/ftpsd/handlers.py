@@ -25,6 +25,7 @@ import errno
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -73,6 +74,7 @@ _TRANSFERS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 _DATA_SETUP = frozenset({"PASV", "EPSV", "PORT", "EPRT"})
 # Commands after which a REST marker still holds (every other one clears it once it has run).
 _REST_KEPT_BY = frozenset({b"REST", b"PASV", b"EPSV", b"PORT", b"EPRT", b"TYPE"})
+_TELNET_PREFIX = re.compile(rb"(?:\xff[\xf0-\xfe])+")  # IAC + Telnet command (IP, DM, ...)
 _NO_DATA_CONNECTION = "425 No data connection: send PASV or EPSV (or PORT/EPRT) first."
 _TRANSFER_BUSY = "503 A transfer is in progress: USER and REIN only after it ends (or after ABOR)."
 # The level of each pyftpdlib logger method its handlers pass as ``logfun`` (see FtpsdHandler.log).
@@ -436,7 +438,8 @@ class FtpsdHandler(TLS_FTPHandler):
     handle_write_event = tls_write_event
     max_line = 2048  # bytes in one command line; a longer line is refused whole
     # Replies queued for a client that does not read them: past this many bytes the session reads
-    # and runs no further command until they drain (a listing being sent counts as this much).
+    # and runs no further command until they drain (a reply being produced, e.g. STAT of a
+    # directory, counts as this much).
     max_reply_backlog = 64 * 1024
     # Lines read but not yet run (a login being decided, a reply backlog): past this the session
     # ends (reads stop first, so only a client that defeats that gets here).
@@ -669,6 +672,10 @@ class FtpsdHandler(TLS_FTPHandler):
         so ``caf\\xe9`` and ``caf\\xe8`` (Latin-1 names) were both ``caf`` + U+FFFD: a second
         upload replaced the first, a ``DELE`` removed a file the client never named. Strict
         decoding makes pyftpdlib answer ``501 Can't decode command.`` before anything runs."""
+        if data[:1] == b"\xff":  # RFC 959 4.1.3: Telnet IP/Synch may precede ABOR, STAT, QUIT
+            command = _TELNET_PREFIX.sub(b"", data, count=1)
+            if command[:4].upper() in (b"ABOR", b"STAT", b"QUIT"):
+                data = command
         return data.decode(self.encoding)
 
     def collect_incoming_data(self, data: bytes) -> None:
@@ -685,6 +692,13 @@ class FtpsdHandler(TLS_FTPHandler):
             self._in_buffer_len = 0
 
     def found_terminator(self) -> None:
+        if self._closed or self._closing:
+            # The session ended (QUIT, a cut) while the client's read still held more lines:
+            # asynchat would go on running them on a closed handler. Nothing after the end runs.
+            self.ac_in_buffer = b""
+            self._in_buffer = []
+            self._in_buffer_len = 0
+            return
         line = None if self._overlong else b"".join(self._in_buffer)
         self._overlong = False
         self._in_buffer = []
@@ -843,8 +857,9 @@ class FtpsdHandler(TLS_FTPHandler):
         """After ``234`` only TLS may follow: plaintext the client pipelined behind ``AUTH TLS``
         (in the same packet or before the handshake) is discarded, never run as if it came over
         TLS (the STARTTLS command-injection class, CVE-2011-0411)."""
+        starting = not self._ssl_requested
         super().ftp_AUTH(line)
-        if not self._ssl_requested:
+        if not (starting and self._ssl_requested):  # refused, or TLS already up (503)
             return
         # Unread bytes, the start of the next line, and whole lines held (replies backlogged).
         partial = self._partial[1] if self._partial is not None else self._in_buffer_len
@@ -1012,7 +1027,7 @@ class FtpsdHandler(TLS_FTPHandler):
         if not self._data_path() and not self.transfer_queued():
             self.respond("225 No transfer to abort.")
         elif self._abort_transfer():
-            self.respond("426 Transfer aborted via ABOR.", logfun=logger.info)
+            self.respond("426 Transfer aborted.", logfun=logger.info)
             self.respond("226 ABOR command successful.")
         else:
             self.respond("225 ABOR command successful; data channel closed.")
