@@ -828,18 +828,6 @@ class FtpsdHandler(TLS_FTPHandler):
         self.close()
 
     # --- login deadline -------------------------------------------------------------------
-    def handle_timeout(self) -> None:
-        """The idle timeout. While a transfer command waits for its passive data connection, the
-        listener's own deadline (at most ``idle_timeout``) answers it (425) first; the session's
-        idle time then starts again. Both deadlines fell within a millisecond when they were equal,
-        and the session could close with its 421 before the waiting transfer got its final reply."""
-        if self.transfer_queued() and self._dtp_acceptor is not None and self.connected:
-            self._idler = self.ioloop.call_later(
-                self.timeout, self.handle_timeout, _errback=self.handle_error
-            )
-            return
-        super().handle_timeout()
-
     def _start_login_timer(self) -> None:
         self._stop_login_timer()
         self._login_timer = self.ioloop.call_later(

@@ -14,12 +14,18 @@ due, a call whose ``timeout`` moved is filed again under its new deadline instea
 call therefore runs at the first ``poll()`` at or after its current deadline, whatever the other
 calls do; a call is re-filed at most once per reset that moved it past its key (at most once per
 delay period), so the work per poll stays proportional to the calls that came due.
+
+The calls that come due in one ``poll()`` run in the order of their current deadlines (filing
+order among equal ones), not of their keys: a session's idle timer, filed long ago and reset by
+its last command, must not run before a passive listener's deadline that fell earlier, or a
+client waiting for its data connection gets ``421`` where its ``425`` was due first.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import traceback
 
 from pyftpdlib.ioloop import IOLoop, timer
@@ -28,6 +34,7 @@ from pyftpdlib.log import logger
 # Cancelled entries are dropped in one pass when there are more of them than this and than half
 # the heap (pyftpdlib's own rule).
 _REHEAPIFY_AFTER = 512
+_CURRENT_DEADLINE = operator.attrgetter("timeout")
 
 
 class DeadlineScheduler:
@@ -47,7 +54,8 @@ class DeadlineScheduler:
         self._cancellations += 1
 
     def poll(self) -> float | None:
-        """Run every call whose current deadline has passed; seconds until the next key, or None."""
+        """Run every call whose current deadline has passed, earliest deadline first; seconds until
+        the next key, or None."""
         now = timer()
         tasks = self._tasks
         due = []
@@ -61,6 +69,8 @@ class DeadlineScheduler:
                 heapq.heappush(tasks, (call.timeout, next(self._order), call))
                 continue
             due.append(call)
+        if len(due) > 1:
+            due.sort(key=_CURRENT_DEADLINE)  # stable: filing order among equal deadlines
         for call in due:
             if call.cancelled:  # cancelled by a call that ran before it in this turn
                 continue

@@ -5,7 +5,8 @@ the top of, so one session that keeps resetting its idle timer held back every l
 The randomized test drives :class:`DeadlineScheduler` with a simulated clock (so it is exact and
 fast): thousands of timers, a random mix of chatty ones (reset more often than their delay),
 silent ones, ones that go quiet part way, cancellations and periodic calls; every call must run
-at the first poll at or after its current deadline and never before it.
+at the first poll at or after its current deadline and never before it, and the calls one poll
+runs must run in the order of their deadlines.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Timer:
         self.kind = kind  # "silent", "chatty", "quiets" (chatty until quiet_at), "cancel"
         self.quiet_at = quiet_at
         self.fired: list[float] = []
+        self.log: list[float] | None = None  # the deadlines the current poll ran, in order
         cls = pyftpdlib_ioloop._CallEvery if every else pyftpdlib_ioloop._CallLater
         self.call = cls(delay, self.fire, _scheduler=sched)
         self.every = every
@@ -61,6 +63,8 @@ class Timer:
         self.fired.append(self.clock.now)
         # The deadline was honoured: never early (the current deadline, after any reset).
         assert self.clock.now >= self.deadline - 1e-9, (self.kind, self.clock.now, self.deadline)
+        if self.log is not None:
+            self.log.append(self.deadline)
         self.deadline = self.clock.now + self.delay  # a periodic call's next one
 
     def chatty_now(self, now: float) -> bool:
@@ -86,7 +90,11 @@ def _turn(
             timer.call.reset()
             timer.deadline = clock.now + timer.delay
     clock.now += rng.uniform(0.001, step_max * 0.99)
+    ran: list[float] = []
+    for timer in timers:
+        timer.log = ran
     sched.poll()
+    assert ran == sorted(ran), f"one poll ran its calls out of deadline order: {ran}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -144,6 +152,31 @@ def test_a_reset_timer_runs_once_at_its_new_deadline(clock: Clock) -> None:
     clock.now += 100
     sched.poll()
     assert len(runs) == 1
+
+
+def test_calls_due_in_one_poll_run_earliest_deadline_first(clock: Clock) -> None:
+    """A session's idle timer, filed long ago and reset by its last command, comes due in the
+    same poll as the passive listener's deadline that fell before it: the listener's runs first
+    (its 425 before the idle 421; the cause of test_row12's rare failure), whatever the keys."""
+    sched = DeadlineScheduler()
+    ran: list[str] = []
+    idle = pyftpdlib_ioloop._CallLater(3, lambda: ran.append("idle"), _scheduler=sched)
+    clock.now += 0.5
+    listener = pyftpdlib_ioloop._CallLater(3, lambda: ran.append("listener"), _scheduler=sched)
+    clock.now += 0.6
+    idle.reset()  # the LIST after PASV: idle due at +4.1 now, still filed under +3
+    assert idle.timeout > listener.timeout
+    clock.now += 3.5  # one late wake-up, after both deadlines
+    sched.poll()
+    assert ran == ["listener", "idle"]
+    # Equal deadlines keep the order they were filed in.
+    ran.clear()
+    first = pyftpdlib_ioloop._CallLater(2, lambda: ran.append("first"), _scheduler=sched)
+    second = pyftpdlib_ioloop._CallLater(2, lambda: ran.append("second"), _scheduler=sched)
+    assert first.timeout == second.timeout
+    clock.now += 5
+    sched.poll()
+    assert ran == ["first", "second"]
 
 
 def test_real_loop_fires_silent_timers_while_another_keeps_resetting() -> None:
