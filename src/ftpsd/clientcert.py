@@ -90,6 +90,7 @@ class Verdict:
     der: bytes | None = None  # the leaf, for the data connections' comparison
     identities: tuple[str, ...] = ()  # the configured field's values (a verified leaf only)
     subject: str = ""  # for the log (escaped by the log formatter)
+    chain: tuple[bytes, ...] = ()  # the intermediates the client sent (DER), to judge it again
 
     @property
     def ok(self) -> bool:
@@ -291,11 +292,28 @@ class ClientTrust:
         chain = [c for c in (conn.get_peer_cert_chain(as_cryptography=True) or []) if c != mine]
         return self.verify_chain(mine, chain)
 
+    def verify_again(self, verdict: Verdict) -> Verdict:
+        """The verdict on the certificate ``verdict`` was about, under this trust (a reload's CAs
+        and CRLs): the same leaf and intermediates judged again. No certificate stays none."""
+        if not verdict.der:
+            return NO_CERTIFICATE
+        try:
+            leaf = x509.load_der_x509_certificate(verdict.der)
+            chain = [x509.load_der_x509_certificate(der) for der in verdict.chain]
+        except ValueError:
+            return Verdict("untrusted")
+        return self.verify_chain(leaf, chain)
+
     def verify_chain(self, leaf: x509.Certificate, chain: list[x509.Certificate]) -> Verdict:
         """The verdict on ``leaf`` with the intermediates the client sent (``chain``)."""
         der = leaf.public_bytes(serialization.Encoding.DER)
         subject = _subject(leaf)
-        base = {"fingerprint": sha256_fingerprint(der), "der": der, "subject": subject}
+        base = {
+            "fingerprint": sha256_fingerprint(der),
+            "der": der,
+            "subject": subject,
+            "chain": tuple(c.public_bytes(serialization.Encoding.DER) for c in chain),
+        }
         if len(chain) >= MAX_DEPTH:
             return Verdict("chain_too_long", **base)
         with warnings.catch_warnings():

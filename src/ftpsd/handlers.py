@@ -13,8 +13,9 @@ Policy on top of pyftpdlib's ``TLS_FTPHandler``:
   complete (see ``commit_upload``).
 * Every filesystem operation goes through :class:`ftpsd.homefs.HomeFS`, which resolves paths
   relative to the home's descriptor and never follows a symlink (the containment invariant).
-* Every session captures the TLS context and the users snapshot current when it started, so a
-  reload never disturbs sessions in flight.
+* Every session keeps the TLS context current when it started, so a reload never disturbs its
+  transfers; after a reload its login is judged again, at its next command, by the same login
+  rules against the new users and client trust (a removed, changed or revoked account ends).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from pyftpdlib.log import logger
 from pyftpdlib.utils import strerror
 
 from ftpsd.authorizer import FtpsdAuthorizer
-from ftpsd.clientcert import REFUSALS, Verdict, decide
+from ftpsd.clientcert import NO_CERTIFICATE, REFUSALS, Verdict, decide
 from ftpsd.counters import Counters
 from ftpsd.dtp import FtpsdDTPHandler, tls_read_event, tls_write_event
 from ftpsd.homefs import HomeFS
@@ -552,6 +553,43 @@ class FtpsdHandler(TLS_FTPHandler):
                 verdict.subject,
             )
 
+    def _login_stands(self) -> str:
+        """Empty if this session's login is still granted by the current users and client trust,
+        else why not. Judged by the login rules themselves (ftpsd.clientcert.decide): the
+        account's entry must be unchanged (the password it logged in with is the one on file) and
+        its client certificate, judged again by the current CAs and CRLs, must still do."""
+        current = type(self).authorizer
+        name = self.username
+        account = current.get_user(name)
+        if account is None:
+            return "account removed"
+        if account != self.authorizer.get_user(name):
+            return "account changed"
+        client = type(self).tls_contexts.client if type(self).tls_contexts is not None else None
+        listener = "implicit" if self.implicit else "explicit"
+        verdict = None
+        if client is not None and client.mode(listener) != "off":
+            verdict = client.verify_again(self.client_verdict or NO_CERTIFICATE)
+        ok, reason = decide(
+            required=client is not None and client.mode(listener) == "require",
+            verdict=verdict,
+            account=account,
+            name=name,
+            by_identity=current.by_identity,
+            password_ok=bool(account.hash),
+        )
+        if not ok:
+            return f"client certificate {reason}" if reason else "login no longer allowed"
+        self.authorizer = current  # judged: this snapshot serves the session from now on
+        return ""
+
+    def _end_changed_account(self, cmd: str, arg: str, why: str) -> None:
+        auth_log.warning("session ended user=%s ip=%s: %s by a reload", self.username, self.remote_ip, why)
+        reply = "421 Your account changed: log in again."
+        self.respond(reply)
+        self.log_cmd(cmd, arg, 421, reply[4:])
+        self.close_when_done()
+
     def _certificate_required(self) -> bool:
         client = self.tls_contexts.client if self.tls_contexts is not None else None
         return client is not None and client.mode("implicit" if self.implicit else "explicit") == "require"
@@ -925,6 +963,15 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- command policy ----------------------------------------------------------------
     def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        if self.authenticated and self.authorizer is not type(self).authorizer and cmd != "QUIT":
+            # A reload happened since this login (or since it was last judged): the login must
+            # still stand under the users and client trust the daemon serves now, before any
+            # command of the session runs (one gate for every command; a removed, changed or
+            # revoked account keeps no session).
+            why = self._login_stands()
+            if why:
+                self._end_changed_account(cmd, args[0] if args else "", why)
+                return
         if cmd in ("USER", "PASS") and not self._ssl_established:
             msg = "TLS required: send AUTH TLS before USER/PASS."
             self.respond("530 " + msg)

@@ -313,7 +313,7 @@ def test_require_listener_refuses_without_certificate(tmp_path: pathlib.Path, ma
 # -- revocation: CRL re-read on reload, transfers in flight unharmed ---------------------------
 
 
-def test_revocation_on_reload_keeps_the_transfer_in_flight(lab: Lab) -> None:
+def test_revocation_on_reload_keeps_the_transfer_in_flight_then_ends_the_session(lab: Lab) -> None:
     alice = lab.ca.issue(email=("alice@example.org",))
     payload = bytes(range(256)) * 4096 * 8  # 8 MiB
     (lab.server.homes["alice"] / "big.bin").write_bytes(payload)
@@ -338,7 +338,10 @@ def test_revocation_on_reload_keeps_the_transfer_in_flight(lab: Lab) -> None:
     conn.close()
     assert ftp.voidresp().startswith("226")
     assert bytes(received) == payload
-    ftp.quit()
+    # ... and the session ends at its next command: the revoked certificate keeps no session.
+    with pytest.raises(ftplib.error_temp, match=r"^421 Your account changed: log in again\.$"):
+        ftp.sendcmd("PWD")
+    assert "session ended user=alice ip=127.0.0.1: client certificate revoked by a reload" in lab.server.log()
 
 
 # -- data connections bound to the control connection's certificate ---------------------------

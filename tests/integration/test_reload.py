@@ -22,6 +22,7 @@ import pytest
 from ftpsd.pages import droppable
 from tests.certs import Issued
 from tests.integration.conftest import PASSWORDS, Server
+from tests.integration.sessions import wait_counted_zero
 
 
 def _write_random(path, size: int) -> str:
@@ -148,6 +149,7 @@ def test_broken_config_at_reload_keeps_old(server: Server) -> None:
 
 def test_reload_users(server: Server) -> None:
     bob = server.client("bob")
+    alice_session = server.client("alice")
     users_path = server.root / "users.json"
     doc = json.loads(users_path.read_text())
     alice = next(u for u in doc["users"] if u["name"] == "alice")
@@ -163,9 +165,62 @@ def test_reload_users(server: Server) -> None:
     with pytest.raises(ftplib.error_perm, match=r"^530"):
         ftp.login("bob", PASSWORDS["bob"])  # removed user refused
     ftp.close()
-    # bob's session in flight keeps its permissions until it ends.
-    bob.retrlines("LIST", lambda _: None)
-    bob.quit()
+    # bob's session in flight ends at its next command: a removed account keeps no session.
+    with pytest.raises(ftplib.error_temp, match=r"^421 Your account changed: log in again\.$"):
+        bob.retrlines("LIST", lambda _: None)
+    assert "session ended user=bob ip=127.0.0.1: account removed by a reload" in server.log()
+    # alice's account did not change: her session goes on, under the new users file.
+    alice_session.retrlines("LIST", lambda _: None)
+    alice_session.quit()
+
+
+@pytest.mark.parametrize("change", ["password", "perm", "home", "unchanged"])
+def test_a_changed_account_ends_its_sessions_at_their_next_command(server: Server, change: str) -> None:
+    """Whatever changed in the account's entry (its password, rights or home), every session of
+    it ends with 421 at its next command after the reload, before the command runs: the operator
+    who changes a leaked password or takes a right away does not leave a session using the old
+    one. Other accounts' sessions, and an account whose entry did not change, go on."""
+    (server.homes["dave"] / "keep.txt").write_bytes(b"keep")
+    dave = server.client("dave")
+    dave_too = server.client("dave")
+    carol = server.client("carol")
+    users_path = server.root / "users.json"
+    doc = json.loads(users_path.read_text())
+    entry = next(u for u in doc["users"] if u["name"] == "dave")
+    if change == "password":
+        entry["hash"] = next(u for u in doc["users"] if u["name"] == "alice")["hash"]
+    elif change == "perm":
+        entry["perm"] = "ro"
+    elif change == "home":
+        other = server.root / "dave-new-home"
+        other.mkdir()
+        entry["home"] = str(other)
+    users_path.write_text(json.dumps(doc))
+    done = server.reload_command()
+    assert done.returncode == 0, done.stdout + done.stderr
+    if change == "unchanged":
+        assert dave.sendcmd("NOOP").startswith("200")
+        dave.delete("keep.txt")  # still allowed: nothing changed
+        dave_too.quit()
+    else:
+        # The DELE, and what is pipelined behind it, never runs: one 421, then the end.
+        dave.sock.sendall(b"DELE keep.txt\r\nDELE keep.txt\r\nNOOP\r\n")
+        assert dave.getline() == "421 Your account changed: log in again."
+        assert dave.file.read() == ""  # nothing more: the session ended
+        assert (server.homes["dave"] / "keep.txt").exists()
+        with pytest.raises(ftplib.error_temp, match=r"^421 "):
+            dave_too.sendcmd("PWD")
+        assert server.log().count("session ended user=dave ip=127.0.0.1: account changed by a reload") == 2
+        # A new login gets what the file says now.
+        if change == "password":
+            fresh = server.client(login=False)
+            with pytest.raises(ftplib.error_perm, match=r"^530"):
+                fresh.login("dave", PASSWORDS["dave"])
+            fresh.close()
+    assert carol.sendcmd("NOOP").startswith("200")
+    carol.quit()
+    # Every session's accounting was released: the counts come back to zero.
+    wait_counted_zero(server)
 
 
 def test_reload_tls_policy(server: Server) -> None:
