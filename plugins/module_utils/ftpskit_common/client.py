@@ -43,6 +43,7 @@ from .x509 import (
     normalize_fingerprint,
     normalize_spki,
     parse_certificate,
+    printable,
     sha256_fingerprint,
 )
 
@@ -426,6 +427,9 @@ class ProbeError(Exception):
     """A probe failed. ``kind`` is one of :data:`ERROR_KINDS`; ``str()`` is for people."""
 
     def __init__(self, kind: str, message: str, result: dict[str, Any] | None = None) -> None:
+        # Messages quote what the server said (its replies, its certificate's names): shown to
+        # people, so never with a character a terminal would act on (x509.printable).
+        message = printable(message)
         super().__init__(message)
         self.kind = kind
         self.message = message

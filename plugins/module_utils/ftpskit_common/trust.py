@@ -36,6 +36,7 @@ from .client import (
     compare_pin,
     describe_key,
     hostname_matches,
+    printable,
     probe,
     server_key,
 )
@@ -59,8 +60,15 @@ SYSTEM_PIN_FILE = "/etc/ftps-trust/known_servers.json"
 
 def _print(*parts: Any, file: TextIO, sep: str = " ") -> None:
     """Write a line to ``file`` (the streams main() was given: testable, and no print() in
-    module_utils, which ansible-test reserves for modules' own output)."""
-    file.write(sep.join(str(part) for part in parts) + "\n")
+    module_utils, which ansible-test reserves for modules' own output).
+
+    The one way out to the person: every character that is not printable is escaped
+    (:func:`.x509.printable`) except the line breaks of the command's own layout, so nothing a
+    server or a pin file chose (an ANSI escape, a bidi override) reaches the terminal as is. Text
+    from a server has no line breaks left by then (the X.509 reader and :class:`.ProbeError`
+    escape them), so it cannot fake a line of its own either."""
+    text = sep.join(str(part) for part in parts)
+    file.write("\n".join(printable(line) for line in text.split("\n")) + "\n")
 
 
 def default_pin_file() -> str:
