@@ -329,3 +329,25 @@ def test_module_refuses_a_concurrency_out_of_bounds(concurrency: int) -> None:
     )
     assert bad["failed"] is True
     assert bad["msg"] == f"concurrency must be from 1 to 256, not {concurrency}"
+
+
+def test_module_pin_file_keys_in_any_spelling_and_fails_closed_without_a_pin(tmp_path) -> None:
+    """``pin_file`` with ``validate_certs: false`` (a self-signed server accepted with ftps-trust):
+    the entry is found however the file spells the key, and a file without an entry for the server
+    fails the task instead of probing a server whose identity nothing checks."""
+    issued = make_leaf(None, cn="selfsigned")
+    certfile, keyfile = issued.write(tmp_path, "selfsigned")
+    fields = parse_certificate(issued.der)
+    pins = tmp_path / "known_servers.json"
+    with serving(tmp_path / "root", certfile, keyfile) as srv:
+        entry = {"fingerprint_sha256": fields["fingerprint_sha256"].upper(), "source": "test"}
+        pins.write_text(json.dumps({"version": 1, "servers": {f"LocalHost.:{srv.port}": entry}}))
+        base = {"host": "localhost", "port": srv.port, "validate_certs": False, "pin_file": str(pins)}
+        found = _ansible_probe(base, python=sys.executable)
+        pins.write_text(json.dumps({"version": 1, "servers": {f"other.example:{srv.port}": entry}}))
+        missing = _ansible_probe(base, python=sys.executable)
+    assert found.get("failed") is not True, found
+    assert found["pin_matched"] is True
+    assert missing["failed"] is True
+    assert missing["error_kind"] == "pin_mismatch"
+    assert f"has no pin for localhost:{srv.port}" in missing["msg"]

@@ -30,6 +30,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import socket
 import ssl
 import time
@@ -290,10 +291,53 @@ class FTPSClient(ftplib.FTP_TLS):
 # ---------------------------------------------------------------------------------------------
 
 
+# A host name as a pin key: LDH labels (underscore tolerated, as resolvers do), 1..63 each.
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def canonical_host(host: str) -> str:
+    """The one spelling of a server's host, so one server has one pin key however it is written.
+
+    An IP address in its compressed form (``0:0::1`` and ``[::1]`` are ``::1``, hex in lower
+    case); a name in lower case, without the root's trailing dot, internationalized labels as
+    their A-labels (``bücher.example`` is ``xn--bcher-kva.example``). ValueError with a sentence
+    for anything else (blanks, controls, ``/``, an empty label, more than 253 characters): such a
+    string names no server and must never become or find a pin.
+    """
+    text = str(host).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        pass
+    name = text.lower()
+    name = name[:-1] if name.endswith(".") else name
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError as exc:
+        raise ValueError(f"{printable(host)!r} is not a host name or an IP address ({exc})") from None
+    if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"{printable(host)!r} is not a host name or an IP address")
+    return name
+
+
 def server_key(host: str, port: int) -> str:
-    """The pin store's key for a server: ``host:port``, IPv6 in brackets, names lowercase."""
-    host = host.strip().lower().strip("[]")
+    """The pin store's key for a server: ``host:port`` with :func:`canonical_host`'s host, an
+    IPv6 address in brackets (``[::1]:21``). ValueError for a host or port that names no server."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port {port!r} is not 1..65535")
+    host = canonical_host(host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_server_key(key: str) -> str:
+    """A key as some file spells it (``FTP1.Example.:21``, ``[2001:DB8:0::5]:21``) in the one
+    spelling of :func:`server_key`; ValueError for a key that is not ``host:port``."""
+    host, sep, port = str(key).rpartition(":")
+    if not sep or not port.isdigit() or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{printable(key)!r} is not host:port ([address]:port for IPv6)")
+    return server_key(host, int(port))
 
 
 def compare_pin(fields: dict[str, Any], pin: dict[str, Any]) -> list[str]:
@@ -343,6 +387,16 @@ class PinStore:
 
     Each entry keeps ``fingerprint_sha256``, ``spki_sha256`` and the fields shown when it was
     accepted (subject, issuer, SANs, validity, key), plus ``accepted_at``.
+
+    Read whole or not at all: every key is read in :func:`server_key`'s one spelling (a file
+    written by hand or by the role with ``FTP1.Example.:21`` or ``[2001:DB8::5]:21`` still pins
+    that server), every entry must be a usable pin (:func:`check_pin_entry`); a key that names no
+    server, two spellings of one server with different pins, or an unusable entry is a
+    :class:`PinStoreError` naming it, never a pin silently ignored or a traceback.
+
+    Changes (:meth:`put`, :meth:`remove`) are remembered and :meth:`save` applies them to the file
+    as it is *then*, under an exclusive lock on its directory: two people (or two terminals)
+    accepting different servers at the same time both keep their entry.
     """
 
     VERSION = 1
@@ -350,15 +404,18 @@ class PinStore:
     def __init__(self, path: str) -> None:
         self.path = os.path.expanduser(path)
         self.servers: dict[str, dict[str, Any]] = {}
+        self._changes: dict[str, dict[str, Any] | None] = {}  # key -> new entry, None = removed
         self.load()
 
     def load(self) -> None:
+        self.servers = self._read()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             with open(self.path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except FileNotFoundError:
-            self.servers = {}
-            return
+            return {}
         except (OSError, ValueError) as exc:
             raise PinStoreError(f"cannot read pin file {self.path}: {exc}") from exc
         if (
@@ -367,7 +424,20 @@ class PinStore:
             or not isinstance(data.get("servers"), dict)
         ):
             raise PinStoreError(f"pin file {self.path} is not a version {self.VERSION} known_servers file")
-        self.servers = {key: _upgrade_entry(entry) for key, entry in data["servers"].items()}
+        servers: dict[str, dict[str, Any]] = {}
+        for written, raw in data["servers"].items():
+            try:
+                key = parse_server_key(written)
+                entry = check_pin_entry(_upgrade_entry(raw))
+            except ValueError as exc:
+                raise PinStoreError(f"pin file {self.path}: entry {printable(written)!r}: {exc}") from None
+            if key in servers and _pin_of(servers[key]) != _pin_of(entry):
+                raise PinStoreError(
+                    f"pin file {self.path}: {printable(written)!r} is {key}, which another entry pins "
+                    "differently; remove one of them"
+                )
+            servers[key] = entry
+        return servers
 
     def get(self, host: str, port: int) -> dict[str, Any] | None:
         return self.servers.get(server_key(host, port))
@@ -376,29 +446,90 @@ class PinStore:
         entry = pin_entry(fields)
         entry.update(extra)
         entry.setdefault("accepted_at", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        self.servers[server_key(host, port)] = entry
+        key = server_key(host, port)
+        self.servers[key] = entry
+        self._changes[key] = entry
         return entry
 
     def remove(self, host: str, port: int) -> bool:
-        return self.servers.pop(server_key(host, port), None) is not None
+        key = server_key(host, port)
+        if key not in self.servers:
+            return False
+        del self.servers[key]
+        self._changes[key] = None
+        return True
 
     def dumps(self) -> str:
         return json.dumps({"version": self.VERSION, "servers": self.servers}, indent=2, sort_keys=True) + "\n"
 
     def save(self) -> None:
-        """Write atomically: a temp file in the same directory, fsync, rename; mode 0600."""
+        """Apply this store's changes to the file as it is now, under an exclusive lock, and write
+        it atomically: a temp file in the same directory, fsync, rename; mode 0600."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            atomic_write(self.path, self.dumps().encode("utf-8"), 0o600)
+            with _locked(directory):
+                current = self._read()
+                for key, entry in self._changes.items():
+                    if entry is None:
+                        current.pop(key, None)
+                    else:
+                        current[key] = entry
+                self.servers = current
+                atomic_write(self.path, self.dumps().encode("utf-8"), 0o600)
+                self._changes = {}
         except OSError as exc:
             raise PinStoreError(f"cannot write pin file {self.path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Any:
+    """An exclusive ``flock`` on ``directory`` for the block (no lock file left behind); where
+    there is no ``fcntl`` (not a POSIX host) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _pin_of(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (entry.get("fingerprint_sha256"), entry.get("spki_sha256"), tuple(next_spki_pins(entry)))
+
+
+def check_pin_entry(entry: Any) -> dict[str, Any]:
+    """``entry`` if it is a usable pin, else ValueError saying why: a mapping with a
+    ``fingerprint_sha256`` (any spelling) and/or an ``spki_sha256`` (base64 or hex), each a valid
+    SHA-256, and ``next_spki_sha256`` a list of valid SPKI pins when present. The fingerprint
+    comes back in the one format; the other fields are kept as they are (shown escaped)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"must be a mapping, not {type(entry).__name__}")
+    fingerprint, spki = entry.get("fingerprint_sha256"), entry.get("spki_sha256")
+    if not fingerprint and not spki:
+        raise ValueError("a pin needs fingerprint_sha256 or spki_sha256")
+    checked = dict(entry)
+    if fingerprint:
+        if not isinstance(fingerprint, str):
+            raise ValueError("fingerprint_sha256 must be a string")
+        checked["fingerprint_sha256"] = normalize_fingerprint(fingerprint)
+    if spki:
+        if not isinstance(spki, str):
+            raise ValueError("spki_sha256 must be a string")
+        normalize_spki(spki)
+    next_spki_pins(entry)
+    return checked
 
 
 def _upgrade_entry(entry: Any) -> Any:
     """An entry as this version writes it: a fingerprint saved in another spelling (the old
     upper-case, colon-separated one) is read in :func:`.x509.sha256_fingerprint`'s format, so the
-    next save rewrites it; anything unreadable is left for :func:`compare_pin` to reject."""
+    next save rewrites it; anything unreadable is left for :func:`check_pin_entry` to reject."""
     if isinstance(entry, dict) and isinstance(entry.get("fingerprint_sha256"), str):
         with contextlib.suppress(ValueError):
             entry = {**entry, "fingerprint_sha256": normalize_fingerprint(entry["fingerprint_sha256"])}

@@ -33,6 +33,7 @@ from .client import (
     PinStore,
     PinStoreError,
     ProbeError,
+    canonical_host,
     compare_pin,
     describe_key,
     hostname_matches,
@@ -134,6 +135,7 @@ def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, in
         port = int(parsed)
     if not host:
         raise ValueError("no host given")
+    canonical_host(host)  # a name or an address, or a usage error (never a pin key of its own)
     if port and not 0 < port < 65536:
         raise ValueError(f"--port {port} is not 1..65535")
     return host, port or (990 if implicit else 21)

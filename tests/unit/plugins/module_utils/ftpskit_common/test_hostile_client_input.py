@@ -6,6 +6,8 @@ Each test names the promise it holds the code to (docs/client.md, docs/ftpsd.md)
 from __future__ import annotations
 
 import io
+import json
+import re
 import unicodedata
 
 import pytest
@@ -89,3 +91,126 @@ def test_ftps_trust_output_cannot_be_drawn_on_by_the_certificate(hostile) -> Non
     text = out.getvalue()
     _shown_safely(text)
     assert not any(line.startswith("It matches") for line in text.splitlines())
+
+
+# -- the remembered store: one key per server, every entry usable, concurrent accepts kept ------
+
+
+@pytest.fixture(scope="module")
+def leaf_fields() -> list[dict]:
+    return [parse_certificate(make_leaf(None, cn=f"s{i}").der) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("written", "host", "port"),
+    [
+        ("FTP1.Example.Internal.:21", "ftp1.example.internal", 21),
+        ("ftp1.example.internal:21", "FTP1.example.internal.", 21),
+        ("[2001:DB8:0:0::5]:990", "2001:db8::5", 990),
+        ("[2001:db8::5]:990", "[2001:0db8:0000::0005]", 990),
+        ("xn--bcher-kva.example:21", "bücher.example", 21),
+    ],
+)
+def test_one_server_has_one_pin_key_however_it_is_spelled(tmp_path, leaf_fields, written, host, port) -> None:
+    """A pin written as the role's template or a person spells the key still pins the server:
+    otherwise a fleet pin is silently skipped and a CA-signed impostor is trusted."""
+    from ftpskit_common.client import PinStore, compare_pin, pin_entry
+
+    path = tmp_path / "known_servers.json"
+    path.write_text(json.dumps({"version": 1, "servers": {written: pin_entry(leaf_fields[0])}}))
+    saved = PinStore(str(path)).get(host, port)
+    assert saved is not None, f"{written} not found as {host}:{port}"
+    assert compare_pin(leaf_fields[0], saved) == []
+    assert compare_pin(leaf_fields[1], saved) != []
+
+
+@pytest.mark.parametrize(
+    ("servers", "says"),
+    [
+        ({"h:21": "ab" * 32}, "must be a mapping"),
+        ({"h:21": {"subject": "CN=h"}}, "needs fingerprint_sha256 or spki_sha256"),
+        ({"h:21": {"fingerprint_sha256": "zz"}}, "not a SHA-256 fingerprint"),
+        ({"h:21": {"spki_sha256": "not base64!"}}, "SPKI"),
+        ({"h:21": {"fingerprint_sha256": "ab" * 32, "next_spki_sha256": 5}}, "next_spki_sha256"),
+        ({"h:21": {"fingerprint_sha256": ["ab" * 32]}}, "must be a string"),
+        ({"no port": {"fingerprint_sha256": "ab" * 32}}, "not host:port"),
+        ({"a b:21": {"fingerprint_sha256": "ab" * 32}}, "not a host name"),
+        ({"h:0": {"fingerprint_sha256": "ab" * 32}}, "1..65535"),
+        ({"::1:21": {"fingerprint_sha256": "ab" * 32}}, "not host:port"),
+        (
+            {"H:21": {"fingerprint_sha256": "ab" * 32}, "h.:21": {"fingerprint_sha256": "cd" * 32}},
+            "differently",
+        ),
+    ],
+)
+def test_an_unusable_pin_file_is_refused_whole(tmp_path, servers, says) -> None:
+    """A hostile or damaged entry is a pin-file error naming it (ftps-trust exits 5 before it
+    connects), never a traceback later and never an entry quietly ignored."""
+    from ftpskit_common.client import PinStore, PinStoreError
+
+    path = tmp_path / "known_servers.json"
+    path.write_text(json.dumps({"version": 1, "servers": servers}))
+    with pytest.raises(PinStoreError, match=re.escape(says)):
+        PinStore(str(path))
+    code = trust.main(
+        ["127.0.0.1:9", "--pin-file", str(path), "--system-pin-file", "", "--timeout", "2"],
+        stdin=io.StringIO(""),
+        stdout=io.StringIO(),
+    )
+    assert code == trust.EXIT_PIN_FILE
+
+
+def test_two_accepts_at_once_both_stay(tmp_path, leaf_fields) -> None:
+    """Two ftps-trust runs load the file, each accepts another server, each saves: both kept."""
+    from ftpskit_common.client import PinStore
+
+    path = str(tmp_path / "known_servers.json")
+    first, second = PinStore(path), PinStore(path)
+    first.put("a.example", 21, leaf_fields[0])
+    second.put("b.example", 21, leaf_fields[1])
+    first.save()
+    second.save()
+    again = PinStore(path)
+    assert again.get("a.example", 21) is not None
+    assert again.get("b.example", 21) is not None
+    # A --forget that raced an accept removes only its own entry.
+    third, fourth = PinStore(path), PinStore(path)
+    assert third.remove("a.example", 21)
+    fourth.put("c.example", 21, leaf_fields[2])
+    third.save()
+    fourth.save()
+    assert sorted(PinStore(path).servers) == ["b.example:21", "c.example:21"]
+
+
+def _accept_many(path: str, prefix: str, fields: dict, count: int) -> None:
+    from ftpskit_common.client import PinStore
+
+    for i in range(count):
+        store = PinStore(path)
+        store.put(f"{prefix}{i}.example", 21, fields)
+        store.save()
+
+
+def test_concurrent_processes_lose_no_accept(tmp_path, leaf_fields) -> None:
+    """Two processes saving 15 accepts each into one file: 30 entries, the file always JSON."""
+    import multiprocessing
+
+    from ftpskit_common.client import PinStore
+
+    path = str(tmp_path / "known_servers.json")
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_accept_many, args=(path, p, leaf_fields[0], 15)) for p in ("x", "y")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert len(PinStore(path).servers) == 30
+
+
+@pytest.mark.parametrize(
+    "target", ["ftp1 .example", "ftp1/../x", "ftp1\x1bx", "ftp1\nIt", "a..b", "-ftp1", "x" * 254]
+)
+def test_a_target_that_names_no_server_is_a_usage_error(target: str) -> None:
+    with pytest.raises(ValueError, match="not a host name"):
+        trust.parse_target(target, None, False)
