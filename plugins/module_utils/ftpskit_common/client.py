@@ -625,23 +625,37 @@ def make_context(
 
 
 def hostname_matches(name: str, sans: list[str]) -> bool:
-    """RFC 6125 matching of ``name`` against SANs (one left-most ``*`` label), for display."""
+    """RFC 6125 matching of ``name`` against SANs, as OpenSSL matches for the ``ssl`` module, for
+    display: a name in :func:`canonical_host`'s spelling (an internationalized name as its
+    A-labels, no trailing dot), a wildcard only as the whole left-most label and over at least two
+    more labels (``*.example.test``; never ``*.test`` or ``*.*.example.test``), an address only
+    against ``IP:`` SANs."""
     try:
-        address = ipaddress.ip_address(name.strip("[]"))
+        name = canonical_host(name)
     except ValueError:
-        address = None
-    if address is not None:
-        return any(s.startswith("IP:") and ipaddress.ip_address(s[3:]) == address for s in sans)
-    name = name.lower().rstrip(".")
+        return False
+    if ":" in name or name.replace(".", "").isdigit():
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(name)
+            return any(s.startswith("IP:") and _same_address(s[3:], address) for s in sans)
+    first, _dot, parent = name.partition(".")
     for san in sans:
         if not san.startswith("DNS:"):
             continue
-        pattern = san[4:].lower().rstrip(".")
+        pattern = san[4:].lower()
+        pattern = pattern[:-1] if pattern.endswith(".") else pattern
         if pattern == name:
             return True
-        if pattern.startswith("*.") and "." in name and name.split(".", 1)[1] == pattern[2:]:
+        if pattern.startswith("*.") and first and pattern[2:] == parent and pattern.count(".") >= 2:
             return True
     return False
+
+
+def _same_address(text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(text) == address
+    except ValueError:
+        return False
 
 
 def _verify_message(

@@ -214,3 +214,25 @@ def test_concurrent_processes_lose_no_accept(tmp_path, leaf_fields) -> None:
 def test_a_target_that_names_no_server_is_a_usage_error(target: str) -> None:
     with pytest.raises(ValueError, match="not a host name"):
         trust.parse_target(target, None, False)
+
+
+@pytest.mark.parametrize(
+    ("name", "sans", "match"),
+    [
+        ("example.com", ["DNS:*.com"], False),  # a wildcard over a top-level domain
+        ("a.b.example", ["DNS:*.*.example"], False),
+        ("ftp.example.test", ["DNS:*.example.test"], True),
+        ("ftp.example.test.", ["DNS:FTP.Example.Test"], True),
+        ("bücher.example", ["DNS:xn--bcher-kva.example"], True),  # U-label vs A-label: one name
+        ("www.bücher.example", ["DNS:*.xn--bcher-kva.example"], True),
+        ("127.0.0.1", ["DNS:127.0.0.1"], False),
+        ("[::1]", ["IP:0:0:0:0:0:0:0:1"], True),
+        ("ftp.example.test", ["DNS:ftp.example.test\\x00.evil"], False),
+    ],
+)
+def test_the_sans_note_matches_as_openssl_does(name: str, sans: list[str], match: bool) -> None:
+    """ftps-trust's "Note: NAME is not among the certificate's SANs" must not be left out for a
+    certificate that OpenSSL would refuse for the name (``*.com``), nor shown for one it accepts."""
+    from ftpskit_common.client import hostname_matches
+
+    assert hostname_matches(name, sans) is match
