@@ -91,6 +91,11 @@ class NoGreetingError(TimeoutError):
         self.timeout = timeout
 
 
+# The longest reply (all lines of a multi-line reply) the client reads: ftplib joins continuation
+# lines without a bound (and with quadratic copying), so a hostile server could send "220-" lines
+# until the client's memory runs out. A greeting, a FEAT or a STAT of a directory is far shorter.
+MAX_REPLY_BYTES = 1024 * 1024
+
 # A resolver that answers "temporary failure" (EAI_AGAIN: no answer from the DNS, e.g. one that is
 # reloading) is asked again, at most this many times in all, this many seconds apart; any other
 # failure (a name that does not exist, a refused or silent port) is raised at once.
@@ -217,6 +222,24 @@ class FTPSClient(ftplib.FTP_TLS):
         rest = None if self.timeout is None else max(self.timeout - patience, 0.001)
         if not _readable(raw, rest, self.timeout):
             raise NoGreetingError(self.timeout)
+
+    def getmultiline(self) -> str:
+        """As ftplib's (a reply's lines joined by ``\\n``), at most :data:`MAX_REPLY_BYTES` long:
+        a longer one is ``ftplib.error_proto``, not a client that reads until its memory is gone."""
+        line = self.getline()
+        if line[3:4] != "-":
+            return line
+        code, lines, size = line[:3], [line], len(line)
+        while True:
+            nextline = self.getline()
+            lines.append(nextline)
+            size += len(nextline) + 1
+            if size > MAX_REPLY_BYTES:
+                raise ftplib.error_proto(  # noqa: S321 - an exception class, no FTP call
+                    f"the server's {code} reply is longer than {MAX_REPLY_BYTES} bytes; not read further"
+                )
+            if nextline[:3] == code and nextline[3:4] != "-":
+                return "\n".join(lines)
 
     def auth(self) -> str:
         """AUTH TLS, checking the certificate against :attr:`tls_name` (ftplib uses ``host``)."""

@@ -236,3 +236,53 @@ def test_the_sans_note_matches_as_openssl_does(name: str, sans: list[str], match
     from ftpskit_common.client import hostname_matches
 
     assert hostname_matches(name, sans) is match
+
+
+# -- a hostile server's replies ------------------------------------------------------------------
+
+
+def _endless_greeting(lines: int) -> tuple[int, object]:
+    """A one-connection loopback server that greets with ``lines`` continuation lines (bounded)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+
+    def serve() -> None:
+        with listener:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(20)
+                try:
+                    chunk = b"".join(b"220-" + b"x" * 96 + b"\r\n" for _ in range(1000))
+                    for _ in range(lines // 1000):
+                        conn.sendall(chunk)
+                    conn.sendall(b"220 welcome\r\n")
+                    conn.recv(100)
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_an_endless_multiline_reply_is_cut_off() -> None:
+    """ftplib joins a reply's continuation lines without a bound: 2 MB of "220-" lines are a
+    protocol error at 1 MiB, not a client reading until its memory is gone."""
+    import ftplib
+
+    from ftpskit_common.client import FTPSClient
+
+    port, thread = _endless_greeting(20_000)
+    client = FTPSClient(timeout=10)
+    try:
+        with pytest.raises(ftplib.error_proto, match="longer than 1048576 bytes"):
+            client.connect("127.0.0.1", port)
+    finally:
+        client.close()
+        thread.join(20)
