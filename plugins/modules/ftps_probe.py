@@ -263,7 +263,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client
     PinStoreError,
     ProbeError,
     probe,
-    server_key,
+    server_label,
 )
 
 
@@ -328,7 +328,7 @@ def main() -> None:
         if pin is None and not p["validate_certs"]:
             # Fail closed: the pin file was to be the only check, and it has none for this server.
             module.fail_json(
-                msg=f"{p['pin_file']} has no pin for {server_key(p['host'], port)}: with "
+                msg=f"{p['pin_file']} has no pin for {server_label(p['host'], port)}: with "
                 "validate_certs false nothing would check the server's identity",
                 error_kind="pin_mismatch",
             )

@@ -80,7 +80,7 @@ class ImplicitPortError(Exception):
     """An explicit connection met a port that answers TLS from the first byte (implicit FTPS)."""
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__(f"{server_key(host, port)} speaks TLS from the first byte")
+        super().__init__(f"{server_label(host, port)} speaks TLS from the first byte")
 
 
 class NoGreetingError(TimeoutError):
@@ -352,6 +352,16 @@ def server_key(host: str, port: int) -> str:
         raise ValueError(f"port {port!r} is not 1..65535")
     host = canonical_host(host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def server_label(host: str, port: int) -> str:
+    """``host:port`` for a message: :func:`server_key`'s spelling, or for a host or port that
+    names no server (a message about it must not fail) the text as given, made printable."""
+    try:
+        return server_key(host, port)
+    except ValueError:
+        text, port_text = printable(str(host).strip()), printable(str(port))
+        return f"[{text.strip('[]')}]:{port_text}" if ":" in text else f"{text}:{port_text}"
 
 
 def parse_server_key(key: str) -> str:
@@ -740,7 +750,7 @@ def _tls_or_raise(
     server_hostname: str | None,
 ) -> FTPSClient:
     """Connect and complete TLS, turning transport problems into :class:`ProbeError`."""
-    where = server_key(host, port)
+    where = server_label(host, port)
     try:
         return _connect(
             host, port, implicit=implicit, context=context, timeout=timeout, server_hostname=server_hostname
@@ -926,8 +936,8 @@ def probe(
             if mismatches:
                 raise ProbeError(
                     "pin_mismatch",
-                    f"pin mismatch for {server_key(host, port)}: the server presents a different certificate "
-                    f"than the pinned one ({'; '.join(mismatches)}); subject {fields['subject']}, "
+                    f"pin mismatch for {server_label(host, port)}: the server presents a different "
+                    f"certificate than the pinned one ({'; '.join(mismatches)}); subject {fields['subject']}, "
                     f"not after {fields['not_after']}",
                     result,
                 )

@@ -286,3 +286,13 @@ def test_an_endless_multiline_reply_is_cut_off() -> None:
     finally:
         client.close()
         thread.join(20)
+
+
+def test_a_probe_of_a_host_that_names_no_server_fails_as_a_probe_error() -> None:
+    """The canonical key refuses such a host; a message about it still names it (printable)."""
+    from ftpskit_common.client import probe
+
+    with pytest.raises(ProbeError) as raised:
+        probe("no such\x1bhost", 21, timeout=2)
+    assert raised.value.kind == "connect"
+    assert "no such\\x1bhost:21" in raised.value.message
