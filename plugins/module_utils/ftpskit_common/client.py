@@ -937,8 +937,8 @@ def probe(
                 raise ProbeError(
                     "pin_mismatch",
                     f"pin mismatch for {server_label(host, port)}: the server presents a different "
-                    f"certificate than the pinned one ({'; '.join(mismatches)}); subject {fields['subject']}, "
-                    f"not after {fields['not_after']}",
+                    f"certificate than the pinned one ({'; '.join(mismatches)}); "
+                    f"subject {fields['subject']}, not after {fields['not_after']}",
                     result,
                 )
         if username:
