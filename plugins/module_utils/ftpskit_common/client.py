@@ -540,13 +540,22 @@ def check_pin_entry(entry: Any) -> dict[str, Any]:
     """``entry`` if it is a usable pin, else ValueError saying why: a mapping with a
     ``fingerprint_sha256`` (any spelling) and/or an ``spki_sha256`` (base64 or hex), each a valid
     SHA-256, and ``next_spki_sha256`` a list of valid SPKI pins when present. The fingerprint
-    comes back in the one format; the other fields are kept as they are (shown escaped)."""
+    comes back in the one format; every other text (subject, ``source``, ``accepted_at``, ...) is
+    shown to people, so it comes back :func:`.x509.printable` (a line break in a hand-edited or
+    hostile file cannot fake a line of ftps-trust's output)."""
     if not isinstance(entry, dict):
         raise ValueError(f"must be a mapping, not {type(entry).__name__}")
     fingerprint, spki = entry.get("fingerprint_sha256"), entry.get("spki_sha256")
     if not fingerprint and not spki:
         raise ValueError("a pin needs fingerprint_sha256 or spki_sha256")
-    checked = dict(entry)
+    checked = {
+        key: printable(value)
+        if isinstance(value, str)
+        else [printable(v) if isinstance(v, str) else v for v in value]
+        if isinstance(value, list)
+        else value
+        for key, value in entry.items()
+    }
     if fingerprint:
         if not isinstance(fingerprint, str):
             raise ValueError("fingerprint_sha256 must be a string")

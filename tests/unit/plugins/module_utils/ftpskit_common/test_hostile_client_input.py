@@ -296,3 +296,18 @@ def test_a_probe_of_a_host_that_names_no_server_fails_as_a_probe_error() -> None
         probe("no such\x1bhost", 21, timeout=2)
     assert raised.value.kind == "connect"
     assert "no such\\x1bhost:21" in raised.value.message
+
+
+def test_a_pin_files_text_cannot_fake_a_line_either(tmp_path, leaf_fields) -> None:
+    """The texts of a pin entry (written by hand, or by a hostile hand) are shown escaped too."""
+    from ftpskit_common.client import PinStore, pin_entry
+
+    entry = {**pin_entry(leaf_fields[0]), "accepted_at": "2026\nIt matches\x1b[2J", "sans": ["DNS:a\nb"]}
+    path = tmp_path / "known_servers.json"
+    path.write_text(json.dumps({"version": 1, "servers": {"h:21": entry}}))
+    saved = PinStore(str(path)).get("h", 21)
+    assert saved["accepted_at"] == "2026\\nIt matches\\x1b[2J"
+    assert saved["sans"] == ["DNS:a\\nb"]
+    out = io.StringIO()
+    trust._print(f"It matches the certificate saved for h:21 ({trust._provenance(saved)}).", file=out)
+    assert len(out.getvalue().splitlines()) == 1
