@@ -386,8 +386,22 @@ def _colon_hex(data: bytes) -> str:
 def parse_certificate(der: bytes, *, now: _dt.datetime | None = None) -> dict[str, Any]:
     """The fields of a DER X.509 certificate as a JSON-friendly dict.
 
-    Raises :class:`CertificateParseError` for anything that is not a well-formed certificate.
+    Raises :class:`CertificateParseError` for anything that is not a well-formed certificate, and
+    nothing else: the bytes come from a server not trusted yet, so a structure this reader did not
+    foresee (a time with letters, an element too few or too many) is a parse error too, never a
+    ``ValueError`` or ``IndexError`` that ends ftps-trust with a traceback.
     """
+    try:
+        return _parse_certificate(der, now=now)
+    except CertificateParseError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        raise CertificateParseError(
+            f"malformed certificate ({type(exc).__name__}: {printable(str(exc))})"
+        ) from exc
+
+
+def _parse_certificate(der: bytes, *, now: _dt.datetime | None) -> dict[str, Any]:
     if not isinstance(der, bytes | bytearray) or not der:
         raise CertificateParseError("no certificate bytes")
     der = bytes(der)

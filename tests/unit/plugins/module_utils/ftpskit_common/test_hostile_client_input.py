@@ -311,3 +311,50 @@ def test_a_pin_files_text_cannot_fake_a_line_either(tmp_path, leaf_fields) -> No
     out = io.StringIO()
     trust._print(f"It matches the certificate saved for h:21 ({trust._provenance(saved)}).", file=out)
     assert len(out.getvalue().splitlines()) == 1
+
+
+# -- the X.509 reader on bytes a server chose ---------------------------------------------------
+
+
+def test_a_time_with_letters_is_a_parse_error() -> None:
+    """A UTCTime ``\\x1b6...Z`` made int() raise ValueError out of the reader: a server sending
+    such a certificate ended ftps-trust (and the probe module) with a traceback."""
+    der = make_leaf(None).der
+    start = der.index(b"\x17\x0d") + 2  # notBefore: UTCTime, 13 bytes
+    broken = der[:start] + b"\x1b6" + der[start + 2 :]
+    with pytest.raises(CertificateParseError):
+        parse_certificate(broken)
+
+
+def test_mutated_certificates_raise_only_parse_errors() -> None:
+    """A seeded, bounded mutation run (2,000 certificates, at most 20 s): nothing but
+    CertificateParseError (or a result) comes out of the reader."""
+    import random
+    import time
+
+    rng = random.Random(20261207)
+    seeds = [
+        make_leaf(None, sans=("DNS:a.test", "IP:127.0.0.1", "IP:::1")).der,
+        make_leaf(None, key_type="rsa2048").der,
+    ]
+    deadline = time.monotonic() + 20
+    escaped = []
+    for _ in range(2000):
+        if time.monotonic() > deadline:
+            break
+        der = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            pos, op = rng.randrange(len(der)), rng.random()
+            if op < 0.6:
+                der[pos] = rng.randrange(256)
+            elif op < 0.8:
+                del der[pos : pos + rng.randint(1, 8)]
+            else:
+                der[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        try:
+            parse_certificate(bytes(der))
+        except CertificateParseError:
+            pass
+        except Exception as exc:
+            escaped.append(f"{type(exc).__name__}: {exc}")
+    assert not escaped, escaped[:5]
