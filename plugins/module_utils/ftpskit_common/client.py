@@ -342,6 +342,14 @@ def canonical_host(host: str) -> str:
         raise ValueError(f"{printable(host)!r} is not a host name or an IP address ({exc})") from None
     if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(f"{printable(host)!r} is not a host name or an IP address")
+    last = name.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        # No top-level domain is numeric (RFC 3696 2): "127.1", "2130706433" or "0x7f.1" is an
+        # IPv4 address in the resolver's shorthand (inet_aton), one server with 127.0.0.1.
+        try:
+            return str(ipaddress.IPv4Address(socket.inet_aton(name)))
+        except OSError:
+            raise ValueError(f"{printable(host)!r} is not a host name or an IP address") from None
     return name
 
 

@@ -109,6 +109,9 @@ def leaf_fields() -> list[dict]:
         ("[2001:DB8:0:0::5]:990", "2001:db8::5", 990),
         ("[2001:db8::5]:990", "[2001:0db8:0000::0005]", 990),
         ("xn--bcher-kva.example:21", "bücher.example", 21),
+        ("127.0.0.1:21", "127.1", 21),  # the resolver's shorthand for one address
+        ("127.0.0.1:21", "2130706433", 21),
+        ("[::ffff:7f00:1]:21", "::FFFF:127.0.0.1", 21),
     ],
 )
 def test_one_server_has_one_pin_key_however_it_is_spelled(tmp_path, leaf_fields, written, host, port) -> None:
@@ -209,7 +212,7 @@ def test_concurrent_processes_lose_no_accept(tmp_path, leaf_fields) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["ftp1 .example", "ftp1/../x", "ftp1\x1bx", "ftp1\nIt", "a..b", "-ftp1", "x" * 254]
+    "target", ["ftp1 .example", "ftp1/../x", "ftp1\x1bx", "ftp1\nIt", "a..b", "-ftp1", "x" * 254, "1.2.3.4.5"]
 )
 def test_a_target_that_names_no_server_is_a_usage_error(target: str) -> None:
     with pytest.raises(ValueError, match="not a host name"):
