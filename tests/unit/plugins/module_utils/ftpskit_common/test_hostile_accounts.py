@@ -131,3 +131,14 @@ def test_the_users_file_refuses_a_hostile_entry_whole() -> None:
     }
     with pytest.raises(UsersFileError, match="bob"):
         validate_users(json.loads(json.dumps(doc)))
+
+
+def test_ftpsd_hash_password_refuses_a_nul_with_the_reason(monkeypatch, capsys) -> None:
+    """``ftpsd hash-password`` applies the same password rule, as a message, not a traceback."""
+    import io
+
+    from ftpsd.__main__ import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("sec\x00ret\n"))
+    assert main(["hash-password"]) == 1
+    assert "must not contain CR, LF or NUL" in capsys.readouterr().err
