@@ -16,7 +16,6 @@ from typing import Any
 from .passwd import (
     UsersFileError,
     check_auth,
-    duplicate_identities,
     duplicate_names,
     parse_hash,
     validate_home,
@@ -62,9 +61,14 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
             wanted = {**account, "home": f"{home_root.rstrip('/')}/{name}"}
         problems.extend(_check_present(label, wanted))
         present.append((label, account.get("certificate_identity") or ""))
-    # The daemon's own rules for a file (passwd.validate_users), so they can never disagree.
+    # The daemon's own rule for names in a file (passwd.validate_users), so they never disagree.
     problems.extend(duplicate_names(names))
-    problems.extend(duplicate_identities(present))
+    owner: dict[str, str] = {}
+    for label, identity in present:
+        if identity and identity in owner:
+            problems.append(f"{label}: 'certificate_identity' {identity!r} is also {owner[identity]}'s")
+        if identity:
+            owner.setdefault(identity, label)
     return problems
 
 
