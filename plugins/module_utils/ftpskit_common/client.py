@@ -148,6 +148,25 @@ def _readable(raw: socket.socket, wait: float | None, then: float | None) -> boo
     return True
 
 
+class _ReplyIO(socket.SocketIO):
+    """The control connection's reader: each receive waits at most until the reply's deadline
+    (:attr:`FTPSClient._reply_deadline`), so a server that trickles a reply a byte at a time
+    cannot hold the client longer than its timeout (a socket's timeout is per receive)."""
+
+    def __init__(self, sock: socket.socket, client: FTPSClient) -> None:
+        super().__init__(sock, "rb")
+        self._client = client
+
+    def readinto(self, b: Any) -> int | None:
+        deadline = self._client._reply_deadline
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete reply within {self._client.timeout:g} s")
+            self._sock.settimeout(min(left, self._client.timeout or left))
+        return super().readinto(b)
+
+
 class FTPSClient(ftplib.FTP_TLS):
     """An FTP_TLS that reuses the control connection's TLS session on every data connection.
 
@@ -172,6 +191,7 @@ class FTPSClient(ftplib.FTP_TLS):
         self.server_hostname = server_hostname
         self.data_sessions_reused: list[bool] = []
         self.last_data_setup: tuple[float, float] = (0.0, 0.0)
+        self._reply_deadline: float | None = None
         super().__init__(context=context or ssl.create_default_context(), timeout=timeout)
         if host:
             self.connect(host, port or (990 if implicit else 21))
@@ -207,7 +227,7 @@ class FTPSClient(ftplib.FTP_TLS):
             raw.close()
             raise
         self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.file = self._reply_file()
         self.welcome = self.getresp()
         return self.welcome
 
@@ -223,7 +243,26 @@ class FTPSClient(ftplib.FTP_TLS):
         if not _readable(raw, rest, self.timeout):
             raise NoGreetingError(self.timeout)
 
+    def _reply_file(self) -> io.TextIOWrapper:
+        """What ``sock.makefile("r", encoding=...)`` makes, over :class:`_ReplyIO`."""
+        self.sock._io_refs += 1  # as makefile() does: the socket stays open while the file is
+        text = io.TextIOWrapper(io.BufferedReader(_ReplyIO(self.sock, self)), self.encoding)
+        text.mode = "r"
+        return text
+
     def getmultiline(self) -> str:
+        """One reply, read within the client's timeout in all (see :meth:`_read_reply`)."""
+        if self.timeout is None or self._reply_deadline is not None:
+            return self._read_reply()
+        self._reply_deadline = time.monotonic() + self.timeout
+        try:
+            return self._read_reply()
+        finally:
+            self._reply_deadline = None
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(self.timeout)
+
+    def _read_reply(self) -> str:
         """As ftplib's (a reply's lines joined by ``\\n``), at most :data:`MAX_REPLY_BYTES` long:
         a longer one is ``ftplib.error_proto``, not a client that reads until its memory is gone."""
         line = self.getline()
@@ -247,7 +286,7 @@ class FTPSClient(ftplib.FTP_TLS):
             raise ValueError("Already using TLS")
         resp = self.voidcmd("AUTH TLS")
         self.sock = self.context.wrap_socket(self.sock, server_hostname=self.tls_name)
-        self.file = self.sock.makefile(mode="r", encoding=self.encoding)
+        self.file = self._reply_file()
         return resp
 
     def login(self, user: str = "", passwd: str = "", acct: str = "", secure: bool = True) -> str:

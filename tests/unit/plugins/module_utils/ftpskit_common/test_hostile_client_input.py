@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import unicodedata
 
 import pytest
@@ -361,3 +362,48 @@ def test_mutated_certificates_raise_only_parse_errors() -> None:
         except Exception as exc:
             escaped.append(f"{type(exc).__name__}: {exc}")
     assert not escaped, escaped[:5]
+
+
+def test_a_reply_trickled_byte_by_byte_ends_at_the_timeout() -> None:
+    """A socket's timeout is per receive: a server sending one byte of its greeting every 0.2 s
+    (for 8 s here) held a client with a 2 s timeout for as long as it liked. A reply now has the
+    client's timeout in all."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.sendall(b"220-")
+                    for _ in range(40):
+                        if stop.wait(0.2):
+                            return
+                        conn.sendall(b"x")
+                    conn.sendall(b"\r\n220 welcome\r\n")
+                    conn.recv(100)
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    from ftpskit_common.client import FTPSClient
+
+    client = FTPSClient(timeout=2)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            client.connect("127.0.0.1", listener.getsockname()[1])
+        assert time.monotonic() - start < 5
+    finally:
+        stop.set()
+        client.close()
+        thread.join(20)
