@@ -193,6 +193,17 @@ def parse_hash(encoded: str) -> ParsedHash:
     raise UsersFileError(f"unknown hash scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
 
 
+# A login verifies one hash of every cost class in the users file (ftpsd's authorizer: the same
+# work for every name, known or not), so the number of classes multiplies the cost of each login.
+MAX_COST_CLASSES = 4
+
+
+def cost_class(encoded: str) -> str:
+    """What a verification of ``encoded`` costs: scheme, parameters, salt and digest sizes."""
+    parsed = parse_hash(encoded)
+    return f"{encoded.rsplit('$', 2)[0]}${len(parsed.salt)}${len(parsed.digest)}"
+
+
 def verify_password(password: str, encoded: str) -> bool:
     """True if ``password`` matches ``encoded``. Constant-time comparison; False on bad hashes."""
     try:
@@ -457,6 +468,14 @@ def validate_users(data: Any) -> list[User]:
         names.append((f"user {user.name!r}", user.name, f"users[{index}]"))
     problems.extend(duplicate_names(names))
     problems.extend(duplicate_identities([(u.name, u.certificate_identity) for u in users]))
+    classes = {cost_class(u.hash) for u in users if u.hash}
+    if len(classes) > MAX_COST_CLASSES:
+        problems.append(
+            f"users file: its hashes are of {len(classes)} cost classes (scheme, parameters, salt and "
+            f"digest sizes), at most {MAX_COST_CLASSES}: every login verifies one hash of each, so "
+            "each class adds a check to every login; re-hash them with one scheme (the ftps_users "
+            "role does, from the passwords)"
+        )
     if problems:
         raise UsersFileError(problems)
     return users

@@ -142,3 +142,17 @@ def test_ftpsd_hash_password_refuses_a_nul_with_the_reason(monkeypatch, capsys) 
     monkeypatch.setattr("sys.stdin", io.StringIO("sec\x00ret\n"))
     assert main(["hash-password"]) == 1
     assert "must not contain CR, LF or NUL" in capsys.readouterr().err
+
+
+def _with_salt(size: int) -> str:
+    return f"$scrypt$ln=14,r=8,p=1${_b64(b's' * size)}${_b64(b'd' * 32)}"
+
+
+def test_the_number_of_hash_cost_classes_is_bounded() -> None:
+    """Every login pays one check per cost class (the daemon's timing defence): 57 salt sizes
+    times 49 digest sizes at the default parameters would make each login pay ~2,800 checks. A
+    users file (and so ftps_users' result) holds at most 4 classes."""
+    users = [{"name": f"u{i}", "hash": _with_salt(8 + i), "home": f"/srv/ftps/u{i}"} for i in range(5)]
+    with pytest.raises(UsersFileError, match="5 cost classes"):
+        validate_users({"version": 1, "users": users})
+    validate_users({"version": 1, "users": users[:4]})
