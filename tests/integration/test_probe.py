@@ -351,3 +351,39 @@ def test_module_pin_file_keys_in_any_spelling_and_fails_closed_without_a_pin(tmp
     assert missing["failed"] is True
     assert missing["error_kind"] == "pin_mismatch"
     assert f"has no pin for localhost:{srv.port}" in missing["msg"]
+
+
+def test_a_client_or_ca_certificate_served_as_a_servers_is_named_so(tmp_path) -> None:
+    """OpenSSL refuses them ("unsuitable certificate purpose"); the message says what that means,
+    so the person asked by ftps-trust knows it is not a server's certificate at all."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.certs import Issued, general_names, leaf_certificate, make_key, subject_name
+
+    ca = make_ca("purpose CA")
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    now = dt.datetime.now(dt.UTC)
+    key = make_key("p256")
+    client_only = leaf_certificate(
+        key,
+        subject_name("localhost"),
+        issuer=ca,
+        sans=general_names(("DNS:localhost", "IP:127.0.0.1")),
+        eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+        not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=9),
+    )
+    served = {"client": Issued(client_only, key).write(tmp_path, "client"), "ca": ca.write(tmp_path, "ca")}
+    says = {"client": "has a key usage that excludes TLS servers", "ca": "is a CA certificate"}
+    for name, files in served.items():
+        with serving(tmp_path / name, *files) as srv, pytest.raises(ProbeError) as raised:
+            probe(
+                "127.0.0.1",
+                srv.port,
+                ca_file=str(tmp_path / "ca.pem"),
+                server_hostname="localhost" if name == "client" else "purpose CA",
+                timeout=5,
+            )
+        assert raised.value.kind == "verify"
+        assert raised.value.message.startswith("certificate not meant for a server"), raised.value.message
+        assert says[name] in raised.value.message

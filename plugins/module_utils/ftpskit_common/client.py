@@ -686,6 +686,10 @@ _VERIFY_KINDS = {
 }
 
 
+# X509_V_ERR_INVALID_PURPOSE: the certificate's key usage or EKU excludes TLS server use.
+_X509_V_ERR_INVALID_PURPOSE = 26
+
+
 def make_context(
     *,
     verify: bool = True,
@@ -766,6 +770,13 @@ def _verify_message(
         return f"certificate expired on {f.get('not_after', '?')} ({f.get('subject', '')})"
     if kind == "not_yet_valid":
         return f"certificate not valid before {f.get('not_before', '?')} ({f.get('subject', '')})"
+    if exc.verify_code == _X509_V_ERR_INVALID_PURPOSE:
+        what = "is a CA certificate" if f.get("is_ca") else "has a key usage that excludes TLS servers"
+        return (
+            f"certificate not meant for a server: {f.get('subject', 'the server certificate')} {what} "
+            f"(a client's or a CA's certificate presented as a server's: {exc.verify_message}, "
+            f"code {exc.verify_code})"
+        )
     return f"certificate verification failed: {exc.verify_message} (code {exc.verify_code})"
 
 
