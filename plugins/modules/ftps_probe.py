@@ -95,7 +95,11 @@ options:
   pin_file:
     description:
       - A C(known_servers.json) pin file (written by C(ftps-trust) or the C(ftps_client) role);
-        the entry for O(host):O(port) is the pin. A missing entry means no pin.
+        the entry for O(host):O(port) is the pin, however the file spells the key (case, a
+        trailing dot, an IPv6 address's form). A missing entry means no pin; with
+        O(validate_certs=false) the module then fails (C(error_kind=pin_mismatch)) instead of
+        probing a server whose identity nothing would check. An unreadable or unusable pin
+        file fails the module.
     type: path
   username:
     description: Log in as this user to prove the data channel.
@@ -259,6 +263,7 @@ from ansible_collections.ftpskit.ftps.plugins.module_utils.ftpskit_common.client
     PinStoreError,
     ProbeError,
     probe,
+    server_label,
 )
 
 
@@ -318,8 +323,15 @@ def main() -> None:
     if p["pin_file"]:
         try:
             pin = PinStore(p["pin_file"]).get(p["host"], port)
-        except PinStoreError as exc:
+        except (PinStoreError, ValueError) as exc:
             module.fail_json(msg=str(exc))
+        if pin is None and not p["validate_certs"]:
+            # Fail closed: the pin file was to be the only check, and it has none for this server.
+            module.fail_json(
+                msg=f"{p['pin_file']} has no pin for {server_label(p['host'], port)}: with "
+                "validate_certs false nothing would check the server's identity",
+                error_kind="pin_mismatch",
+            )
     if not p["validate_certs"] and not pin:
         module.warn("validate_certs=false without a pin: the server's identity is not checked")
     round_trip = p["round_trip"] and not module.check_mode
@@ -366,7 +378,7 @@ def _probe_targets(module: AnsibleModule) -> None:
         if store is not None and pin is None:
             try:
                 pin = store.get(t["host"], port)
-            except PinStoreError as exc:
+            except (PinStoreError, ValueError) as exc:
                 module.fail_json(msg=str(exc))
         trip = None if t["round_trip"] is None else t["round_trip"] and not module.check_mode
         targets.append({**t, "port": port, "pin": pin, "round_trip": trip})

@@ -33,13 +33,17 @@ def _check(path: str) -> int:
 
 
 def _hash_password(scheme: str) -> int:
-    from ftpskit_common.passwd import hash_password
+    from ftpskit_common.passwd import UsersFileError, hash_password
 
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         print("ftpsd: empty password on stdin", file=sys.stderr)
         return 1
-    print(hash_password(password, scheme))
+    try:
+        print(hash_password(password, scheme))
+    except UsersFileError as exc:  # the account rules' reason (a NUL no FTP client can send)
+        print(f"ftpsd: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,7 +14,7 @@ import os
 
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 
-from ftpskit_common.passwd import User, hash_password, parse_hash, verify_password
+from ftpskit_common.passwd import User, cost_class, hash_password, parse_hash, verify_password
 
 log = logging.getLogger("ftpsd")
 
@@ -45,12 +45,6 @@ def stand_in_hash(encoded: str) -> str:
     salt = base64.b64encode(os.urandom(len(parsed.salt))).decode().rstrip("=")
     digest = base64.b64encode(os.urandom(len(parsed.digest))).decode().rstrip("=")
     return f"{head}${salt}${digest}"
-
-
-def cost_class(encoded: str) -> str:
-    """What a verification of ``encoded`` costs: scheme, parameters, salt and digest sizes."""
-    parsed = parse_hash(encoded)
-    return f"{encoded.rsplit('$', 2)[0]}${len(parsed.salt)}${len(parsed.digest)}"
 
 
 class FtpsdAuthorizer(DummyAuthorizer):

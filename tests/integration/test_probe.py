@@ -329,3 +329,61 @@ def test_module_refuses_a_concurrency_out_of_bounds(concurrency: int) -> None:
     )
     assert bad["failed"] is True
     assert bad["msg"] == f"concurrency must be from 1 to 256, not {concurrency}"
+
+
+def test_module_pin_file_keys_in_any_spelling_and_fails_closed_without_a_pin(tmp_path) -> None:
+    """``pin_file`` with ``validate_certs: false`` (a self-signed server accepted with ftps-trust):
+    the entry is found however the file spells the key, and a file without an entry for the server
+    fails the task instead of probing a server whose identity nothing checks."""
+    issued = make_leaf(None, cn="selfsigned")
+    certfile, keyfile = issued.write(tmp_path, "selfsigned")
+    fields = parse_certificate(issued.der)
+    pins = tmp_path / "known_servers.json"
+    with serving(tmp_path / "root", certfile, keyfile) as srv:
+        entry = {"fingerprint_sha256": fields["fingerprint_sha256"].upper(), "source": "test"}
+        pins.write_text(json.dumps({"version": 1, "servers": {f"LocalHost.:{srv.port}": entry}}))
+        base = {"host": "localhost", "port": srv.port, "validate_certs": False, "pin_file": str(pins)}
+        found = _ansible_probe(base, python=sys.executable)
+        pins.write_text(json.dumps({"version": 1, "servers": {f"other.example:{srv.port}": entry}}))
+        missing = _ansible_probe(base, python=sys.executable)
+    assert found.get("failed") is not True, found
+    assert found["pin_matched"] is True
+    assert missing["failed"] is True
+    assert missing["error_kind"] == "pin_mismatch"
+    assert f"has no pin for localhost:{srv.port}" in missing["msg"]
+
+
+def test_a_client_or_ca_certificate_served_as_a_servers_is_named_so(tmp_path) -> None:
+    """OpenSSL refuses them ("unsuitable certificate purpose"); the message says what that means,
+    so the person asked by ftps-trust knows it is not a server's certificate at all."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.certs import Issued, general_names, leaf_certificate, make_key, subject_name
+
+    ca = make_ca("purpose CA")
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    now = dt.datetime.now(dt.UTC)
+    key = make_key("p256")
+    client_only = leaf_certificate(
+        key,
+        subject_name("localhost"),
+        issuer=ca,
+        sans=general_names(("DNS:localhost", "IP:127.0.0.1")),
+        eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+        not_before=now - dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(days=9),
+    )
+    served = {"client": Issued(client_only, key).write(tmp_path, "client"), "ca": ca.write(tmp_path, "ca")}
+    says = {"client": "has a key usage that excludes TLS servers", "ca": "is a CA certificate"}
+    for name, files in served.items():
+        with serving(tmp_path / name, *files) as srv, pytest.raises(ProbeError) as raised:
+            probe(
+                "127.0.0.1",
+                srv.port,
+                ca_file=str(tmp_path / "ca.pem"),
+                server_hostname="localhost" if name == "client" else "purpose CA",
+                timeout=5,
+            )
+        assert raised.value.kind == "verify"
+        assert raised.value.message.startswith("certificate not meant for a server"), raised.value.message
+        assert says[name] in raised.value.message

@@ -128,6 +128,54 @@ def test_fleet_pins_are_honoured_and_never_overridden(certs, tmp_path) -> None:
         assert not os.path.exists(certs["pins"])
 
 
+def test_a_fleet_pin_binds_however_its_key_is_spelled(certs, tmp_path) -> None:
+    """The role's file spells a key its own way (an inventory name in capitals, with the root's
+    trailing dot): the pin still binds. Before, ftps-trust found no entry, and a replaced
+    certificate that a trusted CA signed was trusted: the fleet's pin silently skipped."""
+    ca = make_ca("fleet CA 2")
+    (tmp_path / "ca2.pem").write_bytes(ca.pem)
+    pinned, impostor = make_leaf(ca), make_leaf(ca)
+    pinned_files = pinned.write(tmp_path, "pinned")
+    entry = {"fingerprint_sha256": parse_certificate(pinned.der)["fingerprint_sha256"], "source": "test"}
+    system = tmp_path / "etc" / "known_servers.json"
+    system.parent.mkdir()
+    with serving(tmp_path / "root", *pinned_files) as srv:
+        system.write_text(json.dumps({"version": 1, "servers": {f"LocalHost.:{srv.port}": entry}}))
+        flags = [
+            "--ca",
+            str(tmp_path / "ca2.pem"),
+            "--pin-file",
+            certs["pins"],
+            "--system-pin-file",
+            str(system),
+        ]
+        code, out = run(f"localhost:{srv.port}", *flags)
+        assert code == trust.EXIT_TRUSTED, out
+        assert "It matches the certificate saved" in out
+        srv.use_certificate(*impostor.write(tmp_path, "impostor"))
+        code, out = run(f"localhost:{srv.port}", *flags)
+    assert code == trust.EXIT_CHANGED, out
+    assert "WARNING: THE SERVER'S CERTIFICATE HAS CHANGED" in out
+
+
+def test_a_hostile_certificate_cannot_draw_on_the_terminal(tmp_path) -> None:
+    """Names with ANSI escapes, a line break faking ftps-trust's own "It matches" line and a
+    right-to-left override reach the person escaped, every line printable."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    evil = "ftp1\x1b[2J\x1b]0;x\x07\nIt matches the saved\u202egpj.exe"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, evil, _validate=False)])
+    issued = make_leaf(None, subject=name, sans=("DNS:a\x1b[31m.test", "IP:127.0.0.1"))
+    with serving(tmp_path / "root", *issued.write(tmp_path, "evil")) as srv:
+        code, out = run(f"127.0.0.1:{srv.port}", "--pin-file", str(tmp_path / "pins.json"))
+    assert code == trust.EXIT_NOT_TRUSTED, out
+    for line in out.splitlines():
+        assert line.isprintable(), repr(line)
+        assert not line.startswith("It matches"), out
+    assert "CN=ftp1\\1B[2J" in out
+
+
 def test_hostname_not_in_sans_is_named(certs, tmp_path) -> None:
     with serving(tmp_path / "root", *certs["files"]["ca_signed"]) as srv:
         code, out = run(

@@ -16,9 +16,11 @@ from typing import Any
 from .passwd import (
     UsersFileError,
     check_auth,
+    duplicate_names,
     parse_hash,
     validate_home,
     validate_limit,
+    validate_password,
     validate_perm,
     validate_user_name,
 )
@@ -35,7 +37,7 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
     if not isinstance(accounts, list):
         return [f"{variable} must be a list of accounts"]
     problems: list[str] = []
-    seen: dict[str, int] = {}
+    names: list[tuple[str, str, str]] = []  # (label, name, where) of every account
     present: list[tuple[str, str]] = []  # (label, certificate_identity) of accounts to exist
     for index, account in enumerate(accounts):
         where = f"{variable}[{index}]"
@@ -48,9 +50,7 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
         if reason:
             problems.append(f"{label}: 'name' {reason}")
             continue
-        if name in seen:
-            problems.append(f"{label}: duplicate user name {name!r} (first at {variable}[{seen[name]}])")
-        seen.setdefault(name, index)
+        names.append((label, name, where))
         state = account.get("state") or "present"
         if state not in STATES:
             problems.append(f"{label}: 'state' must be present or absent, got {state!r}")
@@ -61,6 +61,8 @@ def check_accounts(accounts: Any, variable: str = "users", home_root: str | None
             wanted = {**account, "home": f"{home_root.rstrip('/')}/{name}"}
         problems.extend(_check_present(label, wanted))
         present.append((label, account.get("certificate_identity") or ""))
+    # The daemon's own rule for names in a file (passwd.validate_users), so they never disagree.
+    problems.extend(duplicate_names(names))
     owner: dict[str, str] = {}
     for label, identity in present:
         if identity and identity in owner:
@@ -86,6 +88,10 @@ def _check_present(label: str, account: dict[str, Any]) -> list[str]:
     )
     if password and encoded:
         problems.append(f"{label}: give 'password' or 'hash', not both")
+    elif password:
+        reason = validate_password(password)
+        if reason:
+            problems.append(f"{label}: 'password' {reason}")
     elif encoded:
         try:
             parse_hash(encoded)

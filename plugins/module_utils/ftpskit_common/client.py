@@ -30,6 +30,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import socket
 import ssl
 import time
@@ -43,6 +44,7 @@ from .x509 import (
     normalize_fingerprint,
     normalize_spki,
     parse_certificate,
+    printable,
     sha256_fingerprint,
 )
 
@@ -78,7 +80,7 @@ class ImplicitPortError(Exception):
     """An explicit connection met a port that answers TLS from the first byte (implicit FTPS)."""
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__(f"{server_key(host, port)} speaks TLS from the first byte")
+        super().__init__(f"{server_label(host, port)} speaks TLS from the first byte")
 
 
 class NoGreetingError(TimeoutError):
@@ -88,6 +90,11 @@ class NoGreetingError(TimeoutError):
         super().__init__(f"no FTP greeting within {timeout:g} s" if timeout else "no FTP greeting")
         self.timeout = timeout
 
+
+# The longest reply (all lines of a multi-line reply) the client reads: ftplib joins continuation
+# lines without a bound (and with quadratic copying), so a hostile server could send "220-" lines
+# until the client's memory runs out. A greeting, a FEAT or a STAT of a directory is far shorter.
+MAX_REPLY_BYTES = 1024 * 1024
 
 # A resolver that answers "temporary failure" (EAI_AGAIN: no answer from the DNS, e.g. one that is
 # reloading) is asked again, at most this many times in all, this many seconds apart; any other
@@ -141,6 +148,25 @@ def _readable(raw: socket.socket, wait: float | None, then: float | None) -> boo
     return True
 
 
+class _ReplyIO(socket.SocketIO):
+    """The control connection's reader: each receive waits at most until the reply's deadline
+    (:attr:`FTPSClient._reply_deadline`), so a server that trickles a reply a byte at a time
+    cannot hold the client longer than its timeout (a socket's timeout is per receive)."""
+
+    def __init__(self, sock: socket.socket, client: FTPSClient) -> None:
+        super().__init__(sock, "rb")
+        self._client = client
+
+    def readinto(self, b: Any) -> int | None:
+        deadline = self._client._reply_deadline
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete reply within {self._client.timeout:g} s")
+            self._sock.settimeout(min(left, self._client.timeout or left))
+        return super().readinto(b)
+
+
 class FTPSClient(ftplib.FTP_TLS):
     """An FTP_TLS that reuses the control connection's TLS session on every data connection.
 
@@ -165,6 +191,7 @@ class FTPSClient(ftplib.FTP_TLS):
         self.server_hostname = server_hostname
         self.data_sessions_reused: list[bool] = []
         self.last_data_setup: tuple[float, float] = (0.0, 0.0)
+        self._reply_deadline: float | None = None
         super().__init__(context=context or ssl.create_default_context(), timeout=timeout)
         if host:
             self.connect(host, port or (990 if implicit else 21))
@@ -200,7 +227,7 @@ class FTPSClient(ftplib.FTP_TLS):
             raw.close()
             raise
         self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.file = self._reply_file()
         self.welcome = self.getresp()
         return self.welcome
 
@@ -216,13 +243,50 @@ class FTPSClient(ftplib.FTP_TLS):
         if not _readable(raw, rest, self.timeout):
             raise NoGreetingError(self.timeout)
 
+    def _reply_file(self) -> io.TextIOWrapper:
+        """What ``sock.makefile("r", encoding=...)`` makes, over :class:`_ReplyIO`."""
+        self.sock._io_refs += 1  # as makefile() does: the socket stays open while the file is
+        text = io.TextIOWrapper(io.BufferedReader(_ReplyIO(self.sock, self)), self.encoding)
+        text.mode = "r"
+        return text
+
+    def getmultiline(self) -> str:
+        """One reply, read within the client's timeout in all (see :meth:`_read_reply`)."""
+        if self.timeout is None or self._reply_deadline is not None:
+            return self._read_reply()
+        self._reply_deadline = time.monotonic() + self.timeout
+        try:
+            return self._read_reply()
+        finally:
+            self._reply_deadline = None
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(self.timeout)
+
+    def _read_reply(self) -> str:
+        """As ftplib's (a reply's lines joined by ``\\n``), at most :data:`MAX_REPLY_BYTES` long:
+        a longer one is ``ftplib.error_proto``, not a client that reads until its memory is gone."""
+        line = self.getline()
+        if line[3:4] != "-":
+            return line
+        code, lines, size = line[:3], [line], len(line)
+        while True:
+            nextline = self.getline()
+            lines.append(nextline)
+            size += len(nextline) + 1
+            if size > MAX_REPLY_BYTES:
+                raise ftplib.error_proto(  # noqa: S321 - an exception class, no FTP call
+                    f"the server's {code} reply is longer than {MAX_REPLY_BYTES} bytes; not read further"
+                )
+            if nextline[:3] == code and nextline[3:4] != "-":
+                return "\n".join(lines)
+
     def auth(self) -> str:
         """AUTH TLS, checking the certificate against :attr:`tls_name` (ftplib uses ``host``)."""
         if isinstance(self.sock, ssl.SSLSocket):
             raise ValueError("Already using TLS")
         resp = self.voidcmd("AUTH TLS")
         self.sock = self.context.wrap_socket(self.sock, server_hostname=self.tls_name)
-        self.file = self.sock.makefile(mode="r", encoding=self.encoding)
+        self.file = self._reply_file()
         return resp
 
     def login(self, user: str = "", passwd: str = "", acct: str = "", secure: bool = True) -> str:
@@ -289,10 +353,71 @@ class FTPSClient(ftplib.FTP_TLS):
 # ---------------------------------------------------------------------------------------------
 
 
+# A host name as a pin key: LDH labels (underscore tolerated, as resolvers do), 1..63 each.
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def canonical_host(host: str) -> str:
+    """The one spelling of a server's host, so one server has one pin key however it is written.
+
+    An IP address in its compressed form (``0:0::1`` and ``[::1]`` are ``::1``, hex in lower
+    case); a name in lower case, without the root's trailing dot, internationalized labels as
+    their A-labels (``bücher.example`` is ``xn--bcher-kva.example``). ValueError with a sentence
+    for anything else (blanks, controls, ``/``, an empty label, more than 253 characters): such a
+    string names no server and must never become or find a pin.
+    """
+    text = str(host).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        pass
+    name = text.lower()
+    name = name[:-1] if name.endswith(".") else name
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError as exc:
+        raise ValueError(f"{printable(host)!r} is not a host name or an IP address ({exc})") from None
+    if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"{printable(host)!r} is not a host name or an IP address")
+    last = name.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        # No top-level domain is numeric (RFC 3696 2): "127.1", "2130706433" or "0x7f.1" is an
+        # IPv4 address in the resolver's shorthand (inet_aton), one server with 127.0.0.1.
+        try:
+            return str(ipaddress.IPv4Address(socket.inet_aton(name)))
+        except OSError:
+            raise ValueError(f"{printable(host)!r} is not a host name or an IP address") from None
+    return name
+
+
 def server_key(host: str, port: int) -> str:
-    """The pin store's key for a server: ``host:port``, IPv6 in brackets, names lowercase."""
-    host = host.strip().lower().strip("[]")
+    """The pin store's key for a server: ``host:port`` with :func:`canonical_host`'s host, an
+    IPv6 address in brackets (``[::1]:21``). ValueError for a host or port that names no server."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port {port!r} is not 1..65535")
+    host = canonical_host(host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def server_label(host: str, port: int) -> str:
+    """``host:port`` for a message: :func:`server_key`'s spelling, or for a host or port that
+    names no server (a message about it must not fail) the text as given, made printable."""
+    try:
+        return server_key(host, port)
+    except ValueError:
+        text, port_text = printable(str(host).strip()), printable(str(port))
+        return f"[{text.strip('[]')}]:{port_text}" if ":" in text else f"{text}:{port_text}"
+
+
+def parse_server_key(key: str) -> str:
+    """A key as some file spells it (``FTP1.Example.:21``, ``[2001:DB8:0::5]:21``) in the one
+    spelling of :func:`server_key`; ValueError for a key that is not ``host:port``."""
+    host, sep, port = str(key).rpartition(":")
+    if not sep or not port.isdigit() or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{printable(key)!r} is not host:port ([address]:port for IPv6)")
+    return server_key(host, int(port))
 
 
 def compare_pin(fields: dict[str, Any], pin: dict[str, Any]) -> list[str]:
@@ -342,6 +467,16 @@ class PinStore:
 
     Each entry keeps ``fingerprint_sha256``, ``spki_sha256`` and the fields shown when it was
     accepted (subject, issuer, SANs, validity, key), plus ``accepted_at``.
+
+    Read whole or not at all: every key is read in :func:`server_key`'s one spelling (a file
+    written by hand or by the role with ``FTP1.Example.:21`` or ``[2001:DB8::5]:21`` still pins
+    that server), every entry must be a usable pin (:func:`check_pin_entry`); a key that names no
+    server, two spellings of one server with different pins, or an unusable entry is a
+    :class:`PinStoreError` naming it, never a pin silently ignored or a traceback.
+
+    Changes (:meth:`put`, :meth:`remove`) are remembered and :meth:`save` applies them to the file
+    as it is *then*, under an exclusive lock on its directory: two people (or two terminals)
+    accepting different servers at the same time both keep their entry.
     """
 
     VERSION = 1
@@ -349,15 +484,18 @@ class PinStore:
     def __init__(self, path: str) -> None:
         self.path = os.path.expanduser(path)
         self.servers: dict[str, dict[str, Any]] = {}
+        self._changes: dict[str, dict[str, Any] | None] = {}  # key -> new entry, None = removed
         self.load()
 
     def load(self) -> None:
+        self.servers = self._read()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             with open(self.path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except FileNotFoundError:
-            self.servers = {}
-            return
+            return {}
         except (OSError, ValueError) as exc:
             raise PinStoreError(f"cannot read pin file {self.path}: {exc}") from exc
         if (
@@ -366,7 +504,20 @@ class PinStore:
             or not isinstance(data.get("servers"), dict)
         ):
             raise PinStoreError(f"pin file {self.path} is not a version {self.VERSION} known_servers file")
-        self.servers = {key: _upgrade_entry(entry) for key, entry in data["servers"].items()}
+        servers: dict[str, dict[str, Any]] = {}
+        for written, raw in data["servers"].items():
+            try:
+                key = parse_server_key(written)
+                entry = check_pin_entry(_upgrade_entry(raw))
+            except ValueError as exc:
+                raise PinStoreError(f"pin file {self.path}: entry {printable(written)!r}: {exc}") from None
+            if key in servers and _pin_of(servers[key]) != _pin_of(entry):
+                raise PinStoreError(
+                    f"pin file {self.path}: {printable(written)!r} is {key}, which another entry pins "
+                    "differently; remove one of them"
+                )
+            servers[key] = entry
+        return servers
 
     def get(self, host: str, port: int) -> dict[str, Any] | None:
         return self.servers.get(server_key(host, port))
@@ -375,29 +526,99 @@ class PinStore:
         entry = pin_entry(fields)
         entry.update(extra)
         entry.setdefault("accepted_at", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        self.servers[server_key(host, port)] = entry
+        key = server_key(host, port)
+        self.servers[key] = entry
+        self._changes[key] = entry
         return entry
 
     def remove(self, host: str, port: int) -> bool:
-        return self.servers.pop(server_key(host, port), None) is not None
+        key = server_key(host, port)
+        if key not in self.servers:
+            return False
+        del self.servers[key]
+        self._changes[key] = None
+        return True
 
     def dumps(self) -> str:
         return json.dumps({"version": self.VERSION, "servers": self.servers}, indent=2, sort_keys=True) + "\n"
 
     def save(self) -> None:
-        """Write atomically: a temp file in the same directory, fsync, rename; mode 0600."""
+        """Apply this store's changes to the file as it is now, under an exclusive lock, and write
+        it atomically: a temp file in the same directory, fsync, rename; mode 0600."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            atomic_write(self.path, self.dumps().encode("utf-8"), 0o600)
+            with _locked(directory):
+                current = self._read()
+                for key, entry in self._changes.items():
+                    if entry is None:
+                        current.pop(key, None)
+                    else:
+                        current[key] = entry
+                self.servers = current
+                atomic_write(self.path, self.dumps().encode("utf-8"), 0o600)
+                self._changes = {}
         except OSError as exc:
             raise PinStoreError(f"cannot write pin file {self.path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Any:
+    """An exclusive ``flock`` on ``directory`` for the block (no lock file left behind); where
+    there is no ``fcntl`` (not a POSIX host) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _pin_of(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (entry.get("fingerprint_sha256"), entry.get("spki_sha256"), tuple(next_spki_pins(entry)))
+
+
+def check_pin_entry(entry: Any) -> dict[str, Any]:
+    """``entry`` if it is a usable pin, else ValueError saying why: a mapping with a
+    ``fingerprint_sha256`` (any spelling) and/or an ``spki_sha256`` (base64 or hex), each a valid
+    SHA-256, and ``next_spki_sha256`` a list of valid SPKI pins when present. The fingerprint
+    comes back in the one format; every other text (subject, ``source``, ``accepted_at``, ...) is
+    shown to people, so it comes back :func:`.x509.printable` (a line break in a hand-edited or
+    hostile file cannot fake a line of ftps-trust's output)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"must be a mapping, not {type(entry).__name__}")
+    fingerprint, spki = entry.get("fingerprint_sha256"), entry.get("spki_sha256")
+    if not fingerprint and not spki:
+        raise ValueError("a pin needs fingerprint_sha256 or spki_sha256")
+    checked = {
+        key: printable(value)
+        if isinstance(value, str)
+        else [printable(v) if isinstance(v, str) else v for v in value]
+        if isinstance(value, list)
+        else value
+        for key, value in entry.items()
+    }
+    if fingerprint:
+        if not isinstance(fingerprint, str):
+            raise ValueError("fingerprint_sha256 must be a string")
+        checked["fingerprint_sha256"] = normalize_fingerprint(fingerprint)
+    if spki:
+        if not isinstance(spki, str):
+            raise ValueError("spki_sha256 must be a string")
+        normalize_spki(spki)
+    next_spki_pins(entry)
+    return checked
 
 
 def _upgrade_entry(entry: Any) -> Any:
     """An entry as this version writes it: a fingerprint saved in another spelling (the old
     upper-case, colon-separated one) is read in :func:`.x509.sha256_fingerprint`'s format, so the
-    next save rewrites it; anything unreadable is left for :func:`compare_pin` to reject."""
+    next save rewrites it; anything unreadable is left for :func:`check_pin_entry` to reject."""
     if isinstance(entry, dict) and isinstance(entry.get("fingerprint_sha256"), str):
         with contextlib.suppress(ValueError):
             entry = {**entry, "fingerprint_sha256": normalize_fingerprint(entry["fingerprint_sha256"])}
@@ -426,6 +647,9 @@ class ProbeError(Exception):
     """A probe failed. ``kind`` is one of :data:`ERROR_KINDS`; ``str()`` is for people."""
 
     def __init__(self, kind: str, message: str, result: dict[str, Any] | None = None) -> None:
+        # Messages quote what the server said (its replies, its certificate's names): shown to
+        # people, so never with a character a terminal would act on (x509.printable).
+        message = printable(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -462,6 +686,10 @@ _VERIFY_KINDS = {
 }
 
 
+# X509_V_ERR_INVALID_PURPOSE: the certificate's key usage or EKU excludes TLS server use.
+_X509_V_ERR_INVALID_PURPOSE = 26
+
+
 def make_context(
     *,
     verify: bool = True,
@@ -490,23 +718,37 @@ def make_context(
 
 
 def hostname_matches(name: str, sans: list[str]) -> bool:
-    """RFC 6125 matching of ``name`` against SANs (one left-most ``*`` label), for display."""
+    """RFC 6125 matching of ``name`` against SANs, as OpenSSL matches for the ``ssl`` module, for
+    display: a name in :func:`canonical_host`'s spelling (an internationalized name as its
+    A-labels, no trailing dot), a wildcard only as the whole left-most label and over at least two
+    more labels (``*.example.test``; never ``*.test`` or ``*.*.example.test``), an address only
+    against ``IP:`` SANs."""
     try:
-        address = ipaddress.ip_address(name.strip("[]"))
+        name = canonical_host(name)
     except ValueError:
-        address = None
-    if address is not None:
-        return any(s.startswith("IP:") and ipaddress.ip_address(s[3:]) == address for s in sans)
-    name = name.lower().rstrip(".")
+        return False
+    if ":" in name or name.replace(".", "").isdigit():
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(name)
+            return any(s.startswith("IP:") and _same_address(s[3:], address) for s in sans)
+    first, _dot, parent = name.partition(".")
     for san in sans:
         if not san.startswith("DNS:"):
             continue
-        pattern = san[4:].lower().rstrip(".")
+        pattern = san[4:].lower()
+        pattern = pattern[:-1] if pattern.endswith(".") else pattern
         if pattern == name:
             return True
-        if pattern.startswith("*.") and "." in name and name.split(".", 1)[1] == pattern[2:]:
+        if pattern.startswith("*.") and first and pattern[2:] == parent and pattern.count(".") >= 2:
             return True
     return False
+
+
+def _same_address(text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(text) == address
+    except ValueError:
+        return False
 
 
 def _verify_message(
@@ -528,6 +770,13 @@ def _verify_message(
         return f"certificate expired on {f.get('not_after', '?')} ({f.get('subject', '')})"
     if kind == "not_yet_valid":
         return f"certificate not valid before {f.get('not_before', '?')} ({f.get('subject', '')})"
+    if exc.verify_code == _X509_V_ERR_INVALID_PURPOSE:
+        what = "is a CA certificate" if f.get("is_ca") else "has a key usage that excludes TLS servers"
+        return (
+            f"certificate not meant for a server: {f.get('subject', 'the server certificate')} {what} "
+            f"(a client's or a CA's certificate presented as a server's: {exc.verify_message}, "
+            f"code {exc.verify_code})"
+        )
     return f"certificate verification failed: {exc.verify_message} (code {exc.verify_code})"
 
 
@@ -568,7 +817,7 @@ def _tls_or_raise(
     server_hostname: str | None,
 ) -> FTPSClient:
     """Connect and complete TLS, turning transport problems into :class:`ProbeError`."""
-    where = server_key(host, port)
+    where = server_label(host, port)
     try:
         return _connect(
             host, port, implicit=implicit, context=context, timeout=timeout, server_hostname=server_hostname
@@ -754,9 +1003,9 @@ def probe(
             if mismatches:
                 raise ProbeError(
                     "pin_mismatch",
-                    f"pin mismatch for {server_key(host, port)}: the server presents a different certificate "
-                    f"than the pinned one ({'; '.join(mismatches)}); subject {fields['subject']}, "
-                    f"not after {fields['not_after']}",
+                    f"pin mismatch for {server_label(host, port)}: the server presents a different "
+                    f"certificate than the pinned one ({'; '.join(mismatches)}); "
+                    f"subject {fields['subject']}, not after {fields['not_after']}",
                     result,
                 )
         if username:

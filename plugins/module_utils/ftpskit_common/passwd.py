@@ -59,10 +59,22 @@ USERS_FILE_VERSION = 1
 USERS_FILE = "/etc/ftpsd/users.json"
 PERMS = ("ro", "rw", "upload")
 SCHEMES = ("scrypt", "pbkdf2-sha256")
-# Upper bounds on what a hash string may ask of us, so a hostile users file cannot make a
-# login allocate gigabytes or spin for minutes.
+# Upper bounds on what a hash string may ask of us, so a hostile users file (or a pre-computed
+# ``hash`` in the inventory) cannot make a login allocate gigabytes or spin for minutes: every
+# login verifies one hash of each cost class in the file (ftpsd's authorizer), so one such hash
+# would slow every login. scrypt: at most 128 MiB (128 * r * N bytes; 8x the default's 16 MiB)
+# and 64x the default's work (N * r * p); PBKDF2: at most 10 million iterations. Salt and digest
+# at most 64 bytes each: PBKDF2 (and scrypt's final PBKDF2) runs all its iterations again for
+# every 32 bytes of digest, so an unbounded digest length is an unbounded cost.
 _MAX_SCRYPT_LN = 20
+_MAX_SCRYPT_MEMORY = 128 * 1024 * 1024
+_MAX_SCRYPT_WORK = 64 * (1 << SCRYPT_LN) * SCRYPT_R * SCRYPT_P
 _MAX_PBKDF2_ITERATIONS = 10_000_000
+_MAX_SALT_BYTES = 64
+_MAX_DIGEST_BYTES = 64
+# Longest home path (Linux PATH_MAX less the NUL) and path component (NAME_MAX).
+_MAX_PATH = 4095
+_MAX_NAME = 255
 _USER_FIELDS = (
     "name",
     "hash",
@@ -77,7 +89,8 @@ _USER_FIELDS = (
 AUTH_MODES = ("password", "certificate", "certificate+password")
 CERTIFICATE_MODES = ("certificate", "certificate+password")
 MAX_IDENTITY = 255
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
+# Matched with fullmatch: "$" would also match before a final line break ("alice\n").
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}")
 
 
 class UsersFileError(ValueError):
@@ -105,8 +118,9 @@ def _scrypt(password: bytes, salt: bytes, *, ln: int, r: int, p: int, dklen: int
 
 def hash_password(password: str, scheme: str = "scrypt") -> str:
     """Hash ``password`` with a fresh random salt; returns the encoded string."""
-    if not isinstance(password, str) or password == "":
-        raise UsersFileError("password must be a non-empty string")
+    reason = validate_password(password)
+    if reason:
+        raise UsersFileError(f"password {reason}")
     salt = os.urandom(SALT_BYTES)
     secret = password.encode("utf-8")
     if scheme == "scrypt":
@@ -126,6 +140,28 @@ class ParsedHash:
     digest: bytes
 
 
+def _scrypt_params(params_text: str) -> dict[str, int]:
+    """``ln=N,r=N,p=N`` within the bounds (:data:`_MAX_SCRYPT_MEMORY`, :data:`_MAX_SCRYPT_WORK`)."""
+    params: dict[str, int] = {}
+    for item in params_text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("ln", "r", "p") or not value.isdigit():
+            raise UsersFileError(f"scrypt parameters must be 'ln=N,r=N,p=N', got {params_text!r}")
+        params[key] = int(value)
+    if set(params) != {"ln", "r", "p"}:
+        raise UsersFileError(f"scrypt parameters must be 'ln=N,r=N,p=N', got {params_text!r}")
+    if not (1 <= params["ln"] <= _MAX_SCRYPT_LN and 1 <= params["r"] <= 32 and 1 <= params["p"] <= 16):
+        raise UsersFileError(f"scrypt parameters out of range: {params_text!r}")
+    n, r, p = 1 << params["ln"], params["r"], params["p"]
+    if 128 * r * n > _MAX_SCRYPT_MEMORY or n * r * p > _MAX_SCRYPT_WORK:
+        raise UsersFileError(
+            f"scrypt parameters out of range: {params_text!r} would cost {128 * r * n >> 20} MiB and "
+            f"{n * r * p // ((1 << SCRYPT_LN) * SCRYPT_R * SCRYPT_P)}x the default's work per check "
+            f"(at most {_MAX_SCRYPT_MEMORY >> 20} MiB and 64x)"
+        )
+    return params
+
+
 def parse_hash(encoded: str) -> ParsedHash:
     """Parse an encoded hash; raises UsersFileError with a one-line reason."""
     if not isinstance(encoded, str) or not encoded.startswith("$"):
@@ -142,23 +178,30 @@ def parse_hash(encoded: str) -> ParsedHash:
         raise UsersFileError(f"hash salt or digest is not valid base64 ({exc})") from None
     if len(salt) < 8 or len(digest) < 16:
         raise UsersFileError("hash salt (>= 8 bytes) or digest (>= 16 bytes) too short")
+    if len(salt) > _MAX_SALT_BYTES or len(digest) > _MAX_DIGEST_BYTES:
+        raise UsersFileError(
+            f"hash salt or digest too long (at most {_MAX_SALT_BYTES} bytes each; a longer digest "
+            "multiplies the cost of every check)"
+        )
     if scheme == "scrypt":
-        params: dict[str, int] = {}
-        for item in params_text.split(","):
-            key, sep, value = item.partition("=")
-            if not sep or key not in ("ln", "r", "p") or not value.isdigit():
-                raise UsersFileError(f"scrypt parameters must be 'ln=N,r=N,p=N', got {params_text!r}")
-            params[key] = int(value)
-        if set(params) != {"ln", "r", "p"}:
-            raise UsersFileError(f"scrypt parameters must be 'ln=N,r=N,p=N', got {params_text!r}")
-        if not (1 <= params["ln"] <= _MAX_SCRYPT_LN and 1 <= params["r"] <= 32 and 1 <= params["p"] <= 16):
-            raise UsersFileError(f"scrypt parameters out of range: {params_text!r}")
+        params = _scrypt_params(params_text)
         return ParsedHash(scheme, params, salt, digest)
     if scheme == "pbkdf2-sha256":
         if not params_text.isdigit() or not 1 <= int(params_text) <= _MAX_PBKDF2_ITERATIONS:
             raise UsersFileError(f"pbkdf2-sha256 iterations must be 1..{_MAX_PBKDF2_ITERATIONS}")
         return ParsedHash(scheme, {"iterations": int(params_text)}, salt, digest)
     raise UsersFileError(f"unknown hash scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+
+
+# A login verifies one hash of every cost class in the users file (ftpsd's authorizer: the same
+# work for every name, known or not), so the number of classes multiplies the cost of each login.
+MAX_COST_CLASSES = 4
+
+
+def cost_class(encoded: str) -> str:
+    """What a verification of ``encoded`` costs: scheme, parameters, salt and digest sizes."""
+    parsed = parse_hash(encoded)
+    return f"{encoded.rsplit('$', 2)[0]}${len(parsed.salt)}${len(parsed.digest)}"
 
 
 def verify_password(password: str, encoded: str) -> bool:
@@ -204,18 +247,54 @@ def validate_user_name(name: Any) -> str | None:
         return "must not contain '..'"
     if name.startswith("-"):
         return "must not start with '-'"
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return "may use only letters, digits and _ . @ + - (at most 64, not starting with '.')"
     return None
 
 
 def validate_home(home: Any) -> str | None:
-    """None if ``home`` is a usable home directory (absolute, not '/', no '..'), else the reason."""
+    """None if ``home`` is a usable home directory (absolute, not '/', no '..', printable: no NUL,
+    control character or line break, at most 4095 characters and 255 per component), else the
+    reason. A NUL would only fail later, when the daemon opens the path; a line break would split
+    a log line."""
     if not isinstance(home, str) or not os.path.isabs(home):
         return "must be an absolute path"
+    if not home.isprintable():
+        return "must be printable (no NUL, control characters or line breaks)"
+    if len(home) > _MAX_PATH or any(len(part.encode("utf-8")) > _MAX_NAME for part in home.split("/")):
+        return f"must be at most {_MAX_PATH} characters, each component at most {_MAX_NAME} bytes"
     if os.path.normpath(home) == "/" or ".." in home.split("/"):
         return "must not be '/' or contain '..'"
     return None
+
+
+def validate_password(password: Any) -> str | None:
+    """None if ``password`` can be a password, else the reason: a non-empty string an FTP client can
+    send in ``PASS`` (no CR, LF or NUL, which end or corrupt the command line: such an account
+    could never log in)."""
+    if not isinstance(password, str) or password == "":
+        return "must be a non-empty string"
+    if any(ch in password for ch in "\r\n\0"):
+        return "must not contain CR, LF or NUL (an FTP client cannot send them)"
+    return None
+
+
+def duplicate_names(names: list[tuple[str, str, str]]) -> list[str]:
+    """Problems for every user name that an earlier one already takes, compared without case:
+    ``Alice`` and ``alice`` would be two accounts to the daemon but are one person to a reader of
+    its logs and to a case-insensitive client, so a file holds one of them. ``names`` holds
+    ``(label, name, where)`` in order: ``label`` names the later account in its problem, ``where``
+    is how a later problem refers to this one."""
+    first: dict[str, tuple[str, str]] = {}
+    problems = []
+    for label, name, where in names:
+        key = name.casefold()
+        if key in first:
+            earlier, earlier_where = first[key]
+            what = "duplicate user name" if earlier == name else "user name differing only in case from"
+            problems.append(f"{label}: {what} {earlier!r} (first at {earlier_where})")
+        first.setdefault(key, (name, where))
+    return problems
 
 
 def validate_perm(perm: Any) -> str | None:
@@ -379,17 +458,24 @@ def validate_users(data: Any) -> list[User]:
     if not isinstance(entries, list):
         raise UsersFileError([*problems, "users file: 'users' must be a list"])
     users: list[User] = []
-    seen: set[str] = set()
+    names: list[tuple[str, str, str]] = []
     for index, entry in enumerate(entries):
         user, user_problems = _check_user(index, entry)
         problems.extend(user_problems)
         if user is None:
             continue
-        if user.name in seen:
-            problems.append(f"user {user.name!r}: duplicate name")
-        seen.add(user.name)
         users.append(user)
+        names.append((f"user {user.name!r}", user.name, f"users[{index}]"))
+    problems.extend(duplicate_names(names))
     problems.extend(duplicate_identities([(u.name, u.certificate_identity) for u in users]))
+    classes = {cost_class(u.hash) for u in users if u.hash}
+    if len(classes) > MAX_COST_CLASSES:
+        problems.append(
+            f"users file: its hashes are of {len(classes)} cost classes (scheme, parameters, salt and "
+            f"digest sizes), at most {MAX_COST_CLASSES}: every login verifies one hash of each, so "
+            "each class adds a check to every login; re-hash them with one scheme (the ftps_users "
+            "role does, from the passwords)"
+        )
     if problems:
         raise UsersFileError(problems)
     return users

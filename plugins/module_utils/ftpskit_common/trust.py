@@ -33,9 +33,11 @@ from .client import (
     PinStore,
     PinStoreError,
     ProbeError,
+    canonical_host,
     compare_pin,
     describe_key,
     hostname_matches,
+    printable,
     probe,
     server_key,
 )
@@ -59,8 +61,15 @@ SYSTEM_PIN_FILE = "/etc/ftps-trust/known_servers.json"
 
 def _print(*parts: Any, file: TextIO, sep: str = " ") -> None:
     """Write a line to ``file`` (the streams main() was given: testable, and no print() in
-    module_utils, which ansible-test reserves for modules' own output)."""
-    file.write(sep.join(str(part) for part in parts) + "\n")
+    module_utils, which ansible-test reserves for modules' own output).
+
+    The one way out to the person: every character that is not printable is escaped
+    (:func:`.x509.printable`) except the line breaks of the command's own layout, so nothing a
+    server or a pin file chose (an ANSI escape, a bidi override) reaches the terminal as is. Text
+    from a server has no line breaks left by then (the X.509 reader and :class:`.ProbeError`
+    escape them), so it cannot fake a line of its own either."""
+    text = sep.join(str(part) for part in parts)
+    file.write("\n".join(printable(line) for line in text.split("\n")) + "\n")
 
 
 def default_pin_file() -> str:
@@ -126,6 +135,7 @@ def parse_target(target: str, port: int | None, implicit: bool) -> tuple[str, in
         port = int(parsed)
     if not host:
         raise ValueError("no host given")
+    canonical_host(host)  # a name or an address, or a usage error (never a pin key of its own)
     if port and not 0 < port < 65536:
         raise ValueError(f"--port {port} is not 1..65535")
     return host, port or (990 if implicit else 21)

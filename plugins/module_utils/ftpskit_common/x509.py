@@ -11,6 +11,11 @@
   spelling (colons, case: old pin files, a fingerprint pasted from ``openssl x509 -fingerprint``).
 - SPKI pins: :func:`spki_sha256` (base64 of the SHA-256 of the SubjectPublicKeyInfo DER, HPKP
   style) and :func:`normalize_spki`.
+- :func:`printable`: the one way text a peer chose (a certificate's names, a server's reply) is
+  made safe to show a person: every character that is not printable (controls, ANSI escapes,
+  NUL, line breaks, bidi overrides and other format characters) is escaped, so such text can
+  neither draw on a terminal nor fake a line of the program's own output. Every text the parser
+  returns has been through it (names as RFC 4514 hex pairs, ``\\1B``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,16 @@ import hashlib
 import ipaddress
 import ssl
 from typing import Any
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped as Python does (``\\x1b``,
+    ``\\n``, ``\\u202e``): what a peer chose can be shown, never acted on by a terminal (escape
+    sequences, line breaks, right-to-left overrides). Printable text, in any script, is unchanged."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def sha256_fingerprint(der: bytes) -> str:
@@ -264,7 +279,12 @@ def _rfc4514_escape(value: str) -> str:
     out = value.replace("\\", "\\\\")
     for char in ',+"<>;':
         out = out.replace(char, "\\" + char)
-    out = out.replace("\0", "\\00")
+    # Anything not printable (NUL, controls, line breaks, bidi and other format characters) as the
+    # RFC 4514 hex pairs of its UTF-8 bytes: the string can be shown to a person as it is.
+    out = "".join(
+        ch if ch.isprintable() else "".join(f"\\{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in out
+    )
     if out[0] in "# ":
         out = "\\" + out
     if out[-1] == " ":
@@ -296,10 +316,18 @@ def _name(item: _TLV) -> dict[str, Any]:
     common = [value for oid, _short, value in flat if oid == "2.5.4.3"]
     return {
         "rfc4514": rfc4514,
-        "attributes": [[short, value] for _oid_, short, value in flat],
-        "oids": [[oid, value] for oid, _short, value in flat],
-        "common_name": common[-1] if common else None,
+        "attributes": [[short, printable(value)] for _oid_, short, value in flat],
+        "oids": [[oid, printable(value)] for oid, _short, value in flat],
+        "common_name": printable(common[-1]) if common else None,
     }
+
+
+def _ia5(item: _TLV, what: str) -> str:
+    """An IA5String SAN (DNS, email, URI) made :func:`printable`; a byte above 127 is malformed."""
+    try:
+        return printable(item.content.decode("ascii"))
+    except UnicodeDecodeError as exc:
+        raise CertificateParseError(f"{what} SAN is not ASCII (IA5String): {exc}") from exc
 
 
 def _general_names(content: bytes) -> list[str]:
@@ -307,15 +335,15 @@ def _general_names(content: bytes) -> list[str]:
     for item in _read_all(content):
         kind = item.tag & 0x1F
         if kind == 2:
-            names.append("DNS:" + item.content.decode("ascii"))
+            names.append("DNS:" + _ia5(item, "DNS"))
         elif kind == 7:
             if len(item.content) not in (4, 16):
                 raise CertificateParseError("iPAddress SAN must be 4 or 16 bytes")
             names.append("IP:" + str(ipaddress.ip_address(item.content)))
         elif kind == 1:
-            names.append("email:" + item.content.decode("ascii"))
+            names.append("email:" + _ia5(item, "email"))
         elif kind == 6:
-            names.append("URI:" + item.content.decode("ascii"))
+            names.append("URI:" + _ia5(item, "URI"))
         else:
             names.append(f"other:[{kind}]")
     return names
@@ -358,8 +386,22 @@ def _colon_hex(data: bytes) -> str:
 def parse_certificate(der: bytes, *, now: _dt.datetime | None = None) -> dict[str, Any]:
     """The fields of a DER X.509 certificate as a JSON-friendly dict.
 
-    Raises :class:`CertificateParseError` for anything that is not a well-formed certificate.
+    Raises :class:`CertificateParseError` for anything that is not a well-formed certificate, and
+    nothing else: the bytes come from a server not trusted yet, so a structure this reader did not
+    foresee (a time with letters, an element too few or too many) is a parse error too, never a
+    ``ValueError`` or ``IndexError`` that ends ftps-trust with a traceback.
     """
+    try:
+        return _parse_certificate(der, now=now)
+    except CertificateParseError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        raise CertificateParseError(
+            f"malformed certificate ({type(exc).__name__}: {printable(str(exc))})"
+        ) from exc
+
+
+def _parse_certificate(der: bytes, *, now: _dt.datetime | None) -> dict[str, Any]:
     if not isinstance(der, bytes | bytearray) or not der:
         raise CertificateParseError("no certificate bytes")
     der = bytes(der)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 import pytest
@@ -152,7 +153,8 @@ def test_users_file_validation(doc: object, message: str) -> None:
 def test_duplicate_user() -> None:
     doc = _doc()
     doc["users"].append(dict(doc["users"][0]))
-    with pytest.raises(UsersFileError, match="user 'alice': duplicate name"):
+    says = "user 'alice': duplicate user name 'alice' (first at users[0])"
+    with pytest.raises(UsersFileError, match=re.escape(says)):
         loads_users(json.dumps(doc))
 
 
