@@ -41,6 +41,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import secrets
 import stat
 import sys
@@ -67,6 +68,23 @@ _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
 _EAGAIN_RETRIES = 8  # openat2 returns EAGAIN when a rename raced a walk; retried, then refused
+
+# An upload's temporary name: "." + name + "." + 12 hex digits + UPLOAD_SUFFIX (part_name()).
+# Such names are the daemon's: never listed to a client (HomeFS.listdir), never addressable by
+# one (ftpsd.handlers.FtpsdHandler.process_command), swept when left over (ftpsd.partials).
+UPLOAD_SUFFIX = ".ftpsd-part"
+PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
+
+
+def part_name(name: str) -> str:
+    """A fresh temporary name for an upload of ``name`` (same directory)."""
+    return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
+
+
+def final_name(name: str) -> str | None:
+    """The name an upload's temporary file stands for; None if ``name`` is not one."""
+    match = PART_NAME.fullmatch(name)
+    return match["name"] if match else None
 
 
 class _OpenHow(ctypes.Structure):
@@ -288,8 +306,11 @@ class HomeFS(AbstractedFS):
             os.mkdir(name, dir_fd=dirfd)
 
     def listdir(self, path: str) -> list[str]:
+        """The names in a directory, without uploads in progress (or left over by a worker that
+        died): every listing (LIST, NLST, MLSD, STAT of a directory) comes from here, and a
+        name a client cannot address is not shown to it either."""
         with self._dir(self._parts(path), LIST_FLAGS) as fd:
-            return os.listdir(fd)
+            return [name for name in os.listdir(fd) if not PART_NAME.fullmatch(name)]
 
     listdirinfo = listdir
 

@@ -19,31 +19,16 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
-import secrets
 import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from ftpsd.homefs import LIST_FLAGS, open_beneath
+# The names themselves live with the filesystem sessions see (it hides them from listings).
+from ftpsd.homefs import LIST_FLAGS, PART_NAME, UPLOAD_SUFFIX, final_name, open_beneath, part_name
+
+__all__ = ["PART_NAME", "UPLOAD_SUFFIX", "LeftoverSweep", "final_name", "part_name"]
 
 log = logging.getLogger("ftpsd")
-
-# An upload's temporary name: "." + name + "." + 12 hex digits + UPLOAD_SUFFIX (part_name()).
-UPLOAD_SUFFIX = ".ftpsd-part"
-PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
-
-
-def part_name(name: str) -> str:
-    """A fresh temporary name for an upload of ``name`` (same directory)."""
-    return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
-
-
-def final_name(name: str) -> str | None:
-    """The name an upload's temporary file stands for; None if ``name`` is not one."""
-    match = PART_NAME.fullmatch(name)
-    return match["name"] if match else None
-
 
 STEP_SECONDS = 0.05  # one slice of work
 PAUSE_SECONDS = 0.2  # between slices: at most a fifth of a core

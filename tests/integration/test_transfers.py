@@ -431,3 +431,50 @@ def test_rest_applies_only_to_the_transfer_that_follows_it(server: Server, betwe
     assert ftp.voidresp().startswith("226")
     assert (home / "f.txt").read_bytes() == (b"helloXYorld" if between is None else b"XY")
     ftp.quit()
+
+
+def test_uploads_in_progress_are_never_listed(server: Server) -> None:
+    """An upload's temporary name is the daemon's: no listing shows it, to the uploading session
+    or any other (LIST, NLST, MLSD, STAT of a directory, in the home and in a subdirectory), just
+    as no command can address it. Before, every listing showed ``.big.<hex>.ftpsd-part``."""
+    from tests.integration.sessions import data_connect, epsv_port
+
+    home = server.homes["alice"]
+    (home / "sub").mkdir()
+    (home / "sub" / "kept.txt").write_bytes(b"k")
+    a, b = server.client(), server.client()
+    for ftp in (a, b):
+        ftp.voidcmd("TYPE I")
+    conns = []
+    for session, name in ((a, "big"), (b, "sub/other")):
+        port = epsv_port(session)
+        session.sendcmd(f"STOR {name}")
+        conn = data_connect(session, port)
+        conn.sendall(b"N" * 50_000)
+        conns.append((session, conn))
+    deadline = time.monotonic() + 10
+    while not (_parts(home) and _parts(home / "sub")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _parts(home) and _parts(home / "sub")
+    # A third session, and the uploading ones through a fresh client of the same user.
+    c = server.client()
+    for path, expected in (("/", {"sub"}), ("/sub", {"kept.txt"})):
+        names = set(c.nlst(path))
+        assert {os.path.basename(n) for n in names} == expected, names
+        lines: list[str] = []
+        c.retrlines(f"LIST {path}", lines.append)
+        assert not any(".ftpsd-part" in line for line in lines), lines
+        assert len(lines) == len(expected), lines
+        lines = []
+        c.retrlines(f"MLSD {path}", lines.append)
+        assert {line.split(" ", 1)[1] for line in lines} == expected, lines
+        stat = c.sendcmd(f"STAT {path}")
+        assert ".ftpsd-part" not in stat, stat
+    for session, conn in conns:
+        conn.sendall(b"N" * 10)
+        conn.unwrap()
+        conn.close()
+        assert session.voidresp().startswith("226")
+    assert set(c.nlst("/")) >= {"big", "sub"}
+    for ftp in (a, b, c):
+        ftp.quit()
