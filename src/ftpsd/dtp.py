@@ -54,7 +54,7 @@ from pyftpdlib.handlers.ftps.ssl import SSLConnectionMixin
 from pyftpdlib.log import logger
 
 from ftpsd.partials import final_name
-from ftpsd.tls import ResumptionGate, session_reused
+from ftpsd.tls import ResumptionGate, describe_ssl_error, session_reused
 from ftpskit_common.x509 import sha256_fingerprint
 
 _tls_log = logging.getLogger("ftpsd.tls")
@@ -552,6 +552,18 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             else:
                 reason = os.strerror(code) if isinstance(code, int) else "I/O error"
                 reply = f"426 {reason}"
+        except SSL.Error as err:
+            # The client broke the TLS stream (a record that does not decrypt, an alert): its
+            # doing, not the daemon's; one log line, no traceback (as on the control connection).
+            ch = self.cmd_channel
+            _tls_log.info(
+                "%s:%s user=%s data TLS error, transfer aborted: %s",
+                ch.remote_ip,
+                ch.remote_port,
+                ch.username or "-",
+                describe_ssl_error(err),
+            )
+            reply = "426 TLS error on the data connection"
         except Exception:
             self.log_exception(self)
         if not self.receive or self.file_obj is None:

@@ -27,6 +27,7 @@ import os
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +58,13 @@ from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.safetext import escape, escape_name, escape_reply
-from ftpsd.tls import ContextFactory, seal_control_context, session_reused
+from ftpsd.tls import (
+    ContextFactory,
+    describe_ssl_error,
+    last_ssl_error,
+    seal_control_context,
+    session_reused,
+)
 
 log = logging.getLogger("ftpsd")
 auth_log = logging.getLogger("ftpsd.auth")
@@ -613,6 +620,33 @@ class FtpsdHandler(TLS_FTPHandler):
                     self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
                     self._counted_ip = ""
 
+    # --- a client that breaks its TLS stream: the session ends, one line in the log ---------
+    def handle_error(self) -> None:
+        """Every exception pyftpdlib's loop catches for this session comes here. A TLS error is
+        the client's doing (a record that does not decrypt, an alert, a renegotiation attempt,
+        a reset under a reply), not a bug of the daemon: the session is cut with one log line
+        instead of a traceback. Anything else keeps pyftpdlib's handling (logged with its
+        traceback, then closed)."""
+        err = sys.exc_info()[1]
+        if isinstance(err, SSL.Error):
+            self.tls_failed(describe_ssl_error(err))
+            return
+        super().handle_error()
+
+    def tls_failed(self, reason: str) -> None:
+        """The control connection's TLS stream is broken: end the session now (no reply, no TLS
+        shutdown: neither could be sent), releasing its counts (``_release``)."""
+        if self._closed:
+            return
+        tls_log.info(
+            "%s:%s user=%s control TLS error, session closed: %s",
+            self.remote_ip,
+            self.remote_port,
+            self.username or "-",
+            reason,
+        )
+        self._cut()
+
     # --- session log lines: formatted only when a handler will write them ------------------
     def log(self, msg: str, logfun=logger.info) -> None:
         """pyftpdlib formats the session prefix (``log_prefix % self.__dict__``) before ``logfun``
@@ -660,8 +694,15 @@ class FtpsdHandler(TLS_FTPHandler):
         _lib.ERR_clear_error()
         sent = _lib.SSL_write(ssl, raw, len(raw))
         if sent <= 0:
+            if _lib.SSL_get_error(ssl, sent) in (_lib.SSL_ERROR_WANT_READ, _lib.SSL_ERROR_WANT_WRITE):
+                _lib.ERR_clear_error()
+                return False  # the usual path writes the same bytes (as OpenSSL requires) later
+            # A reset, a broken pipe, a TLS failure: nothing can be sent on this session any
+            # more (retrying through pyOpenSSL raised "SSL.Error: []" and logged a traceback).
+            reason = last_ssl_error(self.socket, sent)
             _lib.ERR_clear_error()
-            return False  # SSL_ERROR_*: the usual path writes the same bytes and classifies it
+            self.tls_failed(reason)
+            return True
         if sent < len(raw):  # a full socket took part of it (partial writes are on)
             AsyncChat.push(self, raw[sent:])
         return True

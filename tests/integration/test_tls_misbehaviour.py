@@ -1,0 +1,117 @@
+"""Clients that break their TLS stream, against a real ftpsd on 127.0.0.1: the session (or the
+transfer) ends, its counts come back, and the log says so in one line, never with a traceback.
+
+Before: every one of these logged ``ERROR pyftpdlib: unhandled exception`` and a traceback
+(``OpenSSL.SSL.Error: []`` for a reset under a reply written by the reply fast path, ``bad
+record mac``, ``bad record type``, ``tls alert handshake failure``), and a broken data
+connection was answered ``426 Internal error``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from OpenSSL import SSL
+
+from tests.integration.conftest import PASSWORDS, Server
+from tests.integration.sessions import (
+    ZERO,
+    bogus_record,
+    command,
+    data_connect,
+    epsv_port,
+    login,
+    reset,
+    starttls,
+    wait_counted_zero,
+)
+
+_ALERT = b"\x15\x03\x03\x00\x02\x02\x0a"  # a plaintext fatal alert (unexpected_message)
+
+
+def _no_tracebacks(server: Server) -> None:
+    log = server.log()
+    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
+    assert "unhandled exception" not in log, log[-3000:]
+
+
+def test_control_connections_broken_at_the_tls_layer_end_in_one_line(make_server) -> None:
+    server = make_server(max_connections_per_ip=100)
+    sessions = 0
+    # A reset right behind pipelined commands: the replies meet a dead socket (20 tries: the
+    # reset must land before the replies are written, which it almost always does on loopback).
+    for _ in range(20):
+        sock, conn = login(server, "alice", PASSWORDS["alice"])
+        conn.sendall(b"HELP\r\n" * 50)
+        reset(sock)
+        sessions += 1
+    for breakage in ("bogus record", "plaintext alert"):
+        for _ in range(3):
+            sock, _conn = login(server, "alice", PASSWORDS["alice"])
+            if breakage == "bogus record":
+                bogus_record(sock)
+            else:
+                sock.sendall(_ALERT)
+            time.sleep(0.05)
+            sock.close()
+            sessions += 1
+    # TLS 1.2 renegotiation (refused: OP_NO_RENEGOTIATION), before any login.
+    for _ in range(3):
+        sock, conn = starttls(server, max_version=SSL.TLS1_2_VERSION)
+        try:
+            conn.renegotiate()
+            conn.do_handshake()
+            command(conn, "NOOP")
+        except SSL.Error:
+            pass
+        sock.close()
+        sessions += 1
+    assert wait_counted_zero(server) == ZERO
+    line = "control TLS error, session closed"
+    deadline = time.monotonic() + 10
+    while server.log().count(line) < sessions - 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _no_tracebacks(server)
+    # Each broken session that the daemon noticed is one line (a reset may also land before the
+    # replies, and is then an ordinary end of session).
+    assert sessions - 20 <= server.log().count(line) <= sessions
+    server.client().quit()  # still serving
+
+
+def test_a_broken_data_connection_aborts_its_transfer_with_one_line(server: Server) -> None:
+    (server.homes["alice"] / "big").write_bytes(os.urandom(8 << 20))
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+
+    def raw(conn) -> socket.socket:
+        return socket.socket(fileno=os.dup(conn.fileno()))
+
+    for command_, breakage in (
+        ("STOR up", b"\x17\x03\x03\x00\x20" + bytes(32)),
+        ("STOR up", _ALERT),
+        ("RETR big", b"\x17\x03\x03\x00\x20" + bytes(32)),
+    ):
+        port = epsv_port(ftp)
+        ftp.putcmd(command_)
+        conn = data_connect(ftp, port)
+        if command_.startswith("STOR"):
+            conn.sendall(b"x" * 50_000)
+        else:
+            conn.recv(1000)
+        under = raw(conn)
+        under.sendall(breakage)
+        time.sleep(0.3)
+        under.close()
+        conn.close()
+        assert ftp.getresp().startswith("150")
+        final = ftp.getline()
+        assert final.startswith("426"), final
+        if command_.startswith("STOR"):
+            assert final.startswith("426 TLS error on the data connection"), final
+    ftp.voidcmd("NOOP")  # the session lives on
+    assert not [p for p in server.homes["alice"].iterdir() if p.name.endswith(".ftpsd-part")]
+    ftp.quit()
+    assert wait_counted_zero(server) == ZERO
+    _no_tracebacks(server)
+    assert server.log().count("data TLS error, transfer aborted") >= 2
