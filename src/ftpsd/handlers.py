@@ -1397,13 +1397,16 @@ class FtpsdHandler(TLS_FTPHandler):
             if not file_obj.closed:
                 file_obj.flush()
                 os.fsync(file_obj.fileno())
-                file_obj.close()
+            # Renamed while still open: the lock an open temporary file holds (HomeFS) keeps the
+            # sweep after a worker's death (ftpsd.partials) away from it until it has its name.
             if final is not None and replace:
                 self.fs.rename(temp, final)
             elif final is not None:
                 self.fs.rename_noreplace(temp, final)
         except (OSError, FilesystemError) as err:
             self._remove_quietly(temp)
+            with contextlib.suppress(OSError):
+                file_obj.close()
             log.warning("upload of %s not committed: %s", final or temp, err)
             code = getattr(err, "errno", None)  # None for a FilesystemError
             if code == errno.EEXIST:
@@ -1411,6 +1414,8 @@ class FtpsdHandler(TLS_FTPHandler):
             if code in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
             return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
+        with contextlib.suppress(OSError):
+            file_obj.close()  # flushed and synced: nothing left that could fail
         return None
 
     def _discard_upload(self, temp: str) -> None:

@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -253,6 +254,11 @@ class HomeFS(AbstractedFS):
             # O_TRUNC only after the checks below: a refused file is never changed.
             fd = os.open(name, (flags & ~os.O_TRUNC) | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
         try:
+            if PART_NAME.fullmatch(name):
+                # An upload in progress holds a lock on its temporary file for as long as it is
+                # open; the kernel drops it when the process dies, so a sweep can tell a dead
+                # worker's leftover (unlocked) from a live upload (ftpsd.partials).
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise FilesystemError("not a regular file")

@@ -7,6 +7,7 @@ import ftplib
 import hashlib
 import io
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -478,3 +479,84 @@ def test_uploads_in_progress_are_never_listed(server: Server) -> None:
     assert set(c.nlst("/")) >= {"big", "sub"}
     for ftp in (a, b, c):
         ftp.quit()
+
+
+def _holder(server: Server, part) -> int:
+    """The pid of the worker that has ``part`` open (a child of the supervisor)."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != server.proc.pid:
+                continue
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) == str(part):
+                    return int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+def test_a_dead_workers_uploads_are_removed_when_it_is_restarted(make_server) -> None:
+    """A worker that dies mid-upload left its temporary file until the daemon restarted: the
+    user could not remove its directory (550, not empty) and never saw why. Now the supervisor
+    sweeps after restarting it: the dead worker's file goes, while an upload in progress on the
+    live worker (its file made an hour old, so only its lock protects it) is kept and commits."""
+    server = make_server(workers=2, max_connections_per_ip=40)
+    home = server.homes["alice"]
+    (home / "doomed").mkdir()
+    (home / "live").mkdir()
+    uploads: dict[int, tuple] = {}  # worker pid -> (client, data connection, directory)
+    for attempt in range(16):  # until one upload runs in each worker (the kernel picks)
+        if len(uploads) == 2:
+            break
+        directory = home / ("doomed" if not uploads else "live")
+        ftp = server.client()
+        ftp.voidcmd("TYPE I")
+        port = _epsv(ftp)
+        ftp.sendcmd(f"STOR {directory.name}/f{attempt}")
+        from tests.integration.sessions import data_connect
+
+        conn = data_connect(ftp, port)
+        conn.sendall(b"u" * 100_000)
+        deadline = time.monotonic() + 10
+        part = None
+        while part is None and time.monotonic() < deadline:
+            found = [p for p in directory.iterdir() if p.name.startswith(f".f{attempt}.")]
+            part = found[0] if found else None
+            time.sleep(0.02)
+        assert part is not None
+        pid = 0
+        while not pid and time.monotonic() < deadline:
+            pid = _holder(server, part)
+        if pid in uploads:  # same worker as the first: not useful, end it cleanly
+            conn.unwrap()
+            conn.close()
+            ftp.voidresp()
+            ftp.quit()
+            (directory / f"f{attempt}").unlink()
+            continue
+        uploads[pid] = (ftp, conn, directory)
+    assert len(uploads) == 2, "the kernel put every session in one worker"
+    (doomed_pid, _doomed), (live_pid, (live_ftp, live_conn, _live)) = uploads.items()
+    for part in _parts(home / "live"):
+        _an_hour_old(home / "live" / part)
+    os.kill(doomed_pid, 9)
+    server.wait_log(f"(pid {doomed_pid}) died", timeout=10)
+    deadline = time.monotonic() + 15
+    while _parts(home / "doomed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _parts(home / "doomed") == []
+    assert len(_parts(home / "live")) == 1  # locked by the live worker: kept, although old
+    live_conn.sendall(b"v" * 10)
+    live_conn.unwrap()
+    live_conn.close()
+    assert live_ftp.voidresp().startswith("226")
+    assert [p.stat().st_size for p in (home / "live").iterdir()] == [100_010]
+    live_ftp.quit()
+    ftp = server.client()
+    ftp.rmd("doomed")  # was: 550 Directory not empty, until the daemon restarted
+    ftp.quit()
+    assert "Traceback" not in server.log()
+    assert live_pid != doomed_pid
