@@ -460,6 +460,7 @@ class FtpsdHandler(TLS_FTPHandler):
         self._user_counted = ""
         self._counted_ip = ""
         self._uploads: dict[str, tuple[str, bool]] = {}  # temporary path -> (final path, replace)
+        self._upload_names: dict[str, str] = {}  # temporary path -> final path, until logged
         self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
@@ -1354,9 +1355,11 @@ class FtpsdHandler(TLS_FTPHandler):
         directory, name = os.path.split(file)
         temp = os.path.join(directory, part_name(name))
         self._uploads[temp] = (file, not upload_only)
+        self._upload_names[temp] = file
         result = super().ftp_STOR(temp, mode)
         if result is None:
             self._uploads.pop(temp, None)
+            self._upload_names.pop(temp, None)
             self._remove_quietly(temp)
         return file if result else None
 
@@ -1419,6 +1422,7 @@ class FtpsdHandler(TLS_FTPHandler):
         return None
 
     def _discard_upload(self, temp: str) -> None:
+        self._upload_names.pop(temp, None)
         if temp in self._uploads:
             del self._uploads[temp]
             self._remove_quietly(temp)
@@ -1438,8 +1442,8 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- logs --------------------------------------------------------------------------
     def log_transfer(self, cmd, filename, receive, completed, elapsed, bytes) -> None:  # noqa: PLR0917 - pyftpdlib API
-        final = filename
-        if receive:
+        final = self._upload_names.pop(filename, None) or filename
+        if receive and final is filename:
             directory, temp_name = os.path.split(filename)
             real_name = final_name(temp_name)
             if real_name is not None:

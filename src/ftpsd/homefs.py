@@ -77,8 +77,18 @@ UPLOAD_SUFFIX = ".ftpsd-part"
 PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
 
 
+# A name is at most 255 bytes (NAME_MAX); the temporary name adds 25 around the upload's name.
+_NAME_MAX = 255
+_PART_NAME_ROOM = _NAME_MAX - len(f"..{'0' * 12}{UPLOAD_SUFFIX}")
+
+
 def part_name(name: str) -> str:
-    """A fresh temporary name for an upload of ``name`` (same directory)."""
+    """A fresh temporary name for an upload of ``name`` (same directory), never longer than a
+    name may be: a long ``name`` is shortened in it (whole characters), so every name a client
+    may store (up to 255 bytes) can be uploaded (the real name is the session's record, not
+    this one's; ``final_name`` of it is then the shortened name)."""
+    while len(name.encode("utf-8", "surrogateescape")) > _PART_NAME_ROOM:
+        name = name[:-1]
     return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
 
 

@@ -560,3 +560,23 @@ def test_a_dead_workers_uploads_are_removed_when_it_is_restarted(make_server) ->
     ftp.quit()
     assert "Traceback" not in server.log()
     assert live_pid != doomed_pid
+
+
+@pytest.mark.parametrize("length", [230, 231, 255])
+def test_the_longest_names_can_be_uploaded(server: Server, length: int) -> None:
+    """The temporary name adds 25 bytes to the upload's name: names of 231 to 255 bytes (which
+    the filesystem takes) were refused with ``550 File name too long.``. Multi-byte characters
+    are shortened whole in the temporary name; the file lands under its full name and the
+    xferlog names it."""
+    name = ("é" * length)[: length // 2] + "n" * (length % 2)  # 2 bytes each: `length` bytes
+    assert len(name.encode()) == length
+    ftp = server.client()
+    ftp.storbinary(f"STOR {name}", io.BytesIO(b"long"))
+    assert ftp.nlst() == [name]
+    ftp.quit()
+    assert (server.homes["alice"] / name).read_bytes() == b"long"
+    assert _parts(server.homes["alice"]) == []
+    deadline = time.monotonic() + 5
+    while name not in server.xferlog.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"{server.homes['alice']}/{name} b _ i r alice" in server.xferlog.read_text()
