@@ -1,13 +1,17 @@
-"""Clients that break their TLS stream, against a real ftpsd on 127.0.0.1: the session (or the
-transfer) ends, its counts come back, and the log says so in one line, never with a traceback.
+"""Hostile clients against a real ftpsd on 127.0.0.1.
 
-Before: every one of these logged ``ERROR pyftpdlib: unhandled exception`` and a traceback
-(``OpenSSL.SSL.Error: []`` for a reset under a reply written by the reply fast path, ``bad
-record mac``, ``bad record type``, ``tls alert handshake failure``), and a broken data
-connection was answered ``426 Internal error``."""
+Clients that break their TLS stream: the session (or the transfer) ends, its counts come back,
+and the log says so in one line, never with a traceback. Before: every one of these logged
+``ERROR pyftpdlib: unhandled exception`` and a traceback (``OpenSSL.SSL.Error: []`` for a reset
+under a reply written by the reply fast path, ``bad record mac``, ``bad record type``, ``tls
+alert handshake failure``), and a broken data connection was answered ``426 Internal error``.
+
+Patterns and recursion: no listing argument expands or recurses (docs/ftpsd.md, "Patterns and
+recursion")."""
 
 from __future__ import annotations
 
+import ftplib
 import os
 import socket
 import time
@@ -115,3 +119,34 @@ def test_a_broken_data_connection_aborts_its_transfer_with_one_line(server: Serv
     assert wait_counted_zero(server) == ZERO
     _no_tracebacks(server)
     assert server.log().count("data TLS error, transfer aborted") >= 2
+
+
+def test_patterns_are_never_expanded_and_listings_never_recurse(server: Server) -> None:
+    home = server.homes["alice"]
+    for a in range(8):
+        for b in range(8):
+            for c in range(8):
+                (home / f"d{a}" / f"e{b}" / f"f{c}").mkdir(parents=True)
+    ftp = server.client()
+    started = time.monotonic()
+    for argument in ("*/*/*/*", "d*", "-R", "-laR /", "d[0-7]/e?/f*", "{d0,d1}"):
+        for kind in ("LIST", "NLST", "MLSD"):
+            lines: list[str] = []
+            try:
+                ftp.retrlines(f"{kind} {argument}", lines.append)
+            except ftplib.error_perm as err:
+                assert str(err)[:3] in ("550", "501"), (kind, argument, err)
+            else:
+                raise AssertionError((kind, argument, lines))
+        if any(ch in argument for ch in "*?["):
+            reply = ""
+            try:
+                ftp.sendcmd(f"STAT {argument}")
+            except ftplib.error_perm as err:
+                reply = str(err)
+            assert reply.startswith("550 Globbing not supported"), reply
+    assert time.monotonic() - started < 10
+    lines = []
+    ftp.retrlines("LIST -la", lines.append)  # one of the four ls options pyftpdlib reads
+    assert len(lines) == 8
+    ftp.quit()
