@@ -150,3 +150,37 @@ def test_patterns_are_never_expanded_and_listings_never_recurse(server: Server) 
     ftp.retrlines("LIST -la", lines.append)  # one of the four ls options pyftpdlib reads
     assert len(lines) == 8
     ftp.quit()
+
+
+def test_a_download_nobody_reads_is_bounded_by_data_timeout_and_gives_everything_back(make_server) -> None:
+    """A client that stops reading a download (so neither the rest of the data nor the TLS
+    close_notify can be sent) holds its data connection until a ``data_timeout`` check finds no
+    progress since the previous one (at most twice ``data_timeout``); then the transfer gets
+    ``421``, the session ends, and every count (passive ports included) and descriptor is given
+    back. (The server never waits for the client's close_notify: it sends its own and closes.)"""
+    server = make_server(data_timeout=2)
+    (server.homes["alice"] / "big").write_bytes(os.urandom(16 << 20))
+    fds = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+    held = []
+    for _ in range(3):
+        ftp = server.client()
+        ftp.voidcmd("TYPE I")
+        port = epsv_port(ftp)
+        ftp.putcmd("RETR big")
+        conn = data_connect(ftp, port)  # the handshake completes; then nothing is read
+        assert ftp.getresp().startswith("150")
+        held.append((ftp, conn))
+    started = time.monotonic()
+    for ftp, _conn in held:
+        ftp.sock.settimeout(15)
+        assert ftp.getline().startswith("421")
+    assert time.monotonic() - started < 2 * 2 + 3
+    assert wait_counted_zero(server) == ZERO
+    deadline = time.monotonic() + 5
+    while len(os.listdir(f"/proc/{server.proc.pid}/fd")) > fds and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(os.listdir(f"/proc/{server.proc.pid}/fd")) <= fds
+    for ftp, conn in held:
+        conn.close()
+        ftp.close()
+    _no_tracebacks(server)
