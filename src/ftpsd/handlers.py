@@ -1419,6 +1419,8 @@ class FtpsdHandler(TLS_FTPHandler):
             return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
         with contextlib.suppress(OSError):
             file_obj.close()  # flushed and synced: nothing left that could fail
+        if self.fs is not None:
+            self.fs.forget_part(temp)
         return None
 
     def _discard_upload(self, temp: str) -> None:
@@ -1428,8 +1430,10 @@ class FtpsdHandler(TLS_FTPHandler):
             self._remove_quietly(temp)
 
     def _remove_quietly(self, path: str) -> None:
+        if self.fs is None:
+            return  # the session's home is gone (its end discarded its uploads already)
         try:
-            self.fs.remove(path)
+            self.fs.remove_part(path)  # where it is now, even in a directory renamed since
         except FileNotFoundError:
             pass
         except (OSError, FilesystemError) as err:

@@ -203,6 +203,7 @@ class HomeFS(AbstractedFS):
         self.allow_hard_links = bool(getattr(cmd_channel, "allow_hard_links", False))
         self._homefd = -1
         self._close_home = lambda: None
+        self._part_dirs: dict[str, int] = {}  # upload temporary path -> its directory (O_PATH)
         try:
             fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -212,7 +213,9 @@ class HomeFS(AbstractedFS):
         self._close_home = weakref.finalize(self, os.close, fd)
 
     def close(self) -> None:
-        """Release the home descriptor (the session ended)."""
+        """Release the home descriptor (the session ended) and those of upload directories."""
+        for path in list(self._part_dirs):
+            self.forget_part(path)
         self._close_home()
         self._homefd = -1
 
@@ -260,11 +263,18 @@ class HomeFS(AbstractedFS):
 
     # --- files -----------------------------------------------------------------------------
     def _opener(self, path: str, flags: int) -> int:
+        part_dir = -1
         with self._parent(path) as (dirfd, name):
             # O_TRUNC only after the checks below: a refused file is never changed.
             fd = os.open(name, (flags & ~os.O_TRUNC) | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
-        try:
             if PART_NAME.fullmatch(name):
+                try:
+                    part_dir = os.dup(dirfd)  # where it is, whatever renames come (remove_part)
+                except OSError:
+                    os.close(fd)
+                    raise
+        try:
+            if part_dir >= 0:
                 # An upload in progress holds a lock on its temporary file for as long as it is
                 # open; the kernel drops it when the process dies, so a sweep can tell a dead
                 # worker's leftover (unlocked) from a live upload (ftpsd.partials).
@@ -281,8 +291,33 @@ class HomeFS(AbstractedFS):
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
+            if part_dir >= 0:
+                os.close(part_dir)
             raise
+        if part_dir >= 0:
+            self.forget_part(path)  # a path opened again (never, names are random) keeps one
+            self._part_dirs[path] = part_dir
         return fd
+
+    def remove_part(self, path: str) -> None:
+        """Remove an upload's temporary file from the directory it was created in, even if that
+        directory was renamed since (its path then leads elsewhere, or nowhere: the file used to
+        stay there, hidden and unaddressable, until the next sweep, and its directory could not
+        be removed). A path this session did not create is removed by path."""
+        dirfd = self._part_dirs.pop(path, -1)
+        if dirfd < 0:
+            self.remove(path)
+            return
+        try:
+            os.unlink(os.path.basename(path), dir_fd=dirfd)
+        finally:
+            os.close(dirfd)
+
+    def forget_part(self, path: str) -> None:
+        """The upload of ``path`` is over (committed): drop its directory's descriptor."""
+        dirfd = self._part_dirs.pop(path, -1)
+        if dirfd >= 0:
+            os.close(dirfd)
 
     def open(self, filename: str, mode: str):
         """A regular file below the home; O_NOFOLLOW everywhere, never a FIFO or device.

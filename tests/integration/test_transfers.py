@@ -580,3 +580,51 @@ def test_the_longest_names_can_be_uploaded(server: Server, length: int) -> None:
     while name not in server.xferlog.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert f"{server.homes['alice']}/{name} b _ i r alice" in server.xferlog.read_text()
+
+
+def test_an_upload_whose_directory_was_renamed_leaves_nothing_behind(server: Server) -> None:
+    """Session B renames the directory session A is uploading into: A's commit finds no file at
+    the path (451, documented), and the temporary file used to stay in the renamed directory,
+    hidden and unaddressable, until the next sweep, so that directory could not be removed
+    (550 not empty while every listing showed it empty): a way to fill a disk with files no
+    client can see or delete. Now the upload's file is removed from the directory it was
+    created in, wherever that went."""
+    from tests.integration.sessions import data_connect
+
+    home = server.homes["alice"]
+    (home / "d").mkdir()
+    a, b = server.client(), server.client()
+    a.voidcmd("TYPE I")
+    port = _epsv(a)
+    a.sendcmd("STOR d/f")
+    conn = data_connect(a, port)
+    conn.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home / "d") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b.sendcmd("RNFR d")
+    b.sendcmd("RNTO e")
+    conn.sendall(b"y")
+    conn.unwrap()
+    conn.close()
+    with pytest.raises(ftplib.error_temp, match=r"^451"):
+        a.voidresp()
+    assert os.listdir(home / "e") == []
+    b.rmd("e")
+    # The same for an upload cut (discarded) after its directory moved.
+    (home / "g").mkdir()
+    port = _epsv(a)
+    a.sendcmd("STOR g/f")
+    conn = data_connect(a, port)
+    conn.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home / "g") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b.sendcmd("RNFR g")
+    b.sendcmd("RNTO h")
+    conn.close()  # no close_notify: discarded
+    with pytest.raises(ftplib.error_temp, match=r"^426"):
+        a.voidresp()
+    assert os.listdir(home / "h") == []
+    a.quit()
+    b.quit()
