@@ -477,7 +477,9 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
     # The library pages only its start ran stay mapped here alone (3-6 MiB): let go of them
     # (ftpsd.pages; the supervisor has one thread). Again after each reload it loads.
     drop_file_pages()
-    sweep: LeftoverSweep | None = LeftoverSweep(loaded.homes, start_time)
+    # The start's sweep, then one after each worker's death (its uploads in progress are left
+    # over: unlocked, older than the moment it was found dead), one at a time.
+    sweeps: list[LeftoverSweep] = [LeftoverSweep(loaded.homes, start_time)]
     restarts = 0
     exit_code = 0
     # systemd (Type=notify): READY=1 once every worker reported this generation (start: 0).
@@ -507,8 +509,8 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         except ChildProcessError:
             break
         if pid == 0:
-            if sweep is not None and not stopping and sweep.step():
-                sweep = None
+            if sweeps and not stopping and sweeps[0].step():
+                sweeps.pop(0)
             time.sleep(0.2)
             continue
         index = children.pop(pid, None)
@@ -516,8 +518,10 @@ def _supervise(  # noqa: PLR0912, PLR0915 - one supervisor loop
         if index is None or stopping:
             continue
         log.warning("worker %d (pid %d) died (status %d); restarting", index, pid, wait_status)
-        # Its sessions died with it: give back exactly what it counted (its own column).
+        # Its sessions died with it: give back exactly what it counted (its own column), and
+        # remove the temporary files of its uploads (the other workers' are locked: kept).
         limits.release_worker(index)
+        sweeps.append(LeftoverSweep(loaded.homes, time.time()))
         restarts += 1
         if lived < 5 and restarts > 3:
             log.error("workers die right after starting; giving up")

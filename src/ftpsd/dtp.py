@@ -54,7 +54,7 @@ from pyftpdlib.handlers.ftps.ssl import SSLConnectionMixin
 from pyftpdlib.log import logger
 
 from ftpsd.partials import final_name
-from ftpsd.tls import ResumptionGate, session_reused
+from ftpsd.tls import ResumptionGate, describe_ssl_error, session_reused
 from ftpskit_common.x509 import sha256_fingerprint
 
 _tls_log = logging.getLogger("ftpsd.tls")
@@ -417,13 +417,21 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
     """
 
     timeout = 300
+    # Seconds a data connection has to complete its TLS handshake (at most ``timeout``).
+    handshake_timeout = 10.0
     _gate: ResumptionGate | None = None
+    _handshake_timer = None
+    _peer: tuple = ("?", "?")
     handle_read_event = tls_read_event
     handle_write_event = tls_write_event
     ac_in_buffer_size = 65536
     ac_out_buffer_size = 65536
 
     def __init__(self, sock, cmd_channel) -> None:
+        try:
+            self._peer = tuple(sock.getpeername()[:2])
+        except OSError:
+            self._peer = ("?", "?")
         rate = getattr(cmd_channel, "user_max_rate", 0)
         self.read_limit = rate
         self.write_limit = rate
@@ -436,6 +444,40 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
                 _lib.SSL_clear_mode(self.socket._ssl, _CLEAR_MODES)
                 if self.cmd_channel.require_session_reuse:
                     self._gate = ResumptionGate(self.socket)
+                self._handshake_timer = self.ioloop.call_later(
+                    min(self.handshake_timeout, self.timeout or self.handshake_timeout),
+                    self._handshake_expired,
+                    _errback=self.handle_error,
+                )
+
+    def _handshake_expired(self) -> None:
+        """A data connection that does not complete its handshake in time is closed: a silent
+        connection from the client's address (another host behind its NAT, a port scanner) took
+        the passive port and, pyftpdlib's listener being closed at the first accept, held the
+        session's transfer until ``data_timeout`` stalled it twice over, which then ended the
+        whole session (``421``). Now the transfer gets ``425`` after ``handshake_timeout`` and the
+        session goes on."""
+        self._handshake_timer = None
+        if self._closed or not self._ssl_accepting:
+            return
+        ch = self.cmd_channel
+        _tls_log.warning(
+            "%s:%s user=%s data connection from %s:%s closed: no TLS handshake within %ss",
+            ch.remote_ip,
+            ch.remote_port,
+            ch.username or "-",
+            *self._peer,
+            self.handshake_timeout,
+        )
+        self._resp = ("425 Data connection closed: no TLS handshake in time; try again.", logger.info)
+        self._error = True  # no TLS shutdown: there is no TLS session to shut down
+        self.close()
+
+    def close(self) -> None:
+        timer, self._handshake_timer = self._handshake_timer, None
+        if timer is not None and not timer.cancelled:
+            timer.cancel()
+        super().close()
 
     def modify_ioloop_events(self, events: int, logdebug: bool = False) -> None:
         # During the handshake wait only for what OpenSSL needs. pyftpdlib registers a download's
@@ -452,6 +494,9 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
         return False
 
     def handle_ssl_established(self) -> None:
+        timer, self._handshake_timer = self._handshake_timer, None
+        if timer is not None and not timer.cancelled:
+            timer.cancel()
         conn = self.socket
         reused = session_reused(conn)
         facts = (conn.get_protocol_version_name(), conn.get_cipher_name(), reused)
@@ -552,6 +597,18 @@ class FtpsdDTPHandler(SSLConnectionMixin, _DataCore):
             else:
                 reason = os.strerror(code) if isinstance(code, int) else "I/O error"
                 reply = f"426 {reason}"
+        except SSL.Error as err:
+            # The client broke the TLS stream (a record that does not decrypt, an alert): its
+            # doing, not the daemon's; one log line, no traceback (as on the control connection).
+            ch = self.cmd_channel
+            _tls_log.info(
+                "%s:%s user=%s data TLS error, transfer aborted: %s",
+                ch.remote_ip,
+                ch.remote_port,
+                ch.username or "-",
+                describe_ssl_error(err),
+            )
+            reply = "426 TLS error on the data connection"
         except Exception:
             self.log_exception(self)
         if not self.receive or self.file_obj is None:

@@ -28,6 +28,7 @@ import os
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,13 @@ from ftpsd.homefs import HomeFS
 from ftpsd.limits import Attempt, SharedLimits
 from ftpsd.partials import final_name, part_name
 from ftpsd.safetext import escape, escape_name, escape_reply
-from ftpsd.tls import ContextFactory, seal_control_context, session_reused
+from ftpsd.tls import (
+    ContextFactory,
+    describe_ssl_error,
+    last_ssl_error,
+    seal_control_context,
+    session_reused,
+)
 
 log = logging.getLogger("ftpsd")
 auth_log = logging.getLogger("ftpsd.auth")
@@ -454,6 +461,7 @@ class FtpsdHandler(TLS_FTPHandler):
         self._user_counted = ""
         self._counted_ip = ""
         self._uploads: dict[str, tuple[str, bool]] = {}  # temporary path -> (final path, replace)
+        self._upload_names: dict[str, str] = {}  # temporary path -> final path, until logged
         self._rnfr_identity: tuple[int, int] | None = None
         self._greeted = False
         self._checking_password = False
@@ -651,6 +659,33 @@ class FtpsdHandler(TLS_FTPHandler):
                     self.runtime.limits.disconnect(self._counted_ip, self.runtime.ban_seconds)
                     self._counted_ip = ""
 
+    # --- a client that breaks its TLS stream: the session ends, one line in the log ---------
+    def handle_error(self) -> None:
+        """Every exception pyftpdlib's loop catches for this session comes here. A TLS error is
+        the client's doing (a record that does not decrypt, an alert, a renegotiation attempt,
+        a reset under a reply), not a bug of the daemon: the session is cut with one log line
+        instead of a traceback. Anything else keeps pyftpdlib's handling (logged with its
+        traceback, then closed)."""
+        err = sys.exc_info()[1]
+        if isinstance(err, SSL.Error):
+            self.tls_failed(describe_ssl_error(err))
+            return
+        super().handle_error()
+
+    def tls_failed(self, reason: str) -> None:
+        """The control connection's TLS stream is broken: end the session now (no reply, no TLS
+        shutdown: neither could be sent), releasing its counts (``_release``)."""
+        if self._closed:
+            return
+        tls_log.info(
+            "%s:%s user=%s control TLS error, session closed: %s",
+            self.remote_ip,
+            self.remote_port,
+            self.username or "-",
+            reason,
+        )
+        self._cut()
+
     # --- session log lines: formatted only when a handler will write them ------------------
     def log(self, msg: str, logfun=logger.info) -> None:
         """pyftpdlib formats the session prefix (``log_prefix % self.__dict__``) before ``logfun``
@@ -698,8 +733,15 @@ class FtpsdHandler(TLS_FTPHandler):
         _lib.ERR_clear_error()
         sent = _lib.SSL_write(ssl, raw, len(raw))
         if sent <= 0:
+            if _lib.SSL_get_error(ssl, sent) in (_lib.SSL_ERROR_WANT_READ, _lib.SSL_ERROR_WANT_WRITE):
+                _lib.ERR_clear_error()
+                return False  # the usual path writes the same bytes (as OpenSSL requires) later
+            # A reset, a broken pipe, a TLS failure: nothing can be sent on this session any
+            # more (retrying through pyOpenSSL raised "SSL.Error: []" and logged a traceback).
+            reason = last_ssl_error(self.socket, sent)
             _lib.ERR_clear_error()
-            return False  # SSL_ERROR_*: the usual path writes the same bytes and classifies it
+            self.tls_failed(reason)
+            return True
         if sent < len(raw):  # a full socket took part of it (partial writes are on)
             AsyncChat.push(self, raw[sent:])
         return True
@@ -1348,9 +1390,11 @@ class FtpsdHandler(TLS_FTPHandler):
         directory, name = os.path.split(file)
         temp = os.path.join(directory, part_name(name))
         self._uploads[temp] = (file, not upload_only)
+        self._upload_names[temp] = file
         result = super().ftp_STOR(temp, mode)
         if result is None:
             self._uploads.pop(temp, None)
+            self._upload_names.pop(temp, None)
             self._remove_quietly(temp)
         return file if result else None
 
@@ -1391,13 +1435,16 @@ class FtpsdHandler(TLS_FTPHandler):
             if not file_obj.closed:
                 file_obj.flush()
                 os.fsync(file_obj.fileno())
-                file_obj.close()
+            # Renamed while still open: the lock an open temporary file holds (HomeFS) keeps the
+            # sweep after a worker's death (ftpsd.partials) away from it until it has its name.
             if final is not None and replace:
                 self.fs.rename(temp, final)
             elif final is not None:
                 self.fs.rename_noreplace(temp, final)
         except (OSError, FilesystemError) as err:
             self._remove_quietly(temp)
+            with contextlib.suppress(OSError):
+                file_obj.close()
             log.warning("upload of %s not committed: %s", final or temp, err)
             code = getattr(err, "errno", None)  # None for a FilesystemError
             if code == errno.EEXIST:
@@ -1405,16 +1452,23 @@ class FtpsdHandler(TLS_FTPHandler):
             if code in (errno.ENOSPC, errno.EDQUOT):
                 return "452 Insufficient storage space; upload discarded."
             return f"451 Upload not stored: {getattr(err, 'strerror', None) or err}."
+        with contextlib.suppress(OSError):
+            file_obj.close()  # flushed and synced: nothing left that could fail
+        if self.fs is not None:
+            self.fs.forget_part(temp)
         return None
 
     def _discard_upload(self, temp: str) -> None:
+        self._upload_names.pop(temp, None)
         if temp in self._uploads:
             del self._uploads[temp]
             self._remove_quietly(temp)
 
     def _remove_quietly(self, path: str) -> None:
+        if self.fs is None:
+            return  # the session's home is gone (its end discarded its uploads already)
         try:
-            self.fs.remove(path)
+            self.fs.remove_part(path)  # where it is now, even in a directory renamed since
         except FileNotFoundError:
             pass
         except (OSError, FilesystemError) as err:
@@ -1427,8 +1481,8 @@ class FtpsdHandler(TLS_FTPHandler):
 
     # --- logs --------------------------------------------------------------------------
     def log_transfer(self, cmd, filename, receive, completed, elapsed, bytes) -> None:  # noqa: PLR0917 - pyftpdlib API
-        final = filename
-        if receive:
+        final = self._upload_names.pop(filename, None) or filename
+        if receive and final is filename:
             directory, temp_name = os.path.split(filename)
             real_name = final_name(temp_name)
             if real_name is not None:

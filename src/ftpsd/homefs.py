@@ -40,7 +40,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
+import re
 import secrets
 import stat
 import sys
@@ -67,6 +69,33 @@ _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
 _EAGAIN_RETRIES = 8  # openat2 returns EAGAIN when a rename raced a walk; retried, then refused
+
+# An upload's temporary name: "." + name + "." + 12 hex digits + UPLOAD_SUFFIX (part_name()).
+# Such names are the daemon's: never listed to a client (HomeFS.listdir), never addressable by
+# one (ftpsd.handlers.FtpsdHandler.process_command), swept when left over (ftpsd.partials).
+UPLOAD_SUFFIX = ".ftpsd-part"
+PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
+
+
+# A name is at most 255 bytes (NAME_MAX); the temporary name adds 25 around the upload's name.
+_NAME_MAX = 255
+_PART_NAME_ROOM = _NAME_MAX - len(f"..{'0' * 12}{UPLOAD_SUFFIX}")
+
+
+def part_name(name: str) -> str:
+    """A fresh temporary name for an upload of ``name`` (same directory), never longer than a
+    name may be: a long ``name`` is shortened in it (whole characters), so every name a client
+    may store (up to 255 bytes) can be uploaded (the real name is the session's record, not
+    this one's; ``final_name`` of it is then the shortened name)."""
+    while len(name.encode("utf-8", "surrogateescape")) > _PART_NAME_ROOM:
+        name = name[:-1]
+    return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
+
+
+def final_name(name: str) -> str | None:
+    """The name an upload's temporary file stands for; None if ``name`` is not one."""
+    match = PART_NAME.fullmatch(name)
+    return match["name"] if match else None
 
 
 class _OpenHow(ctypes.Structure):
@@ -174,6 +203,7 @@ class HomeFS(AbstractedFS):
         self.allow_hard_links = bool(getattr(cmd_channel, "allow_hard_links", False))
         self._homefd = -1
         self._close_home = lambda: None
+        self._part_dirs: dict[str, int] = {}  # upload temporary path -> its directory (O_PATH)
         try:
             fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -183,7 +213,9 @@ class HomeFS(AbstractedFS):
         self._close_home = weakref.finalize(self, os.close, fd)
 
     def close(self) -> None:
-        """Release the home descriptor (the session ended)."""
+        """Release the home descriptor (the session ended) and those of upload directories."""
+        for path in list(self._part_dirs):
+            self.forget_part(path)
         self._close_home()
         self._homefd = -1
 
@@ -231,10 +263,22 @@ class HomeFS(AbstractedFS):
 
     # --- files -----------------------------------------------------------------------------
     def _opener(self, path: str, flags: int) -> int:
+        part_dir = -1
         with self._parent(path) as (dirfd, name):
             # O_TRUNC only after the checks below: a refused file is never changed.
             fd = os.open(name, (flags & ~os.O_TRUNC) | _FILE_FLAGS | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
+            if PART_NAME.fullmatch(name):
+                try:
+                    part_dir = os.dup(dirfd)  # where it is, whatever renames come (remove_part)
+                except OSError:
+                    os.close(fd)
+                    raise
         try:
+            if part_dir >= 0:
+                # An upload in progress holds a lock on its temporary file for as long as it is
+                # open; the kernel drops it when the process dies, so a sweep can tell a dead
+                # worker's leftover (unlocked) from a live upload (ftpsd.partials).
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise FilesystemError("not a regular file")
@@ -247,8 +291,33 @@ class HomeFS(AbstractedFS):
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
+            if part_dir >= 0:
+                os.close(part_dir)
             raise
+        if part_dir >= 0:
+            self.forget_part(path)  # a path opened again (never, names are random) keeps one
+            self._part_dirs[path] = part_dir
         return fd
+
+    def remove_part(self, path: str) -> None:
+        """Remove an upload's temporary file from the directory it was created in, even if that
+        directory was renamed since (its path then leads elsewhere, or nowhere: the file used to
+        stay there, hidden and unaddressable, until the next sweep, and its directory could not
+        be removed). A path this session did not create is removed by path."""
+        dirfd = self._part_dirs.pop(path, -1)
+        if dirfd < 0:
+            self.remove(path)
+            return
+        try:
+            os.unlink(os.path.basename(path), dir_fd=dirfd)
+        finally:
+            os.close(dirfd)
+
+    def forget_part(self, path: str) -> None:
+        """The upload of ``path`` is over (committed): drop its directory's descriptor."""
+        dirfd = self._part_dirs.pop(path, -1)
+        if dirfd >= 0:
+            os.close(dirfd)
 
     def open(self, filename: str, mode: str):
         """A regular file below the home; O_NOFOLLOW everywhere, never a FIFO or device.
@@ -288,8 +357,11 @@ class HomeFS(AbstractedFS):
             os.mkdir(name, dir_fd=dirfd)
 
     def listdir(self, path: str) -> list[str]:
+        """The names in a directory, without uploads in progress (or left over by a worker that
+        died): every listing (LIST, NLST, MLSD, STAT of a directory) comes from here, and a
+        name a client cannot address is not shown to it either."""
         with self._dir(self._parts(path), LIST_FLAGS) as fd:
-            return os.listdir(fd)
+            return [name for name in os.listdir(fd) if not PART_NAME.fullmatch(name)]
 
     listdirinfo = listdir
 

@@ -1,10 +1,14 @@
-"""Partial uploads left behind by a killed daemon, removed after the next start.
+"""Partial uploads left behind by a killed daemon or a dead worker, removed after the next start
+and after the supervisor restarts a worker.
 
 ``STOR`` writes to ``.<name>.<12 hex>.ftpsd-part`` in the target directory and renames it over
 the real name once complete (:meth:`ftpsd.handlers.FtpsdHandler.ftp_STOR`); a daemon killed with
-SIGKILL cannot discard those files. :class:`LeftoverSweep` walks every user's home and removes
-the regular files named exactly so whose modification time is older than the daemon's start.
-An upload in progress belongs to this daemon, began after its start and so has a newer file.
+SIGKILL, or one worker that dies, cannot discard those files. :class:`LeftoverSweep` walks every
+user's home and removes the regular files named exactly so whose modification time is older
+than its ``started`` (the daemon's start, or the moment a worker's death was noticed) and that
+nobody holds a lock on: an upload in progress keeps its temporary file open and locked
+(``flock``, taken by :class:`ftpsd.homefs.HomeFS` when it opens one) until it has been renamed to
+its real name or removed, and the kernel drops the lock of a process that dies.
 
 The walk never follows a symlink and never leaves a home: every directory is opened from the
 home's descriptor by :func:`ftpsd.homefs.open_beneath` (no symlink followed in any position,
@@ -17,33 +21,22 @@ so it never holds up serving, however large the homes are.
 from __future__ import annotations
 
 import collections
+import fcntl
 import logging
 import os
-import re
-import secrets
 import stat
 import time
 from collections.abc import Iterable, Iterator
 
-from ftpsd.homefs import LIST_FLAGS, open_beneath
+# The names themselves live with the filesystem sessions see (it hides them from listings).
+from ftpsd.homefs import LIST_FLAGS, PART_NAME, UPLOAD_SUFFIX, final_name, open_beneath, part_name
+
+__all__ = ["PART_NAME", "UPLOAD_SUFFIX", "LeftoverSweep", "final_name", "part_name"]
 
 log = logging.getLogger("ftpsd")
-
-# An upload's temporary name: "." + name + "." + 12 hex digits + UPLOAD_SUFFIX (part_name()).
-UPLOAD_SUFFIX = ".ftpsd-part"
-PART_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}" + re.escape(UPLOAD_SUFFIX), re.DOTALL)
-
-
-def part_name(name: str) -> str:
-    """A fresh temporary name for an upload of ``name`` (same directory)."""
-    return f".{name}.{secrets.token_hex(6)}{UPLOAD_SUFFIX}"
-
-
-def final_name(name: str) -> str | None:
-    """The name an upload's temporary file stands for; None if ``name`` is not one."""
-    match = PART_NAME.fullmatch(name)
-    return match["name"] if match else None
-
+# Opening a leftover to test its lock: never a link (checked again on the descriptor), never
+# blocking (a FIFO swapped in), never a controlling terminal.
+_PROBE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 STEP_SECONDS = 0.05  # one slice of work
 PAUSE_SECONDS = 0.2  # between slices: at most a fifth of a core
@@ -155,14 +148,27 @@ class LeftoverSweep:
         )
 
     def _remove(self, path: str, name: str, dirfd: int) -> bool:
+        fd = -1
         try:
             st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or st.st_mtime >= self.started:
                 return False
+            # A live upload holds a lock on its file while it is open (ftpsd.homefs.HomeFS); only
+            # an unlocked one is left over (its process died, and the kernel dropped the lock).
+            fd = os.open(name, _PROBE_FLAGS, dir_fd=dirfd)
+            if os.fstat(fd).st_ino != st.st_ino:
+                return False  # replaced meanwhile: left for the next sweep
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # an upload in progress
             os.unlink(name, dir_fd=dirfd)
         except FileNotFoundError:
             return False
         except OSError as err:
             log.warning("leftover sweep: cannot remove %s: %s", os.path.join(path, name), err.strerror or err)
             return False
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return True

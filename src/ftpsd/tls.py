@@ -310,3 +310,35 @@ def session_reused(conn: SSL.Connection) -> bool:
     pyOpenSSL below 27. ``tests/integration`` prove it both ways (reusing and non-reusing clients).
     """
     return bool(_lib.SSL_session_reused(conn._ssl))
+
+
+def describe_ssl_error(err: Exception) -> str:
+    """One short line for a TLS failure a peer caused (a bad record, an alert, a reset): the
+    reasons OpenSSL gave, or the system error, never a traceback (ftpsd logs these as the end of
+    a session, not as a bug)."""
+    if isinstance(err, SSL.SysCallError) and len(err.args) == 2:
+        code, text = err.args
+        if isinstance(code, int) and code > 0:
+            return os.strerror(code)
+        return str(text) or "connection closed"
+    reasons = []
+    if err.args and isinstance(err.args[0], list):
+        reasons = [str(entry[2]) for entry in err.args[0] if isinstance(entry, tuple) and len(entry) >= 3]
+    return "; ".join(reason for reason in reasons if reason) or "connection broken"
+
+
+def last_ssl_error(conn: SSL.Connection, result: int) -> str:
+    """What a failed ``SSL_write``/``SSL_read`` (returning ``result``) on ``conn`` met, as
+    :func:`describe_ssl_error` puts it; call it before the error queue is cleared."""
+    code = _lib.SSL_get_error(conn._ssl, result)
+    if code == _lib.SSL_ERROR_SYSCALL:
+        errno_ = _ffi.errno
+        return os.strerror(errno_) if errno_ else "connection closed"
+    if code == _lib.SSL_ERROR_ZERO_RETURN:
+        return "TLS close_notify received"
+    error = _lib.ERR_peek_last_error()
+    if error:
+        reason = _lib.ERR_reason_error_string(error)
+        if reason != _ffi.NULL:
+            return _ffi.string(reason).decode("ascii", "replace")
+    return "connection broken"

@@ -266,3 +266,44 @@ def test_curl_uploads_over_tls13_all_complete(server: Server, tmp_path) -> None:
     digest = hashlib.sha256(data).digest()
     for i in range(_ROUNDS):
         assert hashlib.sha256((server.homes["alice"] / f"cu{i}.bin").read_bytes()).digest() == digest
+
+
+@pytest.mark.parametrize("squat", ["before-the-command", "after-the-command"])
+def test_a_silent_connection_on_the_victims_data_port_costs_it_seconds_not_its_session(
+    server: Server, squat: str
+) -> None:
+    """Another host behind the victim's NAT (or a port scanner there) connects to the victim's
+    passive port and says nothing. pyftpdlib's listener is closed at the first accept, so that
+    connection was the transfer's: it waited for a handshake until ``data_timeout`` (60 s here)
+    found it stalled twice, then the victim's whole session got ``421`` and was closed. Now a
+    data connection must complete its TLS handshake within 10 s: the victim's transfer gets one
+    ``425`` and its session goes on (the next transfer works)."""
+    from tests.integration.sessions import epsv_port
+
+    (server.homes["alice"] / "f").write_bytes(b"payload")
+    ftp = server.client()
+    ftp.voidcmd("TYPE I")
+    port = epsv_port(ftp)
+    if squat == "after-the-command":
+        ftp.putcmd("RETR f")
+        assert ftp.getresp().startswith("150")
+    squatter = socket.create_connection(("127.0.0.1", port))
+    try:
+        if squat == "before-the-command":
+            time.sleep(0.2)
+            ftp.putcmd("RETR f")
+            assert ftp.getline()[:3] in ("125", "150")
+        started = time.monotonic()
+        ftp.sock.settimeout(25)
+        final = ftp.getline()
+        assert final.startswith("425"), final
+        assert time.monotonic() - started < 15
+        assert ftp.voidcmd("NOOP").startswith("200")  # the session lives
+        got = io.BytesIO()
+        ftp.retrbinary("RETR f", got.write)
+        assert got.getvalue() == b"payload"
+    finally:
+        squatter.close()
+    ftp.quit()
+    assert "no TLS handshake within 10" in server.log()
+    assert "Traceback" not in server.log()

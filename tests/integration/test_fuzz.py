@@ -213,3 +213,6 @@ def test_protocol_fuzzer_leaves_nothing_behind(make_server) -> None:
     ftp.retrbinary("RETR after-fuzz.bin", got.write)
     ftp.quit()
     assert hashlib.sha256(got.getvalue()).hexdigest() == hashlib.sha256(payload).hexdigest()
+    # Client misbehaviour is logged in one line each, never as a daemon error with a traceback.
+    log = server.log()
+    assert "Traceback" not in log, f"seed {SEED}: " + log[log.find("Traceback") - 400 :][:3000]

@@ -7,6 +7,7 @@ import ftplib
 import hashlib
 import io
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -431,3 +432,199 @@ def test_rest_applies_only_to_the_transfer_that_follows_it(server: Server, betwe
     assert ftp.voidresp().startswith("226")
     assert (home / "f.txt").read_bytes() == (b"helloXYorld" if between is None else b"XY")
     ftp.quit()
+
+
+def test_uploads_in_progress_are_never_listed(server: Server) -> None:
+    """An upload's temporary name is the daemon's: no listing shows it, to the uploading session
+    or any other (LIST, NLST, MLSD, STAT of a directory, in the home and in a subdirectory), just
+    as no command can address it. Before, every listing showed ``.big.<hex>.ftpsd-part``."""
+    from tests.integration.sessions import data_connect, epsv_port
+
+    home = server.homes["alice"]
+    (home / "sub").mkdir()
+    (home / "sub" / "kept.txt").write_bytes(b"k")
+    a, b = server.client(), server.client()
+    for ftp in (a, b):
+        ftp.voidcmd("TYPE I")
+    conns = []
+    for session, name in ((a, "big"), (b, "sub/other")):
+        port = epsv_port(session)
+        session.sendcmd(f"STOR {name}")
+        conn = data_connect(session, port)
+        conn.sendall(b"N" * 50_000)
+        conns.append((session, conn))
+    deadline = time.monotonic() + 10
+    while not (_parts(home) and _parts(home / "sub")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _parts(home) and _parts(home / "sub")
+    # A third session, and the uploading ones through a fresh client of the same user.
+    c = server.client()
+    for path, expected in (("/", {"sub"}), ("/sub", {"kept.txt"})):
+        names = set(c.nlst(path))
+        assert {os.path.basename(n) for n in names} == expected, names
+        lines: list[str] = []
+        c.retrlines(f"LIST {path}", lines.append)
+        assert not any(".ftpsd-part" in line for line in lines), lines
+        assert len(lines) == len(expected), lines
+        lines = []
+        c.retrlines(f"MLSD {path}", lines.append)
+        assert {line.split(" ", 1)[1] for line in lines} == expected, lines
+        stat = c.sendcmd(f"STAT {path}")
+        assert ".ftpsd-part" not in stat, stat
+    for session, conn in conns:
+        conn.sendall(b"N" * 10)
+        conn.unwrap()
+        conn.close()
+        assert session.voidresp().startswith("226")
+    assert set(c.nlst("/")) >= {"big", "sub"}
+    for ftp in (a, b, c):
+        ftp.quit()
+
+
+def _holder(server: Server, part) -> int:
+    """The pid of the worker that has ``part`` open (a child of the supervisor)."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != server.proc.pid:
+                continue
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) == str(part):
+                    return int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+def test_a_dead_workers_uploads_are_removed_when_it_is_restarted(make_server) -> None:
+    """A worker that dies mid-upload left its temporary file until the daemon restarted: the
+    user could not remove its directory (550, not empty) and never saw why. Now the supervisor
+    sweeps after restarting it: the dead worker's file goes, while an upload in progress on the
+    live worker (its file made an hour old, so only its lock protects it) is kept and commits."""
+    server = make_server(workers=2, max_connections_per_ip=40)
+    home = server.homes["alice"]
+    (home / "doomed").mkdir()
+    (home / "live").mkdir()
+    uploads: dict[int, tuple] = {}  # worker pid -> (client, data connection, directory)
+    for attempt in range(16):  # until one upload runs in each worker (the kernel picks)
+        if len(uploads) == 2:
+            break
+        directory = home / ("doomed" if not uploads else "live")
+        ftp = server.client()
+        ftp.voidcmd("TYPE I")
+        port = _epsv(ftp)
+        ftp.sendcmd(f"STOR {directory.name}/f{attempt}")
+        from tests.integration.sessions import data_connect
+
+        conn = data_connect(ftp, port)
+        conn.sendall(b"u" * 100_000)
+        deadline = time.monotonic() + 10
+        part = None
+        while part is None and time.monotonic() < deadline:
+            found = [p for p in directory.iterdir() if p.name.startswith(f".f{attempt}.")]
+            part = found[0] if found else None
+            time.sleep(0.02)
+        assert part is not None
+        pid = 0
+        while not pid and time.monotonic() < deadline:
+            pid = _holder(server, part)
+        if pid in uploads:  # same worker as the first: not useful, end it cleanly
+            conn.unwrap()
+            conn.close()
+            ftp.voidresp()
+            ftp.quit()
+            (directory / f"f{attempt}").unlink()
+            continue
+        uploads[pid] = (ftp, conn, directory)
+    assert len(uploads) == 2, "the kernel put every session in one worker"
+    (doomed_pid, _doomed), (live_pid, (live_ftp, live_conn, _live)) = uploads.items()
+    for part in _parts(home / "live"):
+        _an_hour_old(home / "live" / part)
+    os.kill(doomed_pid, 9)
+    server.wait_log(f"(pid {doomed_pid}) died", timeout=10)
+    deadline = time.monotonic() + 15
+    while _parts(home / "doomed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _parts(home / "doomed") == []
+    assert len(_parts(home / "live")) == 1  # locked by the live worker: kept, although old
+    live_conn.sendall(b"v" * 10)
+    live_conn.unwrap()
+    live_conn.close()
+    assert live_ftp.voidresp().startswith("226")
+    assert [p.stat().st_size for p in (home / "live").iterdir()] == [100_010]
+    live_ftp.quit()
+    ftp = server.client()
+    ftp.rmd("doomed")  # was: 550 Directory not empty, until the daemon restarted
+    ftp.quit()
+    assert "Traceback" not in server.log()
+    assert live_pid != doomed_pid
+
+
+@pytest.mark.parametrize("length", [230, 231, 255])
+def test_the_longest_names_can_be_uploaded(server: Server, length: int) -> None:
+    """The temporary name adds 25 bytes to the upload's name: names of 231 to 255 bytes (which
+    the filesystem takes) were refused with ``550 File name too long.``. Multi-byte characters
+    are shortened whole in the temporary name; the file lands under its full name and the
+    xferlog names it."""
+    name = ("é" * length)[: length // 2] + "n" * (length % 2)  # 2 bytes each: `length` bytes
+    assert len(name.encode()) == length
+    ftp = server.client()
+    ftp.storbinary(f"STOR {name}", io.BytesIO(b"long"))
+    assert ftp.nlst() == [name]
+    ftp.quit()
+    assert (server.homes["alice"] / name).read_bytes() == b"long"
+    assert _parts(server.homes["alice"]) == []
+    deadline = time.monotonic() + 5
+    while name not in server.xferlog.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"{server.homes['alice']}/{name} b _ i r alice" in server.xferlog.read_text()
+
+
+def test_an_upload_whose_directory_was_renamed_leaves_nothing_behind(server: Server) -> None:
+    """Session B renames the directory session A is uploading into: A's commit finds no file at
+    the path (451, documented), and the temporary file used to stay in the renamed directory,
+    hidden and unaddressable, until the next sweep, so that directory could not be removed
+    (550 not empty while every listing showed it empty): a way to fill a disk with files no
+    client can see or delete. Now the upload's file is removed from the directory it was
+    created in, wherever that went."""
+    from tests.integration.sessions import data_connect
+
+    home = server.homes["alice"]
+    (home / "d").mkdir()
+    a, b = server.client(), server.client()
+    a.voidcmd("TYPE I")
+    port = _epsv(a)
+    a.sendcmd("STOR d/f")
+    conn = data_connect(a, port)
+    conn.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home / "d") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b.sendcmd("RNFR d")
+    b.sendcmd("RNTO e")
+    conn.sendall(b"y")
+    conn.unwrap()
+    conn.close()
+    with pytest.raises(ftplib.error_temp, match=r"^451"):
+        a.voidresp()
+    assert os.listdir(home / "e") == []
+    b.rmd("e")
+    # The same for an upload cut (discarded) after its directory moved.
+    (home / "g").mkdir()
+    port = _epsv(a)
+    a.sendcmd("STOR g/f")
+    conn = data_connect(a, port)
+    conn.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + 10
+    while not _parts(home / "g") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b.sendcmd("RNFR g")
+    b.sendcmd("RNTO h")
+    conn.close()  # no close_notify: discarded
+    with pytest.raises(ftplib.error_temp, match=r"^426"):
+        a.voidresp()
+    _wait_no_parts(home / "h", timeout=5)  # removed right after the 426 is sent
+    a.quit()
+    b.quit()

@@ -366,3 +366,44 @@ def test_a_file_for_retr_is_read_unbuffered_and_whole(fs: HomeFS, tree, size: in
     for mode in ("wb", "ab", "r+b"):  # writers keep their buffer
         with fs.open(fs.ftp2fs("sub/r.bin"), mode) as handle:
             assert isinstance(handle, io.BufferedIOBase)
+
+
+def test_listings_leave_out_upload_temporary_names(fs: HomeFS, tree) -> None:
+    home, _ = tree
+    (home / "sub" / ".f.txt.0123456789ab.ftpsd-part").write_text("upload in progress")
+    (home / "sub" / "f.txt.0123456789ab.ftpsd-part").write_text("a client's name")
+    assert sorted(fs.listdir(str(home / "sub"))) == [
+        "deep",
+        "dl2",
+        "f.txt",
+        "f.txt.0123456789ab.ftpsd-part",
+        "innerf",
+    ]
+
+
+def test_a_temporary_upload_file_is_locked_and_removed_where_it_moved(fs: HomeFS, tree) -> None:
+    import fcntl
+
+    home, _ = tree
+    temp = str(home / "sub" / homefs.part_name("f.txt"))
+    file = fs.open(temp, "wb")
+    try:
+        probe = os.open(temp, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):  # held by the upload while open
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)
+        os.rename(home / "sub", home / "moved")
+        fs.remove_part(temp)  # its path leads nowhere now; its directory's descriptor does
+        assert not [n for n in os.listdir(home / "moved") if n.endswith(".ftpsd-part")]
+    finally:
+        file.close()
+
+
+def test_a_temporary_name_fits_in_a_name_however_long_the_name(fs: HomeFS, tree) -> None:
+    for name in ("a" * 255, "é" * 127 + "a", "x"):
+        temp = homefs.part_name(name)
+        assert len(temp.encode()) <= 255
+        assert homefs.final_name(temp) is not None
+        assert name.startswith(homefs.final_name(temp))

@@ -120,3 +120,31 @@ def test_works_in_small_steps(tmp_path: pathlib.Path) -> None:
         steps += 1
     assert steps > len(parts)
     assert not any(p.exists() for p in parts)
+
+
+def test_keeps_parts_a_live_upload_holds_open_however_old(tmp_path: pathlib.Path) -> None:
+    """After a worker's death the sweep runs while the other workers upload: their files are
+    open through HomeFS, which locks a temporary upload file; only unlocked ones are leftovers."""
+    from ftpsd.homefs import HomeFS
+
+    class _Channel:
+        allow_hard_links = False
+
+    home = tmp_path / "alice"
+    home.mkdir()
+    fs = HomeFS(str(home), _Channel())
+    live = fs.open(str(home / ".live.0123456789ab.ftpsd-part"), "wb")
+    live.write(b"in progress")
+    live.flush()
+    _old(home / ".live.0123456789ab.ftpsd-part", b"in progress")  # an hour old: only the lock saves it
+    dead = _old(home / ".dead.0123456789ab.ftpsd-part")
+    try:
+        sweep = _sweep([home])
+        assert (home / ".live.0123456789ab.ftpsd-part").exists()
+        assert not dead.exists()
+        assert sweep.removed == 1
+    finally:
+        live.close()
+        fs.close()
+    _sweep([home])  # closed (its process gone, say): a leftover like any other
+    assert not (home / ".live.0123456789ab.ftpsd-part").exists()
